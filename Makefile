@@ -1,0 +1,48 @@
+# memlib: `make book` builds the book at the quick profile; `make test` runs every check CI runs.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.memlib-installed
+export PYTHONHASHSEED := 0
+
+.PHONY: book test unit nbval book-smoke data bench clean clean-results
+
+# Create the virtual environment and install everything (once; again when pyproject.toml changes).
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# The torch/torchvision pair this project is tested with; elsewhere fall back to the newest pair.
+	$(BIN)/python -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1" || \
+	  $(BIN)/python -m pip install --quiet torch torchvision
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (memlib)" >/dev/null
+	@touch $(STAMP)
+
+# Offline datasets (Debian's Fashion-MNIST where the machine allows it).
+data:
+	@tools/get_data.sh
+
+# The book at the default (quick, CPU, offline) profile, into _build/html.
+book: $(STAMP) data
+	MEMLIB_PROFILE=$${MEMLIB_PROFILE:-quick} $(BIN)/jupyter-book build . --keep-going
+	@echo "book: $(CURDIR)/_build/html/index.html"
+
+# Unit tests, every notebook under nbval, and the book at the smoke profile with warnings as errors.
+test: $(STAMP)
+	@tools/run_pytest.sh $(BIN)/python -m pytest tests
+	@MEMLIB_PROFILE=smoke tools/run_pytest.sh $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider \
+	  notebooks book/summary.ipynb
+	MEMLIB_PROFILE=smoke $(BIN)/jupyter-book build . -W --keep-going --path-output _build/smoke
+	@echo "all checks passed"
+
+unit: $(STAMP)
+	@tools/run_pytest.sh $(BIN)/python -m pytest tests
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/throughput.py
+
+clean:
+	rm -rf _build runs
+
+clean-results:
+	rm -rf _results

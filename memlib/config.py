@@ -1,0 +1,253 @@
+"""Experiment configuration: profiles, overrides and validation.
+
+Every experiment declares a list of :class:`Param` (its schema) and a value table per profile
+(``smoke`` / ``quick`` / ``paper``).  :func:`resolve` merges a profile with overrides and returns a
+frozen, validated :class:`Config`.  Anything wrong (unknown key, wrong type, value out of range) raises
+:class:`ConfigError` with a message that says what to do, before any work starts.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+PROFILES = ("smoke", "quick", "paper")
+DEFAULT_PROFILE = "quick"
+PROFILE_ENV = "MEMLIB_PROFILE"
+
+DATASETS = ("mnist", "mnist5k", "fashion-mnist", "cifar10", "synthetic")
+MODELS = ("resnet9", "smallcnn", "mlp")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class ConfigError(ValueError):
+    """A parameter or profile is invalid; the message says which and how to fix it."""
+
+
+def check_rate(name: str, v: float) -> None:
+    if not 0.0 <= v < 1.0:
+        raise ConfigError(f"{name} must be in [0, 1), got {v!r}")
+
+
+def check_positive(name: str, v: float) -> None:
+    if v <= 0:
+        raise ConfigError(f"{name} must be > 0, got {v!r}")
+
+
+def check_nonneg(name: str, v: float) -> None:
+    if v < 0:
+        raise ConfigError(f"{name} must be >= 0, got {v!r}")
+
+
+def check_fraction(name: str, v: float) -> None:
+    if not 0.0 < v <= 1.0:
+        raise ConfigError(f"{name} must be in (0, 1], got {v!r}")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of an experiment.
+
+    ``type`` is one of ``int``, ``float``, ``bool``, ``str``; ``choices`` restricts values;
+    ``check(name, value)`` raises :class:`ConfigError` for values out of range; ``hashed=False``
+    marks parameters that do not change results (e.g. progress bars) and so stay out of the cache key.
+    """
+
+    name: str
+    type: type
+    help: str
+    choices: tuple | None = None
+    check: Callable[[str, Any], None] | None = None
+    hashed: bool = True
+    nullable: bool = False
+
+    def coerce(self, value: Any) -> Any:
+        """Convert ``value`` (possibly a string from the command line) to this parameter's type."""
+        if value is None:
+            if self.nullable:
+                return None
+            raise ConfigError(f"parameter {self.name!r} may not be None")
+        t = self.type
+        if isinstance(value, str) and t is not str:
+            value = _parse_str(self.name, value, t)
+        if t is bool:
+            if not isinstance(value, bool):
+                raise ConfigError(f"parameter {self.name!r} expects true/false, got {value!r}")
+        elif t is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                if isinstance(value, float) and value.is_integer():
+                    value = int(value)
+                else:
+                    raise ConfigError(f"parameter {self.name!r} expects an integer, got {value!r}")
+        elif t is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"parameter {self.name!r} expects a number, got {value!r}")
+            value = float(value)
+        elif t is str:
+            if not isinstance(value, str):
+                raise ConfigError(f"parameter {self.name!r} expects a string, got {value!r}")
+        if self.choices is not None and value not in self.choices:
+            raise ConfigError(
+                f"unknown {self.name} {value!r}; choose one of: {', '.join(map(str, self.choices))}"
+            )
+        if self.check is not None:
+            self.check(self.name, value)
+        return value
+
+
+def _parse_str(name: str, s: str, t: type) -> Any:
+    s = s.strip()
+    if t is bool:
+        low = s.lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"parameter {name!r} expects true/false, got {s!r}")
+    try:
+        if t is int:
+            return int(s)
+        if t is float:
+            return float(s)
+    except ValueError:
+        raise ConfigError(f"parameter {name!r} expects {t.__name__}, got {s!r}") from None
+    return s
+
+
+# Parameters shared by most experiments.  Experiments list the ones they use.
+COMMON: dict[str, Param] = {p.name: p for p in [
+    Param("dataset", str, "dataset name", choices=DATASETS),
+    Param("model", str, "model architecture", choices=MODELS),
+    Param("width", int, "base channel width of the model (64 = the paper's ResNet9)", check=check_positive),
+    Param("noise_rate", float, "fraction of training labels flipped to a different class", check=check_rate),
+    Param("n_train", int, "number of training examples (0 = the whole training set)", check=check_nonneg),
+    Param("n_test", int, "number of test examples (0 = the whole test set)", check=check_nonneg),
+    Param("epochs", int, "training epochs", check=check_positive),
+    Param("batch_size", int, "mini-batch size", check=check_positive),
+    Param("lr", float, "peak learning rate", check=check_positive),
+    Param("momentum", float, "SGD momentum", check=check_rate),
+    Param("weight_decay", float, "L2 weight decay", check=check_nonneg),
+    Param("warmup_frac", float, "fraction of iterations with linear warm-up before cosine decay", check=check_rate),
+    Param("augment", bool, "random crop + horizontal flip during training"),
+    Param("seed", int, "random seed (data noise, initialisation, batch order)", check=check_nonneg),
+    Param("seeds", int, "number of seeds to run (seed, seed+1, ...)", check=check_positive),
+    Param("device", str, "compute device ('auto' picks cuda > mps > cpu)", choices=DEVICES),
+    Param("progress", bool, "show progress bars", hashed=False),
+]}
+
+
+@dataclass(frozen=True)
+class Config:
+    """A resolved, validated and immutable experiment configuration.
+
+    Values are read as attributes (``cfg.epochs``) or by key (``cfg["epochs"]``).
+    """
+
+    experiment: str
+    profile: str
+    values: Mapping[str, Any]
+    unhashed: frozenset = field(default_factory=frozenset)
+
+    def __getattr__(self, name: str) -> Any:
+        values = object.__getattribute__(self, "values")
+        if name in values:
+            return values[name]
+        raise AttributeError(f"{self.experiment} config has no parameter {name!r}")
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.values)
+
+    def hashed_dict(self) -> dict[str, Any]:
+        """The values that determine results (what the results store keys on)."""
+        d = {k: v for k, v in self.values.items() if k not in self.unhashed}
+        return {"experiment": self.experiment, **d}
+
+    def key(self) -> str:
+        blob = json.dumps(self.hashed_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def replace(self, **overrides: Any) -> "Config":
+        """A new Config with some values changed (validated like :func:`resolve`)."""
+        from .experiments import get_experiment  # local import: experiments import config
+
+        exp = get_experiment(self.experiment)
+        merged = {**self.values, **overrides}
+        return build(self.experiment, self.profile, exp.PARAMS, merged, exp.validate)
+
+    def __repr__(self) -> str:  # short and readable in notebooks
+        inner = ", ".join(f"{k}={v!r}" for k, v in self.values.items())
+        return f"Config({self.experiment}, profile={self.profile}, {inner})"
+
+
+def default_profile() -> str:
+    return os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE
+
+
+def _suggest(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def build(experiment: str, profile: str, params: list[Param], values: Mapping[str, Any],
+          validate: Callable[[dict], None] | None = None) -> Config:
+    schema = {p.name: p for p in params}
+    unknown = [k for k in values if k not in schema]
+    if unknown:
+        k = unknown[0]
+        raise ConfigError(
+            f"unknown parameter {k!r} for experiment {experiment!r}{_suggest(k, schema)}; "
+            f"valid parameters: {', '.join(sorted(schema))}"
+        )
+    missing = [k for k in schema if k not in values]
+    if missing:
+        raise ConfigError(f"experiment {experiment!r}, profile {profile!r}: no value for {', '.join(missing)}")
+    out = {name: schema[name].coerce(values[name]) for name in schema}
+    if validate is not None:
+        validate(out)
+    unhashed = frozenset(p.name for p in params if not p.hashed)
+    return Config(experiment=experiment, profile=profile, values=out, unhashed=unhashed)
+
+
+def resolve(experiment: str, profile: str | None = None, overrides: Mapping[str, Any] | None = None,
+            **kw: Any) -> Config:
+    """Resolve ``profile`` (default: ``$MEMLIB_PROFILE`` or ``quick``) plus overrides for an experiment.
+
+    Overrides whose value is ``None`` are ignored, so a notebook's parameters cell can leave a parameter
+    at ``None`` to mean "take the profile's value".
+    """
+    from .experiments import get_experiment
+
+    exp = get_experiment(experiment)
+    profile = profile or default_profile()
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}{_suggest(profile, PROFILES)}; choose one of: "
+                          f"{', '.join(PROFILES)}")
+    values = dict(exp.PROFILES[profile])
+    merged = {**(overrides or {}), **kw}
+    schema = {p.name for p in exp.PARAMS}
+    for k, v in merged.items():
+        if k not in schema:
+            raise ConfigError(
+                f"unknown parameter {k!r} for experiment {exp.NAME!r}{_suggest(k, schema)}; "
+                f"valid parameters: {', '.join(sorted(schema))}"
+            )
+        if v is not None:
+            values[k] = v
+    return build(exp.NAME, profile, exp.PARAMS, values, getattr(exp, "validate", None))
+
+
+def parse_overrides(pairs: Iterable[str]) -> dict[str, str]:
+    """Parse command-line ``key=value`` pairs (values stay strings; :func:`resolve` converts them)."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"parameter {pair!r} must look like key=value (e.g. -p epochs=30)")
+        k, v = pair.split("=", 1)
+        out[k.strip()] = v
+    return out

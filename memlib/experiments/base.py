@@ -1,0 +1,35 @@
+"""Helpers shared by experiment modules: per-seed parts cached separately, and table concatenation."""
+from __future__ import annotations
+
+from typing import Callable
+
+import pandas as pd
+
+from ..config import Config
+from ..store import Result, Store
+
+
+def seed_list(cfg: Config) -> list[int]:
+    return [cfg.seed + i for i in range(cfg.seeds if "seeds" in cfg.values else 1)]
+
+
+def part_params(cfg: Config, **extra) -> dict:
+    """Cache key parameters of one part of an experiment (e.g. one seed)."""
+    d = cfg.hashed_dict()
+    d.pop("seeds", None)
+    d.update(extra)
+    return d
+
+
+def run_parts(cfg: Config, store: Store, part: str, keys: list[dict], compute: Callable[[dict], Result]) -> list[Result]:
+    """Run (or load) each part; every finished part is stored at once, so an interruption loses one part."""
+    out = []
+    for k in keys:
+        out.append(store.cached(f"{cfg.experiment}/{part}", part_params(cfg, **k), lambda k=k: compute(k)))
+    return out
+
+
+def concat(results: list[Result], table: str) -> pd.DataFrame:
+    """One table from every part's table of that name."""
+    frames = [r.tables[table] for r in results]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

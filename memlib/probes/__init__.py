@@ -1,0 +1,1 @@
+"""Probes: measurements taken on a model during or after training (as training callbacks or functions)."""

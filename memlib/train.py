@@ -1,0 +1,250 @@
+"""The one training loop.
+
+Whole datasets live on the device as tensors (small images fit), batches are index slices, so there is
+no DataLoader.  Claims differ by the model, the loss and *callbacks*, not by copies of this loop.
+
+Callbacks implement any of ``on_fit_start(run)``, ``on_step_end(run)``, ``on_epoch_end(run)`` and
+``on_fit_end(run)``; ``on_fit_start`` and ``on_epoch_end`` may return a dict that is merged into the
+epoch's record (epoch 0 is the untrained model).
+"""
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.std import tqdm
+
+from .data import DataBundle, Split, augment_batch
+from .device import pick_device
+
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class TrainSpec:
+    epochs: int
+    batch_size: int = 128
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_frac: float = 0.1
+    schedule: str = "cosine"  # linear warm-up then cosine decay to 0, stepped per iteration; or "constant"
+    augment: bool = False
+    seed: int = 0
+    amp: bool = True  # bfloat16 autocast on CUDA only
+    eval_every: int = 1
+    progress: bool = True
+    desc: str = "train"
+
+    @classmethod
+    def from_config(cls, cfg, **kw) -> "TrainSpec":
+        names = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "warmup_frac", "augment", "seed",
+                 "progress")
+        vals = {n: cfg[n] for n in names if n in cfg.values}
+        vals.update(kw)
+        return cls(**vals)
+
+
+@dataclass
+class Run:
+    """What callbacks see: the model, optimizer, data and counters of the current fit."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    data: DataBundle
+    spec: TrainSpec
+    device: torch.device
+    steps_per_epoch: int
+    epoch: int = 0
+    step: int = 0
+    loss: float = float("nan")
+    batch_idx: torch.Tensor | None = None
+    history: list = field(default_factory=list)
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.spec.epochs
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+
+
+def lr_lambda(spec: TrainSpec, total_steps: int) -> Callable[[int], float]:
+    warm = int(spec.warmup_frac * total_steps)
+
+    def f(step: int) -> float:
+        if spec.schedule == "constant":
+            return 1.0
+        if step < warm:
+            return (step + 1) / warm
+        t = (step - warm) / max(1, total_steps - warm)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    return f
+
+
+def autocast(device: torch.device, enabled: bool = True):
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, idx: torch.Tensor | None = None, batch_size: int = 1024,
+            amp: bool = True) -> torch.Tensor:
+    """Logits of ``model`` in eval mode (restores the previous mode), in batches."""
+    was = model.training
+    model.eval()
+    dev = x.device
+    out = []
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size]
+        ib = None if idx is None else idx[i:i + batch_size]
+        with autocast(dev, amp):
+            out.append(model(xb, idx=ib).float())
+    model.train(was)
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def split_metrics(pred: torch.Tensor, split: Split, prefix: str = "") -> dict[str, float]:
+    """Accuracy on clean examples, and for mislabeled ones: predicted as given label / as true label."""
+    clean = ~split.noisy
+    out = {f"{prefix}clean_acc": (pred[clean] == split.y[clean]).float().mean().item() if clean.any() else float("nan")}
+    if split.noisy.any():
+        n = split.noisy
+        out[f"{prefix}noisy_acc"] = (pred[n] == split.y[n]).float().mean().item()  # memorized
+        out[f"{prefix}noisy_true"] = (pred[n] == split.y_true[n]).float().mean().item()  # early-learned
+    else:
+        out[f"{prefix}noisy_acc"] = float("nan")
+        out[f"{prefix}noisy_true"] = float("nan")
+    return out
+
+
+def evaluate(model: nn.Module, data: DataBundle, amp: bool = True) -> dict[str, float]:
+    """Per-group training accuracies (in eval mode) and test accuracy."""
+    tr = data.train
+    pos = torch.arange(len(tr), device=tr.x.device)
+    pred = predict(model, tr.x, pos, amp=amp).argmax(1)
+    out = split_metrics(pred, tr, prefix="train_")
+    out["train_acc"] = (pred == tr.y).float().mean().item()
+    tpred = predict(model, data.test.x, None, amp=amp).argmax(1)
+    out["test_acc"] = (tpred == data.test.y).float().mean().item()
+    return out
+
+
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits, y)
+
+
+def _call(callbacks, hook: str, run: Run) -> dict:
+    rec: dict = {}
+    for cb in callbacks:
+        fn = getattr(cb, hook, None)
+        if fn is not None:
+            r = fn(run)
+            if isinstance(r, dict):
+                rec.update(r)
+    return rec
+
+
+def fit(model: nn.Module, data: DataBundle, spec: TrainSpec, callbacks: Iterable = (),
+        loss_fn: LossFn | None = None, device: torch.device | str | None = None,
+        optimizer: torch.optim.Optimizer | None = None) -> pd.DataFrame:
+    """Train ``model`` on ``data.train`` with SGD + warm-up/cosine, returning one record per epoch.
+
+    Records hold ``epoch``, ``train_loss``, ``lr``, ``seconds`` and, every ``eval_every`` epochs (and
+    at epoch 0), ``train_clean_acc``, ``train_noisy_acc`` (mislabeled predicted as the given wrong label),
+    ``train_noisy_true`` (mislabeled predicted as their true label), ``train_acc`` and ``test_acc``;
+    plus whatever callbacks return.
+    """
+    device = torch.device(device) if device is not None else data.train.x.device
+    callbacks = list(callbacks)
+    loss_fn = loss_fn or cross_entropy
+    model.to(device)
+    channels_last = device.type == "cuda" and data.train.x.dim() == 4
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    n = len(data.train)
+    if n == 0:
+        raise ValueError("cannot train on an empty training set")
+    steps_per_epoch = math.ceil(n / spec.batch_size)
+    if optimizer is None:
+        optimizer = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum,
+                                    weight_decay=spec.weight_decay, nesterov=spec.momentum > 0)
+    sched = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(spec, steps_per_epoch * spec.epochs))
+    run = Run(model, optimizer, data, spec, device, steps_per_epoch)
+    g = torch.Generator().manual_seed(spec.seed + 12345)
+    ga = torch.Generator(device=device).manual_seed(spec.seed + 54321) if spec.augment else None
+
+    rec = {"epoch": 0, "train_loss": float("nan"), "lr": 0.0, "seconds": 0.0}
+    rec.update(evaluate(model, data, spec.amp))
+    rec.update(_call(callbacks, "on_fit_start", run))
+    run.history.append(rec)
+    x_all, y_all = data.train.x, data.train.y
+    bar = tqdm(range(1, spec.epochs + 1), desc=spec.desc, disable=not spec.progress, leave=False)
+    t_start = time.perf_counter()
+    for epoch in bar:
+        run.epoch = epoch
+        model.train()
+        perm = torch.randperm(n, generator=g).to(device)
+        total, count = torch.zeros((), device=device), 0
+        t0 = time.perf_counter()
+        for s in range(steps_per_epoch):
+            ib = perm[s * spec.batch_size:(s + 1) * spec.batch_size]
+            xb, yb = x_all[ib], y_all[ib]
+            if spec.augment:
+                xb = augment_batch(xb, pad=4 if xb.shape[-1] >= 32 else 2,
+                                   flip=data.name not in ("mnist", "mnist5k"), generator=ga)
+            if channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with autocast(device, spec.amp):
+                logits = model(xb, idx=ib)
+            loss = loss_fn(logits.float(), yb, ib)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch}, step {s}: lower lr "
+                                         f"(now {spec.lr})")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            sched.step()
+            run.step += 1
+            run.batch_idx = ib
+            total += loss.detach() * len(ib)
+            count += len(ib)
+            if callbacks:
+                run.loss = loss.item()
+                _call(callbacks, "on_step_end", run)
+        rec = {"epoch": epoch, "train_loss": (total / count).item(), "lr": optimizer.param_groups[0]["lr"],
+               "seconds": time.perf_counter() - t0}
+        if epoch % spec.eval_every == 0 or epoch == spec.epochs:
+            rec.update(evaluate(model, data, spec.amp))
+        rec.update(_call(callbacks, "on_epoch_end", run))
+        run.history.append(rec)
+        bar.set_postfix(loss=f"{rec['train_loss']:.3f}", test=f"{rec.get('test_acc', float('nan')):.3f}")
+    _call(callbacks, "on_fit_end", run)
+    hist = pd.DataFrame(run.history)
+    hist.attrs["train_seconds"] = time.perf_counter() - t_start
+    hist.attrs["images_per_second"] = n * spec.epochs / max(1e-9, hist["seconds"].sum())
+    return hist
+
+
+def make_model_and_data(cfg, channel_dropout=None, seed: int | None = None):
+    """Common set-up from a Config with dataset/model/width/noise_rate/n_train/n_test/seed/device."""
+    from .data import load
+    from .models import build_model
+
+    seed = cfg.seed if seed is None else seed
+    device = pick_device(cfg.device)
+    data = load(cfg.dataset, n_train=cfg.n_train, n_test=cfg.n_test, noise_rate=cfg.noise_rate, seed=seed,
+                device=device)
+    seed_everything(seed)
+    model = build_model(cfg.model, cfg.width, data.image_shape, data.num_classes, channel_dropout)
+    return model.to(device), data, device
