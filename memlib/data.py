@@ -172,6 +172,12 @@ def load_raw(name: str, root: Path | str | None = None, download: bool = True) -
         return _mnist5k()
     if name == "cifar10":
         folder = root / "cifar-10-batches-py"
+        archive = root / "cifar-10-python.tar.gz"
+        if not (folder / "test_batch").exists() and archive.exists():  # downloaded by hand, not extracted
+            import tarfile
+
+            with tarfile.open(archive, "r:gz") as tf:
+                tf.extractall(root, filter="data")
         if not (folder / "test_batch").exists() and download:
             try:
                 import torchvision

@@ -1,0 +1,86 @@
+import pytest
+import torch
+
+from memlib.data import DatasetUnavailable, augment_batch, load, load_raw, symmetric_noise
+
+
+def test_symmetric_noise_rate_mask_and_never_the_true_label():
+    y = torch.arange(1000) % 10
+    noisy, mask = symmetric_noise(y, 10, 0.3, seed=1)
+    assert mask.sum().item() == 300  # exactly int(rate * N)
+    assert torch.all(noisy[mask] != y[mask])  # a flipped label is never the true one
+    assert torch.equal(noisy[~mask], y[~mask])  # the others are untouched
+    # every wrong class is used (uniform over the 9 wrong classes, not 8)
+    shifts = (noisy[mask] - y[mask]) % 10
+    assert set(shifts.tolist()) == set(range(1, 10))
+
+
+def test_symmetric_noise_is_deterministic_per_seed():
+    y = torch.arange(500) % 10
+    a = symmetric_noise(y, 10, 0.2, seed=3)
+    b = symmetric_noise(y, 10, 0.2, seed=3)
+    c = symmetric_noise(y, 10, 0.2, seed=4)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[1], c[1])
+
+
+def test_zero_noise_and_bad_rates():
+    y = torch.arange(50) % 10
+    noisy, mask = symmetric_noise(y, 10, 0.0, seed=0)
+    assert torch.equal(noisy, y) and not mask.any()
+    for bad in (1.0, -0.01, 1.5):
+        with pytest.raises(ValueError, match=r"\[0, 1\)"):
+            symmetric_noise(y, 10, bad, seed=0)
+
+
+def test_load_mnist5k_subsets_noise_and_indices():
+    d = load("mnist5k", n_train=300, n_test=100, noise_rate=0.1, seed=0)
+    assert d.train.x.shape == (300, 1, 28, 28) and d.test.x.shape == (100, 1, 28, 28)
+    assert d.train.noisy.sum().item() == 30
+    assert torch.all(d.train.y[d.train.noisy] != d.train.y_true[d.train.noisy])
+    assert not d.test.noisy.any() and torch.equal(d.test.y, d.test.y_true)
+    # stable indices: sorted, unique, within the full 4,000-image training split
+    idx = d.train.index
+    assert torch.all(idx[1:] > idx[:-1]) and idx.max() < 4000
+    # normalized with training statistics
+    assert abs(d.train.x.mean().item()) < 1e-4 and abs(d.train.x.std().item() - 1) < 1e-2
+    again = load("mnist5k", n_train=300, n_test=100, noise_rate=0.1, seed=0)
+    assert torch.equal(again.train.index, idx) and torch.equal(again.train.y, d.train.y)
+
+
+def test_mnist5k_split_is_class_balanced():
+    raw = load_raw("mnist5k")
+    assert len(raw.y_train) == 4000 and len(raw.y_test) == 1000
+    assert torch.bincount(raw.y_test).tolist() == [100] * 10
+
+
+def test_cifar10_loader_reads_torchvision_archive(cifar_archive):
+    raw = load_raw("cifar10", root=cifar_archive, download=False)
+    assert raw.x_train.shape == (100, 3, 32, 32) and raw.x_test.shape == (10, 3, 32, 32)
+    assert raw.x_train.dtype == torch.uint8
+    # image i has all pixels == i and label i % 10, in file order data_batch_1..5
+    assert torch.equal(raw.x_train[:, 0, 0, 0], torch.arange(100, dtype=torch.uint8))
+    assert torch.equal(raw.y_train, torch.arange(100) % 10)
+    assert torch.all(raw.x_train[37] == 37)
+    d = load("cifar10", n_train=50, noise_rate=0.2, seed=1, root=cifar_archive, download=False)
+    assert d.train.x.shape == (50, 3, 32, 32) and d.train.noisy.sum().item() == 10
+
+
+def test_missing_dataset_offline_is_one_clear_message(tmp_path):
+    with pytest.raises(DatasetUnavailable, match="cifar10.*not available.*download it once"):
+        load_raw("cifar10", root=tmp_path, download=False)
+    with pytest.raises(DatasetUnavailable, match="mnist5k"):
+        load_raw("mnist", root=tmp_path, download=False)
+
+
+def test_unknown_dataset():
+    with pytest.raises(ValueError, match="unknown dataset"):
+        load_raw("imagenet")
+
+
+def test_augment_batch_shapes_and_identity_when_no_shift():
+    x = torch.randn(8, 3, 12, 12)
+    out = augment_batch(x, pad=2, flip=True, generator=torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    same = augment_batch(x, pad=0, flip=False)
+    assert torch.equal(same, x)

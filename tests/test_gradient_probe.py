@@ -1,0 +1,110 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from memlib.probes.gradients import GradientSimilarityProbe, group_similarity, mean_loss_gradient
+
+
+class Linear(nn.Module):
+    """logits = W x, no bias, W = 0: the softmax is uniform, so CE gradients are known in closed form."""
+
+    LAYER_GROUPS = ("fc",)
+
+    def __init__(self, k=2, d=2):
+        super().__init__()
+        self.fc = nn.Linear(d, k, bias=False)
+        nn.init.zeros_(self.fc.weight)
+
+    def forward(self, x, idx=None):
+        return self.fc(x)
+
+
+def test_mean_loss_gradient_matches_closed_form():
+    # dCE/dW = (softmax - onehot) x^T; with W = 0, softmax = (1/2, 1/2).
+    m = Linear()
+    g = mean_loss_gradient(m, torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 1]))
+    expected = 0.5 * (torch.tensor([[-0.5, 0.0], [0.5, 0.0]]) + torch.tensor([[0.0, 0.5], [0.0, -0.5]]))
+    assert torch.allclose(g["fc.weight"], expected)
+
+
+def test_mean_loss_gradient_is_independent_of_chunking():
+    torch.manual_seed(0)
+    m = Linear(3, 4)
+    nn.init.normal_(m.fc.weight)
+    x, y = torch.randn(10, 4), torch.randint(0, 3, (10,))
+    a = mean_loss_gradient(m, x, y, chunk=3)["fc.weight"]
+    b = mean_loss_gradient(m, x, y, chunk=100)["fc.weight"]
+    assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_opposite_labels_give_cosine_minus_one():
+    m = Linear()
+    x = torch.tensor([[1.0, 0.0]])
+    rows = group_similarity(m, (x, torch.tensor([0])), (x, torch.tensor([1])))
+    assert len(rows) == 1 and rows[0]["layer"] == "fc"
+    assert rows[0]["cosine"] == pytest.approx(-1.0)
+    assert rows[0]["norm_a"] == pytest.approx(math.sqrt(0.5)) and rows[0]["norm_b"] == pytest.approx(math.sqrt(0.5))
+
+
+def test_hand_computed_partial_similarity():
+    # clean mean gradient [[-.25, .25], [.25, -.25]] (norm .5); noisy [[.5, 0], [-.5, 0]] (norm sqrt(.5))
+    m = Linear()
+    clean = (torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 1]))
+    noisy = (torch.tensor([[1.0, 0.0]]), torch.tensor([1]))
+    r = group_similarity(m, clean, noisy)[0]
+    assert r["cosine"] == pytest.approx(-0.25 / (0.5 * math.sqrt(0.5)))
+    assert r["norm_a"] == pytest.approx(0.5)
+
+
+def test_layer_cosine_is_the_mean_over_its_tensors():
+    class Two(nn.Module):
+        LAYER_GROUPS = ("fc",)
+
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(2, 2, bias=True)
+            nn.init.zeros_(self.fc.weight)
+            nn.init.zeros_(self.fc.bias)
+
+        def forward(self, x, idx=None):
+            return self.fc(x)
+
+    x = torch.tensor([[1.0, 0.0]])
+    r = group_similarity(Two(), (x, torch.tensor([0])), (x, torch.tensor([1])))[0]
+    assert r["cosine"] == pytest.approx(-1.0)  # weight and bias both -1
+
+
+def test_probe_records_every_epoch_and_layer(tiny_run):
+    hist, probe, model = tiny_run
+    epochs = sorted({r["epoch"] for r in probe.rows})
+    assert epochs == list(range(0, int(hist.epoch.max()) + 1))
+    layers = {r["layer"] for r in probe.rows}
+    assert layers == set(model.LAYER_GROUPS)
+    assert all(-1.0001 <= r["cosine"] <= 1.0001 for r in probe.rows)
+
+
+def test_probe_needs_mislabeled_examples():
+    from memlib.data import load
+    from memlib.models import build_model
+    from memlib.train import TrainSpec, fit
+
+    d = load("synthetic", n_train=40, n_test=20, noise_rate=0.0)
+    m = build_model("mlp", 8, d.image_shape, 10)
+    with pytest.raises(ValueError, match="noise_rate > 0"):
+        fit(m, d, TrainSpec(epochs=1, progress=False), callbacks=[GradientSimilarityProbe(10)])
+
+
+@pytest.fixture
+def tiny_run():
+    from memlib.data import load
+    from memlib.models import build_model
+    from memlib.train import TrainSpec, fit
+
+    d = load("synthetic", n_train=200, n_test=50, noise_rate=0.2, seed=0)
+    torch.manual_seed(0)
+    m = build_model("smallcnn", 4, d.image_shape, 10)
+    probe = GradientSimilarityProbe(probe_size=20)
+    hist = fit(m, d, TrainSpec(epochs=2, batch_size=50, progress=False), callbacks=[probe])
+    return hist, probe, m

@@ -1,0 +1,85 @@
+import json
+import os
+
+import pandas as pd
+import pytest
+
+from memlib.store import Result, Store, source_fingerprint
+
+
+def _result(v=1.0):
+    return Result({"curve": pd.DataFrame({"epoch": [0, 1], "acc": [0.1, v]})}, {"final": v})
+
+
+def test_miss_then_hit_returns_the_same_tables(store):
+    calls = []
+    params = {"epochs": 2, "noise_rate": 0.1}
+
+    def compute():
+        calls.append(1)
+        return _result(0.9)
+
+    first = store.cached("demo", params, compute)
+    second = store.cached("demo", params, compute)
+    assert len(calls) == 1 and not first.cached and second.cached
+    pd.testing.assert_frame_equal(first.tables["curve"], second.tables["curve"])
+    assert second.scalars == {"final": 0.9}
+    assert second.provenance["torch_version"] and "wall_seconds" in second.provenance
+
+
+def test_changed_config_is_a_miss(store):
+    calls = []
+    store.cached("demo", {"epochs": 2}, lambda: calls.append(1) or _result())
+    store.cached("demo", {"epochs": 3}, lambda: calls.append(1) or _result())
+    store.cached("other", {"epochs": 2}, lambda: calls.append(1) or _result())
+    assert len(calls) == 3
+
+
+def test_changed_source_is_a_miss(store, monkeypatch):
+    store.cached("demo", {"a": 1}, _result)
+    s2 = Store(store.root)
+    s2._fingerprint = "different-code"
+    assert s2.get("demo", {"a": 1}) is None
+
+
+def test_interrupted_run_leaves_nothing_trusted(store):
+    def boom():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        store.cached("demo", {"a": 1}, boom)
+    assert store.get("demo", {"a": 1}) is None
+    assert not list((store.root).rglob("summary.json"))
+
+
+def test_failed_write_is_atomic(store, monkeypatch):
+    """A crash while writing (here: in the middle of the tables) leaves no run directory and no temp dir."""
+    bad = _result()
+    bad.tables["broken"] = "not a dataframe"  # .to_csv fails after the first table was written
+    with pytest.raises(AttributeError):
+        store.put("demo", {"a": 2}, bad)
+    assert store.get("demo", {"a": 2}) is None
+    assert [p.name for p in (store.root / "demo").iterdir()] == []
+
+
+def test_run_directory_layout(store):
+    store.cached("demo", {"a": 3}, _result)
+    d = store.path("demo", {"a": 3})
+    assert json.loads((d / "config.json").read_text()) == {"a": 3}
+    assert (d / "tables" / "curve.csv").exists()
+    prov = json.loads((d / "provenance.json").read_text())
+    assert {"git_commit", "torch_version", "memlib_version", "wall_seconds", "source_fingerprint"} <= set(prov)
+
+
+def test_fingerprint_tracks_source(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "a.py").write_text("x = 1\n")
+    f1 = source_fingerprint(pkg)
+    (pkg / "a.py").write_text("x = 2\n")
+    assert source_fingerprint(pkg) != f1
+
+
+def test_store_root_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEMLIB_STORE", str(tmp_path / "elsewhere"))
+    assert Store().root == tmp_path / "elsewhere"
