@@ -13,14 +13,16 @@ Evaluation modes of example-tied dropout (set with :func:`set_etd_mode`):
 * ``"drop"`` (default, the paper's test-time mode): memorization channels zeroed, generalization
   channels scaled by ``(p_gen + p_mem) / p_gen``;
 * ``"own"``: each training example uses its own training-time mask (needs ``idx``);
-* ``"all"``: every channel active, no scaling.
+* ``"all"``: every channel active, no scaling;
+* ``"mean"``: every channel active, memorization channels scaled by ``p_mem`` (their expected training-time
+  mask; the authors' "test" mode).
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-ETD_MODES = ("drop", "own", "all")
+ETD_MODES = ("drop", "own", "all", "mean")
 
 
 def _broadcast(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -64,6 +66,10 @@ class ExampleTiedDropout(nn.Module):
             return x * _broadcast(self.example_masks(idx), x)
         if mode == "all":
             return x
+        if mode == "mean":
+            keep = torch.full((self.channels,), self.p_mem, dtype=x.dtype, device=x.device)
+            keep[: self.n_gen] = 1.0
+            return x * keep.view(1, -1, *([1] * (x.dim() - 2)))
         if mode == "drop":
             keep = torch.zeros(self.channels, dtype=x.dtype, device=x.device)
             keep[: self.n_gen] = (self.p_gen + self.p_mem) / self.p_gen

@@ -1,0 +1,255 @@
+"""Claim 2: standard dropout, a fixed sparse network and example-tied dropout (Maini et al. 2023, Table 3).
+
+Per seed, three models are trained from the same data, label noise and batch order with :func:`memlib.train.fit`,
+differing only in the channel-dropout module at the model's dropout sites (:mod:`memlib.dropout`):
+
+* ``dropout``: standard element-wise dropout with probability ``dropout_p`` (training only);
+* ``sparse``: a fixed random ``sparsity`` fraction of channels zeroed at training and test time;
+* ``example_tied``: ``p_gen`` of the channels always active, each training example activating its own
+  ``p_mem`` fraction of the remaining memorization channels.
+
+After training, every model is evaluated on the training and test sets; the example-tied model in each of its
+evaluation modes (``drop``: memorization channels dropped, the paper's; ``own``: each training example with its
+own training-time mask, i.e. memorization channels kept; ``all``; ``mean``).  The standard-dropout model also
+records, every ``eval_every`` epochs, each training example's margin (logit of the given label minus the largest
+other logit, in evaluation mode); its mean over training (the area under the margin) measures how hard an
+example is to fit.
+
+Tables:
+
+* ``accuracy``: one row per seed, method and evaluation mode: ``train_clean_acc``, ``train_noisy_acc``
+  (mislabeled predicted as the given, wrong label), ``train_noisy_true``, ``test_acc``;
+* ``history``: the per-epoch fit records of every training (``seed``, ``method`` columns added);
+* ``examples``: one row per seed and training example: given and true label, noise flag, the example-tied
+  model's predictions with memorization channels dropped / kept, and the standard-dropout model's final loss,
+  final margin and area under the margin;
+* ``grid``: pixels of up to ``grid_size`` clean training examples of the first seed that are forgotten when the
+  memorization channels are dropped (``p0``, ``p1``, ... in [0, 1], shape in the scalars).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from ..config import COMMON, ConfigError, Param, check_fraction, check_nonneg, check_positive, check_rate
+from ..data import load
+from ..device import describe, pick_device
+from ..dropout import make_factory, set_etd_mode
+from ..store import Result, Store
+from ..models import build_model
+from ..train import TrainSpec, fit, predict, seed_everything, split_metrics
+from .base import concat, run_parts, seed_list
+
+NAME = "dropout_comparison"
+NOTEBOOK = "02_dropout_comparison"
+TITLE = "Example-tied dropout localizes memorization"
+
+METHODS = ("dropout", "sparse", "example_tied")
+METHOD_LABELS = {"dropout": "Standard dropout", "sparse": "Sparse network", "example_tied": "Example-tied dropout"}
+ETD_EVAL_MODES = ("drop", "own", "all", "mean")
+
+
+def _check_p_mem(name, v):
+    if not 0.0 < v <= 1.0:
+        raise ConfigError(f"{name} must be in (0, 1], got {v!r}")
+
+
+PARAMS = [COMMON[n] for n in ("dataset", "model", "width", "noise_rate", "n_train", "n_test", "epochs",
+                              "batch_size", "lr", "momentum", "weight_decay", "warmup_frac", "augment",
+                              "seed", "seeds", "device", "progress")] + [
+    Param("p_gen", float, "example-tied dropout: fraction of generalization channels (always active)",
+          check=check_fraction),
+    Param("p_mem", float, "example-tied dropout: fraction of memorization channels each example activates",
+          check=_check_p_mem),
+    Param("dropout_p", float, "standard dropout: probability of zeroing a unit during training", check=check_rate),
+    Param("sparsity", float, "sparse network: fraction of channels zeroed for every example, in training and test",
+          check=check_rate),
+    Param("eval_every", int, "evaluate (accuracies, standard-dropout margins) every n epochs", check=check_positive),
+    Param("grid_size", int, "most forgotten clean examples kept for the image grid", check=check_nonneg),
+]
+
+_paper = dict(dataset="cifar10", model="resnet9", width=64, noise_rate=0.1, n_train=0, n_test=0, epochs=50,
+              batch_size=512, lr=0.01, momentum=0.9, weight_decay=5e-4, warmup_frac=0.1, augment=False,
+              seed=0, seeds=3, device="auto", progress=True, p_gen=0.4, p_mem=0.2, dropout_p=0.4, sparsity=0.4,
+              eval_every=5, grid_size=32)
+PROFILES = {
+    "smoke": {**_paper, "dataset": "mnist5k", "model": "mlp", "width": 64, "n_train": 400, "n_test": 200,
+              "epochs": 3, "batch_size": 100, "lr": 0.05, "seeds": 1, "eval_every": 1, "grid_size": 8,
+              "progress": False},
+    # Narrow conv nets that fit the CPU budget (ResNet-9 of width 8-12, the small CNN) do not memorize under
+    # element-wise dropout with p = 0.4 within ~40 epochs; a wide one-hidden-layer MLP does, in seconds.
+    "quick": {**_paper, "dataset": "fashion-mnist", "model": "mlp", "width": 1024, "n_train": 2000,
+              "n_test": 1000, "epochs": 60, "batch_size": 128, "lr": 0.05, "seeds": 3, "eval_every": 10,
+              "grid_size": 32, "progress": False},  # ~1 s per training: progress bars would only clutter the page
+    "paper": _paper,
+}
+
+
+def validate(values: dict) -> None:
+    w, p_gen = values["width"], values["p_gen"]
+    # The narrowest dropout site of every model has ``width`` channels.
+    if p_gen < 1.0 and max(1, int(p_gen * w)) >= w:
+        raise ConfigError(f"width {w} is too narrow for p_gen={p_gen}: the narrowest layer would have no "
+                          f"memorization channels; use a larger width or a smaller p_gen")
+
+
+def factory(cfg, method: str, n_examples: int, seed: int):
+    if method == "dropout":
+        return make_factory("dropout", p=cfg.dropout_p)
+    if method == "sparse":
+        return make_factory("sparse", sparsity=cfg.sparsity, seed=seed)
+    if method == "example_tied":
+        return make_factory("example_tied", p_gen=cfg.p_gen, p_mem=cfg.p_mem, n_examples=n_examples, seed=seed)
+    raise ConfigError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
+
+
+def margins(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Logit of label ``y`` minus the largest other logit (negative = misclassified)."""
+    given = logits.gather(1, y[:, None]).squeeze(1)
+    other = logits.scatter(1, y[:, None], float("-inf")).max(1).values
+    return given - other
+
+
+class MarginRecorder:
+    """Callback: every ``every`` epochs, each training example's margin on its given label (eval mode)."""
+
+    def __init__(self, every: int):
+        self.every = every
+        self.margins: list[torch.Tensor] = []
+
+    def on_epoch_end(self, run):
+        if run.epoch % self.every == 0 or run.epoch == run.spec.epochs:
+            tr = run.data.train
+            pos = torch.arange(len(tr), device=tr.x.device)
+            self.margins.append(margins(predict(run.model, tr.x, pos, amp=run.spec.amp), tr.y).cpu())
+
+    def area(self) -> torch.Tensor:
+        return torch.stack(self.margins).mean(0)
+
+
+def _accuracy_row(model, data, seed, method, mode, amp, test: bool = True) -> dict:
+    tr = data.train
+    pos = torch.arange(len(tr), device=tr.x.device)
+    logits = predict(model, tr.x, pos, amp=amp)
+    row = {"seed": seed, "method": method, "mode": mode, **split_metrics(logits.argmax(1), tr, prefix="train_")}
+    row["test_acc"] = (float((predict(model, data.test.x, None, amp=amp).argmax(1) == data.test.y).float().mean())
+                       if test else float("nan"))
+    return row, logits
+
+
+def _one(cfg, seed: int, method: str) -> Result:
+    device = pick_device(cfg.device)
+    data = load(cfg.dataset, n_train=cfg.n_train, n_test=cfg.n_test, noise_rate=cfg.noise_rate, seed=seed,
+                device=device)
+    seed_everything(seed)  # same initialisation draws for the three methods (as make_model_and_data)
+    model = build_model(cfg.model, cfg.width, data.image_shape, data.num_classes,
+                        factory(cfg, method, len(data.train), seed)).to(device)
+    spec = TrainSpec.from_config(cfg, seed=seed, eval_every=cfg.eval_every,
+                                 desc=f"claim 2, {method}, seed {seed}")
+    recorder = MarginRecorder(cfg.eval_every) if method == "dropout" else None
+    t0 = time.perf_counter()
+    hist = fit(model, data, spec, callbacks=[recorder] if recorder else [])
+    wall = time.perf_counter() - t0
+    hist.insert(0, "method", method)
+    hist.insert(0, "seed", seed)
+
+    tr = data.train
+    ex = pd.DataFrame({"seed": seed, "position": np.arange(len(tr)), "index": tr.index.cpu().numpy(),
+                       "label": tr.y.cpu().numpy(), "true_label": tr.y_true.cpu().numpy(),
+                       "noisy": tr.noisy.cpu().numpy()})
+    rows = []
+    if method == "example_tied":
+        for mode in ETD_EVAL_MODES:
+            set_etd_mode(model, mode)
+            row, logits = _accuracy_row(model, data, seed, method, mode, spec.amp, test=mode != "own")
+            rows.append(row)
+            if mode in ("drop", "own"):
+                ex[f"pred_{mode}"] = logits.argmax(1).cpu().numpy()
+                ex[f"margin_{mode}"] = margins(logits, tr.y).cpu().numpy()
+        set_etd_mode(model, "drop")
+    else:
+        row, logits = _accuracy_row(model, data, seed, method, "eval", spec.amp)
+        rows.append(row)
+        ex["pred"] = logits.argmax(1).cpu().numpy()
+        if method == "dropout":
+            ex["loss"] = F.cross_entropy(logits, tr.y, reduction="none").cpu().numpy()
+            ex["margin"] = margins(logits, tr.y).cpu().numpy()
+            ex["aum"] = recorder.area().numpy()
+    return Result({"history": hist, "accuracy": pd.DataFrame(rows), "examples": ex},
+                  {"seed": seed, "method": method, "train_seconds": wall,
+                   "images_per_second": hist.attrs["images_per_second"], "n_train": len(tr),
+                   "n_noisy": int(tr.noisy.sum()), "data_source": data.source, "device": describe(device),
+                   "classes": list(data.classes), "image_shape": list(data.image_shape)})
+
+
+def forgotten_mask(examples: pd.DataFrame) -> pd.Series:
+    """Clean training examples that the example-tied model fits with its memorization channels kept (own mask)
+    but misclassifies with them dropped."""
+    clean = ~examples["noisy"].astype(bool)
+    return clean & (examples["pred_own"] == examples["label"]) & (examples["pred_drop"] != examples["label"])
+
+
+def merge_examples(parts: list[Result]) -> pd.DataFrame:
+    """One row per (seed, training example) with columns from the three models."""
+    by_seed: dict[int, pd.DataFrame] = {}
+    for p in parts:
+        ex = p.tables["examples"].copy()
+        seed, method = p.scalars["seed"], p.scalars["method"]
+        keys = ["seed", "position", "index", "label", "true_label", "noisy"]
+        extra = [c for c in ex.columns if c not in keys]
+        if method == "dropout":
+            ex = ex.rename(columns={"pred": "dropout_pred", "loss": "dropout_loss", "margin": "dropout_margin",
+                                    "aum": "dropout_aum"})
+        elif method == "sparse":
+            ex = ex.rename(columns={"pred": "sparse_pred"})
+        else:
+            ex = ex.rename(columns={c: f"etd_{c}" for c in extra})
+        by_seed[seed] = ex if seed not in by_seed else by_seed[seed].merge(ex, on=keys)
+    out = pd.concat([by_seed[s] for s in sorted(by_seed)], ignore_index=True)
+    out["noisy"] = out["noisy"].astype(bool)
+    if {"etd_pred_own", "etd_pred_drop"} <= set(out.columns):
+        out["forgotten"] = forgotten_mask(out.rename(columns={"etd_pred_own": "pred_own",
+                                                              "etd_pred_drop": "pred_drop"}))
+    return out
+
+
+def grid_table(cfg, examples: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Pixels of up to ``grid_size`` forgotten clean examples of ``seed``, hardest (lowest margin) first."""
+    ex = examples[(examples.seed == seed) & examples.get("forgotten", False)]
+    if "dropout_aum" in ex.columns:
+        ex = ex.sort_values("dropout_aum")
+    ex = ex.head(cfg.grid_size)
+    if ex.empty:
+        return pd.DataFrame(columns=["seed", "position", "index", "label", "etd_pred_drop"])
+    data = load(cfg.dataset, n_train=cfg.n_train, n_test=cfg.n_test, noise_rate=cfg.noise_rate, seed=seed,
+                device="cpu")
+    pix = data.unnormalize(data.train.x[torch.tensor(ex.position.to_numpy(), dtype=torch.long)]).flatten(1).numpy()
+    cols = ["seed", "position", "index", "label", "true_label", "etd_pred_drop", "dropout_margin", "dropout_aum"]
+    meta = ex[[c for c in cols if c in ex.columns]].reset_index(drop=True)
+    pixels = pd.DataFrame(np.round(pix, 3), columns=[f"p{i}" for i in range(pix.shape[1])])
+    return pd.concat([meta, pixels], axis=1)
+
+
+def run(cfg, store: Store | None = None) -> Result:
+    store = store or Store()
+
+    def compute() -> Result:
+        keys = [{"seed": s, "method": m} for s in seed_list(cfg) for m in METHODS]
+        parts = run_parts(cfg, store, "part", keys, lambda k: _one(cfg, k["seed"], k["method"]))
+        examples = merge_examples(parts)
+        first = parts[0].scalars
+        scalars = {
+            "seeds": sorted({p.scalars["seed"] for p in parts}),
+            "train_seconds": sum(p.scalars["train_seconds"] for p in parts),
+            "images_per_second": float(np.mean([p.scalars["images_per_second"] for p in parts])),
+            "n_train": first["n_train"], "n_noisy": first["n_noisy"], "data_source": first["data_source"],
+            "device": first["device"], "classes": first["classes"], "image_shape": first["image_shape"],
+        }
+        return Result({"accuracy": concat(parts, "accuracy"), "history": concat(parts, "history"),
+                       "examples": examples, "grid": grid_table(cfg, examples, cfg.seed)}, scalars)
+
+    return store.cached(NAME, cfg.hashed_dict(), compute)

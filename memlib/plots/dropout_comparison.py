@@ -1,0 +1,89 @@
+"""Claim 2 figures: the accuracy comparison beside Table 3, the forgotten clean examples, their atypicality."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from ..claims import dropout_comparison as claim
+from .style import PALETTE, figure, image_grid
+
+SHORT = {("dropout", "eval"): "standard\ndropout", ("sparse", "eval"): "sparse\nnetwork",
+         ("example_tied", "drop"): "example-tied\n(mem. dropped)", ("example_tied", "own"): "example-tied\n(mem. kept)"}
+
+
+def accuracy_bars(result, ax=None):
+    """Clean / mislabeled training accuracy per model (bars: mean over seeds, dots: seeds; diamonds: paper)."""
+    acc = result.tables["accuracy"]
+    acc = acc[[(m, mo) in SHORT for m, mo in zip(acc.method, acc["mode"])]].copy()
+    acc["model"] = [SHORT[(m, mo)] for m, mo in zip(acc.method, acc["mode"])]
+    long = acc.melt(id_vars=["seed", "model"], value_vars=["train_clean_acc", "train_noisy_acc"],
+                    var_name="group", value_name="accuracy")
+    long["group"] = long.group.map({"train_clean_acc": "clean", "train_noisy_acc": "mislabeled"})
+    order = [v for k, v in SHORT.items() if v in set(long.model)]
+    colors = {"clean": PALETTE["clean"], "mislabeled": PALETTE["noisy"]}
+    if ax is None:
+        fig, ax = figure(figsize=(8, 3.8))
+    sns.barplot(long, x="model", y="accuracy", hue="group", order=order, hue_order=["clean", "mislabeled"],
+                palette=colors, errorbar=None, alpha=0.85, ax=ax)
+    sns.stripplot(long, x="model", y="accuracy", hue="group", order=order, hue_order=["clean", "mislabeled"],
+                  palette=colors, dodge=True, color="k", size=3, ax=ax, legend=False, edgecolor="k", linewidth=0.6)
+    ref = {SHORT[("dropout", "eval")]: claim.REFERENCE["dropout"], SHORT[("sparse", "eval")]: claim.REFERENCE["sparse"],
+           SHORT[("example_tied", "drop")]: claim.REFERENCE["example_tied"]}
+    first = True
+    for i, name in enumerate(order):
+        if name in ref:
+            for dx, key in ((-0.2, "clean"), (0.2, "noisy")):
+                ax.scatter(i + dx, ref[name][key], marker="D", s=28, color=PALETTE["paper"], zorder=5,
+                           edgecolor="k", linewidth=0.5, label="paper (Table 3)" if first else None)
+                first = False
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("")
+    ax.set_ylabel("training accuracy (given label)")
+    ax.set_title("Who fits the mislabeled examples?")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return ax.figure
+
+
+def forgotten_grid(result, n: int | None = None, ncols: int = 8):
+    """Clean training examples forgotten when the memorization channels are dropped (hardest first)."""
+    g = result.tables["grid"]
+    classes = result.scalars["classes"]
+    if n is not None:
+        g = g.head(n)
+    if g.empty:
+        fig, ax = figure(figsize=(6, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no clean training example was forgotten", ha="center", va="center")
+        return fig
+    shape = result.scalars["image_shape"]
+    pix = g[[c for c in g.columns if c.startswith("p") and c[1:].isdigit()]].to_numpy(dtype=np.float32)
+    images = pix.reshape(len(g), *shape)
+    titles = [f"given: {classes[int(a)]}\nnow: {classes[int(b)]}" for a, b in zip(g.label, g.etd_pred_drop)]
+    return image_grid(images, titles, ncols=ncols, size=1.3)
+
+
+def atypicality(result, column: str = "dropout_aum", ax=None):
+    """Distribution of the standard-dropout model's per-example score for kept clean, forgotten clean and
+    mislabeled training examples (all seeds)."""
+    ex = result.tables["examples"]
+    clean = ~ex.noisy.astype(bool)
+    group = np.where(~clean, "mislabeled", np.where(ex.forgotten.astype(bool), "clean, forgotten",
+                                                    np.where(ex.etd_pred_drop == ex.label, "clean, kept",
+                                                             "clean, never fit")))
+    df = pd.DataFrame({"group": group, "score": ex[column]})
+    order = [g for g in ("clean, kept", "clean, forgotten", "clean, never fit", "mislabeled") if g in set(group)]
+    colors = {"clean, kept": PALETTE["clean"], "clean, forgotten": PALETTE["paper"],
+              "clean, never fit": PALETTE["test"], "mislabeled": PALETTE["noisy"]}
+    if ax is None:
+        fig, ax = figure(figsize=(8, 3.4))
+    sns.boxplot(df, x="score", y="group", order=order, hue="group", palette=colors, ax=ax, showfliers=False,
+                legend=False)
+    sns.stripplot(df, x="score", y="group", order=order, color="k", size=1.5, alpha=0.25, ax=ax)
+    counts = df.group.value_counts()
+    ax.set_yticks(range(len(order)), [f"{g} (n = {counts[g]:,})" for g in order])
+    ax.axvline(0, color="k", lw=0.8, ls=":")
+    ax.set_xlabel("standard-dropout model: margin on the given label, averaged over training")
+    ax.set_ylabel("")
+    ax.set_title("How well the standard-dropout model fits each group")
+    return ax.figure

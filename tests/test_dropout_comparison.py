@@ -1,0 +1,310 @@
+"""Claim 2: example-tied dropout, the two baselines, and the dropout-comparison experiment / verdict."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from memlib.config import ConfigError, resolve
+from memlib.dropout import (ETD_MODES, ExampleTiedDropout, FixedChannelMask, StandardDropout, etd_modules,
+                            make_factory, set_etd_mode)
+from memlib.models import build_model
+from memlib.store import Result
+
+
+def etd(channels=10, p_gen=0.4, p_mem=0.2, n=50, seed=0):
+    return ExampleTiedDropout(channels, p_gen, p_mem, n, seed=seed)
+
+
+# ----------------------------------------------------------------------------- example-tied dropout
+
+def test_mask_is_deterministic_per_index():
+    a, b = etd(seed=3), etd(seed=3)
+    idx = torch.tensor([4, 0, 17, 4])
+    assert torch.equal(a.example_masks(idx), b.example_masks(idx))
+    # Example i's mask does not depend on how many examples there are, nor on the order it is asked in.
+    big = etd(n=500, seed=3)
+    assert torch.equal(big.mem_mask[:50], a.mem_mask)
+    m = a.example_masks(idx)
+    assert torch.equal(m[0], m[3])
+    assert torch.equal(a.example_masks(torch.tensor([17]))[0], m[2])
+    # Training forward uses the same mask every time for the same example.
+    a.train()
+    x = torch.randn(4, 10, 3, 3)
+    assert torch.equal(a(x, idx), a(x, idx))
+    # A different seed gives different masks.
+    assert not torch.equal(etd(seed=4).mem_mask, a.mem_mask)
+
+
+def test_mask_never_touches_global_rng():
+    x = torch.ones(8, 10)
+    state = torch.get_rng_state()
+    m = etd(n=100)
+    assert torch.equal(state, torch.get_rng_state())
+    m.train()
+    m(x, torch.arange(8))
+    assert torch.equal(state, torch.get_rng_state())
+
+
+def test_mask_fractions():
+    c, p_gen, p_mem, n = 100, 0.4, 0.2, 4000
+    m = etd(c, p_gen, p_mem, n)
+    assert m.n_gen == int(p_gen * c) == 40 and m.n_mem == 60
+    masks = m.example_masks(torch.arange(n))
+    assert masks.shape == (n, c) and masks.dtype == torch.bool
+    assert masks[:, :40].all()  # generalization channels: always active
+    frac = masks[:, 40:].float().mean().item()
+    assert abs(frac - p_mem) < 0.005  # 240,000 Bernoulli(0.2) draws
+    # Active fraction of the whole layer per example: p_gen + (1 - p_gen) * p_mem on average.
+    assert abs(masks.float().mean().item() - (0.4 + 0.6 * 0.2)) < 0.005
+    # Stored as booleans: N x C_mem bytes, not floats per position.
+    assert m.mem_mask.dtype == torch.bool and m.mem_mask.shape == (n, 60)
+
+
+def test_masks_differ_across_examples():
+    m = etd(64, 0.25, 0.5, 200)
+    masks = m.example_masks(torch.arange(200))
+    distinct = {tuple(r.tolist()) for r in masks}
+    assert len(distinct) == 200  # 48 memorization channels at p = 0.5: collisions are astronomically unlikely
+    # Two examples share, on average, about p_mem of each other's memorization channels.
+    mem = masks[:, 16:].float()
+    overlap = (mem[0::2] * mem[1::2]).sum(1) / mem[0::2].sum(1).clamp_min(1)
+    assert 0.3 < overlap.mean().item() < 0.7
+
+
+def test_training_applies_each_examples_mask_per_channel():
+    m = etd(6, 0.5, 0.5, 10, seed=1)
+    m.train()
+    x = torch.rand(3, 6, 4, 5) + 1.0  # strictly positive, so zeros come from the mask only
+    idx = torch.tensor([2, 7, 9])
+    out = m(x, idx)
+    keep = m.example_masks(idx)
+    for b in range(3):
+        for ch in range(6):
+            if keep[b, ch]:
+                assert torch.equal(out[b, ch], x[b, ch])  # no rescaling during training
+            else:
+                assert (out[b, ch] == 0).all()  # whole channel, broadcast over height and width
+
+
+def test_drop_mode_drops_exactly_the_memorization_channels():
+    p_gen, p_mem = 0.4, 0.2
+    m = etd(10, p_gen, p_mem, 20)
+    m.eval()  # default evaluation mode is "drop", the paper's test-time mode
+    assert m.mode == "drop"
+    x = torch.ones(5, 10, 2, 2)
+    out = m(x)  # no indices needed
+    assert (out[:, 4:] == 0).all()
+    assert torch.allclose(out[:, :4], torch.full((5, 4, 2, 2), (p_gen + p_mem) / p_gen))
+    # Same for any example, whatever its own mask is, and for 2-D inputs.
+    assert torch.equal(m(x, torch.arange(5)), out)
+    out2 = m(torch.ones(3, 10))
+    assert (out2[:, 4:] == 0).all() and torch.allclose(out2[:, :4], torch.tensor(1.5))
+
+
+def test_other_evaluation_modes():
+    m = etd(10, 0.4, 0.2, 20)
+    m.eval()
+    x = torch.randn(4, 10, 3, 3)
+    idx = torch.tensor([0, 5, 6, 19])
+    m.mode = "own"
+    m.train()
+    train_out = m(x, idx)
+    m.eval()
+    assert torch.equal(m(x, idx), train_out)  # each example's own training-time mask
+    with pytest.raises(ValueError, match="needs example indices"):
+        m(x)
+    m.mode = "all"
+    assert torch.equal(m(x), x)
+    m.mode = "mean"
+    out = m(x)
+    assert torch.allclose(out[:, :4], x[:, :4]) and torch.allclose(out[:, 4:], 0.2 * x[:, 4:])
+
+
+def test_training_without_indices_is_a_clear_error():
+    m = etd()
+    m.train()
+    with pytest.raises(ValueError, match="idx=positions"):
+        m(torch.randn(2, 10))
+
+
+def test_set_etd_mode_and_bad_arguments():
+    model = build_model("resnet9", 8, (1, 28, 28), 10, make_factory("example_tied", p_gen=0.4, p_mem=0.2,
+                                                                       n_examples=30, seed=2))
+    mods = etd_modules(model)
+    assert len(mods) == 6  # after conv1, conv2, res1, conv3, res2, conv4 (not after the linear layer)
+    assert len({m.seed for m in mods}) == 6  # each site draws its own masks
+    assert [m.channels for m in mods] == [8, 16, 16, 32, 32, 16]
+    for mode in ETD_MODES:
+        set_etd_mode(model, mode)
+        assert all(m.mode == mode for m in mods)
+    with pytest.raises(ValueError, match="unknown example-tied dropout mode"):
+        set_etd_mode(model, "keep")
+    with pytest.raises(ValueError, match="n_examples"):
+        ExampleTiedDropout(8, 0.4, 0.2, 0)
+    with pytest.raises(ValueError, match="p_gen"):
+        ExampleTiedDropout(8, 0.0, 0.2, 10)
+    with pytest.raises(ValueError, match="unknown dropout kind"):
+        make_factory("tied")
+
+
+def test_model_with_example_tied_dropout_runs_in_all_modes():
+    model = build_model("smallcnn", 8, (1, 28, 28), 10, make_factory("example_tied", p_gen=0.5, p_mem=0.5,
+                                                                        n_examples=12))
+    x = torch.randn(4, 1, 28, 28)
+    model.train()
+    assert model(x, idx=torch.arange(4)).shape == (4, 10)
+    model.eval()
+    for mode in ("drop", "all", "mean"):
+        set_etd_mode(model, mode)
+        assert model(x).shape == (4, 10)
+
+
+# ----------------------------------------------------------------------------- baselines
+
+def test_standard_dropout_rate_and_scaling():
+    torch.manual_seed(0)
+    d = StandardDropout(0.4)
+    d.train()
+    x = torch.ones(200, 50, 4, 4)
+    out = d(x, torch.arange(200))
+    zero = (out == 0).float().mean().item()
+    assert abs(zero - 0.4) < 0.01  # element-wise, 160,000 units
+    assert torch.allclose(out[out != 0], torch.tensor(1 / 0.6))
+    # Not tied to examples or channels: one channel of one example has both kept and dropped units.
+    assert 0 < (out[0, 0] == 0).sum() < 16
+    d.eval()
+    assert torch.equal(d(x), x)
+
+
+@pytest.mark.parametrize("channels,sparsity", [(10, 0.4), (64, 0.4), (7, 0.5), (16, 0.0)])
+def test_sparse_network_rate_and_fixed_mask(channels, sparsity):
+    m = FixedChannelMask(channels, sparsity, seed=5)
+    assert int((~m.keep).sum()) == int(sparsity * channels)
+    x = torch.rand(6, channels, 3, 3) + 1.0
+    m.train()
+    a = m(x, torch.arange(6))
+    m.eval()
+    b = m(x)
+    assert torch.equal(a, b)  # same units at training and test time
+    zeroed = (a == 0).all(dim=(2, 3))  # [B, C]
+    assert (zeroed == ~m.keep).all()  # the same channels for every example
+    assert torch.equal(FixedChannelMask(channels, sparsity, seed=5).keep, m.keep)
+    with pytest.raises(ValueError, match="sparsity"):
+        FixedChannelMask(channels, 1.0)
+
+
+# ----------------------------------------------------------------------------- experiment and verdict
+
+def test_config_validation():
+    cfg = resolve("dropout_comparison", "smoke")
+    assert cfg.p_gen == 0.4 and cfg.p_mem == 0.2 and cfg.dropout_p == 0.4 and cfg.sparsity == 0.4
+    paper = resolve("dropout_comparison", "paper")
+    assert (paper.dataset, paper.model, paper.width, paper.noise_rate) == ("cifar10", "resnet9", 64, 0.1)
+    assert resolve("dropout_comparison", "quick").seeds >= 2
+    with pytest.raises(ConfigError, match="p_mem"):
+        resolve("dropout_comparison", "smoke", {"p_mem": 0})
+    with pytest.raises(ConfigError, match="p_gen"):
+        resolve("dropout_comparison", "smoke", {"p_gen": 1.5})
+    with pytest.raises(ConfigError, match="too narrow"):
+        resolve("dropout_comparison", "smoke", {"width": 1, "p_gen": 0.6})
+    with pytest.raises(ConfigError, match="did you mean 'sparsity'"):
+        resolve("dropout_comparison", "smoke", {"sparsit": 0.3})
+
+
+def test_margins_by_hand():
+    from memlib.experiments.dropout_comparison import margins
+
+    logits = torch.tensor([[2.0, 1.0, 0.5], [0.0, 3.0, 1.0], [1.0, 1.0, -1.0]])
+    y = torch.tensor([0, 0, 1])
+    assert torch.allclose(margins(logits, y), torch.tensor([1.0, -3.0, 0.0]))
+
+
+def test_forgotten_mask_by_hand():
+    from memlib.experiments.dropout_comparison import forgotten_mask
+
+    ex = pd.DataFrame({"noisy": [False, False, False, True, False],
+                       "label": [1, 2, 3, 4, 5],
+                       "pred_own": [1, 2, 0, 4, 5],
+                       "pred_drop": [0, 2, 0, 0, 5]})
+    # 0: clean, fit with own mask, lost when dropped -> forgotten; 1 kept; 2 never fit; 3 mislabeled; 4 kept.
+    assert forgotten_mask(ex).tolist() == [True, False, False, False, False]
+
+
+def _fake_result(etd_noisy=0.03, do_noisy=1.0, forgotten_aum=-1.0):
+    rows = []
+    for seed in (0, 1):
+        rows += [dict(seed=seed, method="dropout", mode="eval", train_clean_acc=1.0, train_noisy_acc=do_noisy,
+                      train_noisy_true=0.0, test_acc=0.8),
+                 dict(seed=seed, method="sparse", mode="eval", train_clean_acc=1.0, train_noisy_acc=0.99,
+                      train_noisy_true=0.0, test_acc=0.8),
+                 dict(seed=seed, method="example_tied", mode="drop", train_clean_acc=0.9, train_noisy_acc=etd_noisy,
+                      train_noisy_true=0.5, test_acc=0.8),
+                 dict(seed=seed, method="example_tied", mode="own", train_clean_acc=1.0, train_noisy_acc=0.98,
+                      train_noisy_true=0.0, test_acc=float("nan"))]
+    rng = np.random.default_rng(0)
+    n = 200
+    noisy = np.zeros(n, bool)
+    noisy[:20] = True
+    forgotten = np.zeros(n, bool)
+    forgotten[20:40] = True
+    aum = rng.normal(3.0, 0.5, n)
+    aum[20:40] = rng.normal(forgotten_aum, 0.5, 20)
+    ex = pd.DataFrame({"seed": 0, "noisy": noisy, "label": 1, "forgotten": forgotten,
+                       "etd_pred_drop": np.where(forgotten | noisy, 0, 1), "dropout_aum": aum})
+    return Result({"accuracy": pd.DataFrame(rows), "examples": ex}, {})
+
+
+def test_verdict_from_numbers():
+    from memlib.claims import PARTLY, REPRODUCED, NOT_REPRODUCED
+    from memlib.claims import dropout_comparison as claim
+
+    v = claim.check(_fake_result())
+    assert v.status == REPRODUCED, v.criteria
+    assert v.measured["etd_clean"] == pytest.approx(0.9) and v.measured["etd_noisy"] == pytest.approx(0.03)
+    assert v.measured["n_forgotten"] == 20 and v.measured["n_kept"] == 160
+    assert claim.check(_fake_result(do_noisy=0.5)).status == PARTLY
+    assert claim.check(_fake_result(forgotten_aum=3.0)).status == PARTLY
+    assert claim.check(_fake_result(etd_noisy=0.6)).status == NOT_REPRODUCED
+    table = claim.comparison_table(_fake_result())
+    assert table.loc["Standard dropout", "clean (paper)"] == "100.0%"
+    assert table.loc["Example-tied: memorization dropped", "mislabeled (measured)"] == "3.0% ± 0.0"
+    at = claim.atypicality(_fake_result())
+    assert at["auc"] > 0.99 and at["p_value"] < 1e-6 and math.isclose(at["forgotten_rate"], 20 / 180)
+
+
+def test_tiny_run_end_to_end(store):
+    from memlib.claims import dropout_comparison as claim
+    from memlib.experiments import dropout_comparison as exp
+    from memlib.plots import dropout_comparison as plots
+
+    cfg = resolve("dropout_comparison", "smoke", {"dataset": "synthetic", "n_train": 120, "n_test": 40,
+                                                  "epochs": 2, "model": "mlp", "width": 16, "seeds": 2,
+                                                  "batch_size": 40, "noise_rate": 0.2, "device": "cpu"})
+    r = exp.run(cfg, store)
+    acc = r.tables["accuracy"]
+    assert len(acc) == 2 * (2 + len(exp.ETD_EVAL_MODES))
+    assert set(acc[acc.method == "example_tied"]["mode"]) == set(exp.ETD_EVAL_MODES)
+    ex = r.tables["examples"]
+    assert len(ex) == 2 * 120 and ex.noisy.sum() == 2 * 24
+    for col in ("etd_pred_drop", "etd_pred_own", "dropout_pred", "sparse_pred", "dropout_aum", "forgotten"):
+        assert col in ex.columns
+    assert r.scalars["seeds"] == [0, 1] and r.scalars["n_train"] == 120
+    g = r.tables["grid"]
+    assert len(g) == min(cfg.grid_size, int(ex[ex.seed == 0].forgotten.sum()))
+    v = claim.check(r, cfg)
+    assert v.status in ("reproduced", "partly reproduced", "not reproduced")
+    for fig in (plots.accuracy_bars(r), plots.forgotten_grid(r), plots.atypicality(r)):
+        assert fig is not None
+    # Cached: a second call loads the same tables.
+    r2 = exp.run(cfg, store)
+    assert r2.cached and len(r2.tables["examples"]) == len(ex)
+
+
+def test_p_value_text():
+    from memlib.claims.dropout_comparison import p_text
+
+    assert p_text(0.00312) == "p = 0.0031"
+    assert p_text(0.0) == "p < 1e-16"
+    assert p_text(float("nan")) == "p = n/a"
