@@ -1,0 +1,268 @@
+"""Claim 3: the adv outlier metric and training on percentile windows of it (Carlini et al. 2019, Figure 6).
+
+Per dataset:
+
+1. *Metric.* Train ``metric_models`` models on the whole pool (different seeds), attack every pool example
+   against each (:mod:`memlib.attacks`: DeepFool L2 + bisection) and average the distances: the ``adv`` score.
+   The same models give ``conf`` (mean softmax probability of the label), a second, attack-free score.
+2. *Windows.* Rank the pool by ``adv`` (0th percentile = smallest distance = outliers), cut ``n_windows``
+   windows of ``window_size`` consecutive ranks, train a fresh model on each window and measure its accuracy on
+   the test set; repeat for ``seeds`` seeds.
+
+Small models (``mlp``, ``smallcnn``) are trained K at a time by :mod:`memlib.multitrain` (``trainer='auto'`` or
+``'stacked'``); other models (``resnet9``) one after another by :func:`memlib.train.fit`.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..config import COMMON, ConfigError, Param, check_positive, check_rate
+from ..data import CLASS_NAMES, load
+from ..device import describe, pick_device
+from ..models import build_model
+from ..multitrain import accuracy_stacked, cpu_threads, fit_stacked
+from ..outliers import adv_distances, label_confidence, rank_order, spearman, window_table
+from ..store import Result, Store
+from ..train import TrainSpec, fit, predict, seed_everything
+from .base import seed_list
+
+NAME = "outlier_percentiles"
+NOTEBOOK = "03_outlier_percentiles"
+TITLE = "Outliers and percentile training"
+
+TRAINERS = ("auto", "stacked", "sequential")
+STACKABLE = ("mlp", "smallcnn")
+POOL_SIZES = {"mnist": 60000, "fashion-mnist": 60000, "cifar10": 50000, "mnist5k": 4000, "synthetic": 2000}
+
+PARAMS = [
+    Param("datasets", str, "comma-separated datasets, one curve each (e.g. 'fashion-mnist,mnist5k')"),
+    *[COMMON[n] for n in ("model", "width")],
+    dataclasses.replace(COMMON["n_train"], help="size of the ranked training pool per dataset (0 = the whole "
+                        "training set)"),
+    *[COMMON[n] for n in ("n_test", "epochs", "batch_size", "lr", "momentum", "weight_decay", "warmup_frac",
+                          "seed", "seeds", "device", "progress")],
+    Param("window_size", int, "examples per percentile window (5,000 in the paper)", check=check_positive),
+    Param("n_windows", int, "number of windows, spread evenly over the ranking", check=check_positive),
+    Param("metric_models", int, "independently trained models the adv distance is averaged over",
+          check=check_positive),
+    Param("metric_epochs", int, "training epochs of the metric models (on the whole pool)", check=check_positive),
+    Param("attack_steps", int, "maximum DeepFool steps per example", check=check_positive),
+    Param("overshoot", float, "DeepFool overshoot (removed again by the bisection)", check=check_rate),
+    Param("strip_size", int, "images in each strip of lowest / highest ranked examples", check=check_positive),
+    Param("trainer", str, "'stacked' trains small models K at a time (torch.func + vmap); 'sequential' uses "
+          "memlib.train.fit one model at a time; 'auto' stacks mlp/smallcnn", choices=TRAINERS),
+]
+
+_paper = dict(datasets="mnist,fashion-mnist,cifar10", model="resnet9", width=64, n_train=0, n_test=0, epochs=30,
+              batch_size=128, lr=0.05, momentum=0.9, weight_decay=5e-4, warmup_frac=0.1, seed=0, seeds=3,
+              device="auto", progress=True, window_size=5000, n_windows=10, metric_models=4, metric_epochs=15,
+              attack_steps=50, overshoot=0.02, strip_size=16, trainer="auto")
+PROFILES = {
+    "smoke": {**_paper, "datasets": "mnist5k", "model": "mlp", "width": 32, "n_train": 1000, "n_test": 500,
+              "epochs": 5, "batch_size": 64, "seeds": 2, "progress": False, "window_size": 100, "n_windows": 5,
+              "metric_models": 2, "metric_epochs": 5, "attack_steps": 10, "strip_size": 8},
+    # Pools of 4,000 images, 10 consecutive windows of 400, 5 seeds: 2 x (4 + 50) MLP trainings.
+    "quick": {**_paper, "datasets": "fashion-mnist,mnist5k", "model": "mlp", "width": 128, "n_train": 4000,
+              "seeds": 5,
+              "epochs": 30, "batch_size": 64, "window_size": 400, "n_windows": 10, "metric_models": 4,
+              "metric_epochs": 20, "attack_steps": 30},
+    "paper": _paper,
+}
+
+
+def dataset_list(value: str) -> list[str]:
+    names = [s.strip() for s in value.split(",") if s.strip()]
+    if not names:
+        raise ConfigError("datasets is empty; name at least one, e.g. datasets='mnist5k'")
+    for n in names:
+        if n not in POOL_SIZES:
+            raise ConfigError(f"unknown dataset {n!r} in datasets; choose from: {', '.join(POOL_SIZES)}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"datasets lists a dataset twice: {value!r}")
+    return names
+
+
+def trainer_for(model: str, trainer: str) -> str:
+    if trainer == "auto":
+        return "stacked" if model in STACKABLE else "sequential"
+    return trainer
+
+
+def validate(values: dict) -> None:
+    names = dataset_list(values["datasets"])
+    values["datasets"] = ",".join(names)
+    if values["trainer"] == "stacked" and values["model"] not in STACKABLE:
+        raise ConfigError(f"trainer='stacked' needs a model without BatchNorm ({', '.join(STACKABLE)}); "
+                          f"{values['model']!r} trains with trainer='sequential'")
+    for n in names:
+        pool = min(values["n_train"], POOL_SIZES[n]) if values["n_train"] else POOL_SIZES[n]
+        if values["window_size"] > pool:
+            raise ConfigError(f"window_size {values['window_size']} is larger than the {n} pool of {pool} "
+                              "examples; lower window_size or raise n_train")
+        if values["n_windows"] > pool - values["window_size"] + 1:
+            raise ConfigError(f"n_windows {values['n_windows']} is too many for windows of "
+                              f"{values['window_size']} in a pool of {pool}")
+
+
+# ----------------------------------------------------------------------------- training helpers
+
+def _fresh_models(cfg, data, seeds):
+    out = []
+    for s in seeds:
+        seed_everything(int(s))
+        out.append(build_model(cfg.model, cfg.width, data.image_shape, data.num_classes).to(data.train.x.device))
+    return out
+
+
+def train_many(cfg, data, subsets: torch.Tensor, seeds: list[int], epochs: int, desc: str):
+    """Train one fresh model per row of ``subsets`` (positions in the pool); returns models, test acc, seconds."""
+    spec = TrainSpec.from_config(cfg, epochs=epochs, seed=0, eval_every=epochs, progress=False, desc=desc)
+    models = _fresh_models(cfg, data, seeds)
+    t0 = time.perf_counter()
+    if trainer_for(cfg.model, cfg.trainer) == "stacked":
+        stack, _ = fit_stacked(models, data.train.x, data.train.y, subsets, spec, seeds)
+        test_acc = accuracy_stacked(stack, data.test.x, data.test.y, amp=spec.amp).cpu().numpy()
+        models = stack.models
+    else:
+        test_acc = []
+        for m, s, sub in zip(models, seeds, subsets):
+            d = copy.copy(data)
+            d.train = data.train.subset(sub)
+            spec_k = dataclasses.replace(spec, seed=int(s))
+            hist = fit(m, d, spec_k)
+            test_acc.append(float(hist.test_acc.iloc[-1]))
+        test_acc = np.asarray(test_acc)
+    return models, test_acc, time.perf_counter() - t0
+
+
+def _train_acc(models, data, subsets) -> np.ndarray:
+    out = []
+    for m, sub in zip(models, subsets):
+        pred = predict(m, data.train.x[sub]).argmax(1)
+        out.append((pred == data.train.y[sub]).float().mean().item())
+    return np.asarray(out)
+
+
+# ----------------------------------------------------------------------------- parts
+
+def _metric(cfg, ds: str, data) -> Result:
+    n = len(data.train)
+    m = cfg.metric_models
+    seeds = [500_000 + 100 * cfg.seed + k for k in range(m)]
+    subsets = torch.arange(n, device=data.train.x.device).expand(m, n)
+    models, test_acc, train_s = train_many(cfg, data, subsets, seeds, cfg.metric_epochs, f"claim 3 {ds} metric")
+    t0 = time.perf_counter()
+    adv = adv_distances(models, data.train.x, data.train.y, steps=cfg.attack_steps, overshoot=cfg.overshoot)
+    attack_s = time.perf_counter() - t0
+    conf = label_confidence(models, data.train.x, data.train.y)
+    d = adv["distance"]
+    half = max(1, m // 2)
+    scores = pd.DataFrame({
+        "dataset": ds, "position": np.arange(n), "index": data.train.index.cpu().numpy(),
+        "label": data.train.y.cpu().numpy(), "adv": d.mean(0), "adv_sd": d.std(0),
+        "adv_a": d[:half].mean(0), "adv_b": d[half:].mean(0) if m > 1 else np.full(n, np.nan),
+        "conf": conf.mean(0), "correct_frac": adv["correct"].mean(0),
+    })
+    order = rank_order(scores.adv.to_numpy(), tiebreak=scores.conf.to_numpy())
+    rank = np.empty(n, dtype=int)
+    rank[order] = np.arange(n)
+    scores["rank"] = rank
+    scores["percentile"] = 100 * (rank + 0.5) / n
+    # Image strips: the strip_size lowest and highest ranked examples, as [0, 1] pixels.
+    k = min(cfg.strip_size, n // 2)
+    strip_rows = []
+    classes = CLASS_NAMES[ds]
+    for group, positions in (("lowest", order[:k]), ("highest", order[::-1][:k])):
+        pix = data.unnormalize(data.train.x[torch.as_tensor(positions.copy(), device=data.train.x.device)])
+        pix = pix.flatten(1).cpu().numpy()
+        for r, (p, pix_p) in enumerate(zip(positions, pix)):
+            strip_rows.append({"dataset": ds, "group": group, "order": r, "rank": int(rank[p]),
+                               "index": int(scores["index"].iloc[p]), "label": classes[int(scores.label.iloc[p])],
+                               "adv": float(scores.adv.iloc[p]), "conf": float(scores.conf.iloc[p]),
+                               **{f"p{j}": round(float(v), 3) for j, v in enumerate(pix_p)}})
+    strips = pd.DataFrame(strip_rows)
+    scalars = {
+        "dataset": ds, "n_pool": n, "n_test": len(data.test), "image_shape": list(data.image_shape),
+        "metric_test_acc": float(np.mean(test_acc)), "metric_train_acc": float(adv["correct"].mean()),
+        "unconverged_frac": float(1 - adv["converged"].mean()),
+        "spearman_adv_conf": spearman(scores.adv, scores.conf),
+        "spearman_adv_halves": spearman(scores.adv_a, scores.adv_b) if m > 1 else float("nan"),
+        "adv_median": float(np.median(scores.adv)), "metric_train_seconds": train_s, "attack_seconds": attack_s,
+        "data_source": data.source,
+    }
+    return Result({"scores": scores, "strips": strips}, scalars)
+
+
+def _windows(cfg, ds: str, data, scores: pd.DataFrame, seed: int) -> Result:
+    n = len(data.train)
+    wt = window_table(n, cfg.window_size, cfg.n_windows)
+    order = np.argsort(scores.sort_values("position")["rank"].to_numpy())  # the metric part's ranking
+    dev = data.train.x.device
+    subsets = torch.stack([torch.as_tensor(order[a:b].copy(), device=dev) for a, b in zip(wt.start, wt.stop)])
+    seeds = [1000 * seed + w for w in range(len(wt))]
+    models, test_acc, secs = train_many(cfg, data, subsets, seeds, cfg.epochs, f"claim 3 {ds} windows s{seed}")
+    train_acc = _train_acc(models, data, subsets)
+    labels = data.train.y.cpu().numpy()
+    adv = scores.sort_values("position").adv.to_numpy()
+    rows = []
+    for w, (a, b) in enumerate(zip(wt.start, wt.stop)):
+        lab = labels[order[a:b]]
+        counts = np.bincount(lab, minlength=data.num_classes)
+        rows.append({"dataset": ds, "seed": seed, **wt.iloc[w].to_dict(), "test_acc": float(test_acc[w]),
+                     "train_acc": float(train_acc[w]), "adv_mean": float(adv[order[a:b]].mean()),
+                     "n_classes": int((counts > 0).sum()), "max_class_frac": float(counts.max() / len(lab))})
+    curve = pd.DataFrame(rows)
+    curve[["window", "start", "stop"]] = curve[["window", "start", "stop"]].astype(int)
+    return Result({"curve": curve}, {"seconds": secs, "trainings": len(wt)})
+
+
+def _key(cfg, **extra) -> dict:
+    d = cfg.hashed_dict()
+    for k in ("datasets", "seeds"):
+        d.pop(k, None)
+    d.update(extra)
+    return d
+
+
+def run(cfg, store: Store | None = None) -> Result:
+    store = store or Store()
+    device = pick_device(cfg.device)
+
+    def compute() -> Result:
+        metric_parts, curves, per = [], [], {}
+        window_seconds = 0.0
+        for ds in dataset_list(cfg.datasets):
+            cache: dict = {}
+
+            def data(ds=ds, cache=cache):
+                if "d" not in cache:
+                    cache["d"] = load(ds, n_train=cfg.n_train, n_test=cfg.n_test, noise_rate=0.0, seed=cfg.seed,
+                                      device=device)
+                return cache["d"]
+
+            met = store.cached(f"{NAME}/metric", _key(cfg, dataset=ds), lambda: _metric(cfg, ds, data()))
+            metric_parts.append(met)
+            per[ds] = dict(met.scalars)
+            for s in seed_list(cfg):
+                part = store.cached(f"{NAME}/windows", _key(cfg, dataset=ds, seed=s),
+                                    lambda s=s: _windows(cfg, ds, data(), met.tables["scores"], s))
+                curves.append(part.tables["curve"])
+                window_seconds += part.scalars["seconds"]
+        trainer = trainer_for(cfg.model, cfg.trainer)
+        n_trainings = len(per) * (cfg.metric_models + cfg.n_windows * cfg.seeds)
+        scalars = {"datasets": list(per), "per_dataset": per, "seeds": seed_list(cfg), "trainer": trainer,
+                   "device": describe(device), "n_trainings": n_trainings, "window_train_seconds": window_seconds,
+                   "metric_train_seconds": sum(p["metric_train_seconds"] for p in per.values()),
+                   "attack_seconds": sum(p["attack_seconds"] for p in per.values())}
+        return Result({"scores": pd.concat([m.tables["scores"] for m in metric_parts], ignore_index=True),
+                       "strips": pd.concat([m.tables["strips"] for m in metric_parts], ignore_index=True),
+                       "curve": pd.concat(curves, ignore_index=True)}, scalars)
+
+    with cpu_threads(1, device):
+        return store.cached(NAME, cfg.hashed_dict(), compute)

@@ -1,0 +1,138 @@
+"""Claim 3: the attack (exact on linear models), ranking and windows, the verdict, config errors, reproducibility."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from memlib.attacks import linear_min_distance, min_l2_distance
+from memlib.claims import NOT_REPRODUCED, PARTLY, REPRODUCED
+from memlib.claims import outlier_percentiles as claim
+from memlib.config import ConfigError, resolve
+from memlib.experiments import outlier_percentiles as exp
+from memlib.outliers import rank_order, region, spearman, window_table, windows
+
+
+def test_linear_closed_form_by_hand():
+    # logits (2, 0.5) for x = (2, 0.5) with W = I: class 0 wins; boundary x1 = x2 is (2 - 0.5) / sqrt(2) away.
+    w, b = torch.eye(2), torch.zeros(2)
+    d = linear_min_distance(w, b, torch.tensor([[2.0, 0.5]]))
+    assert d.item() == pytest.approx(1.5 / math.sqrt(2))
+
+
+@pytest.mark.parametrize("k,dim", [(2, 5), (10, 784)])
+def test_attack_is_exact_on_a_linear_classifier(k, dim):
+    torch.manual_seed(0)
+    lin = nn.Linear(dim, k)
+    model = nn.Sequential(nn.Flatten(), lin)
+    x = torch.randn(300, dim) if dim != 784 else torch.randn(300, 1, 28, 28)
+    r = min_l2_distance(model, x, steps=5, search_steps=30)
+    exact = linear_min_distance(lin.weight.detach(), lin.bias.detach(), x)
+    # (w_i - w_j).x + (b_i - b_j) over ||w_i - w_j||, minimum over j: one DeepFool step, then the bisection.
+    assert r.converged.all() and (r.steps == 1).all()
+    assert torch.allclose(r.distance, exact, rtol=1e-4, atol=1e-6)
+    assert torch.equal(r.pred, lin(x.flatten(1)).argmax(1))
+
+
+def test_attack_on_a_relu_net_finds_a_flipping_point_and_restores_mode():
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 4)).train()
+    x = torch.randn(64, 20)
+    r = min_l2_distance(model, x, batch_size=16)
+    assert model.training and r.distance.shape == (64,) and r.converged.all() and (r.distance > 0).all()
+
+
+def test_windows_edges():
+    assert windows(10, 3, 4) == [(0, 3), (2, 5), (5, 8), (7, 10)]  # starts rint(linspace(0, 7, 4))
+    w = windows(4000, 400, 10)
+    assert w[0] == (0, 400) and w[-1] == (3600, 4000)
+    assert all(b == a2 for (_, b), (a2, _) in zip(w, w[1:]))  # consecutive, no gap, no overlap
+    assert windows(5, 5, 1) == [(0, 5)] and windows(5, 2, 1) == [(0, 2)]
+    assert windows(5, 1, 5) == [(i, i + 1) for i in range(5)]
+    with pytest.raises(ValueError, match="larger than the pool"):
+        windows(5, 6, 1)
+    with pytest.raises(ValueError, match="do not fit"):
+        windows(5, 2, 5)
+    t = window_table(4000, 400, 10)
+    assert t.pct_lo.iloc[0] == 0 and t.pct_hi.iloc[-1] == 100 and t.pct_mid.iloc[0] == 5
+
+
+def test_rank_order_ties_and_regions():
+    s = [0.0, 2.0, 0.0, 1.0, 0.0]
+    assert rank_order(s).tolist() == [0, 2, 4, 3, 1]  # ties by position
+    assert rank_order(s, tiebreak=[0.9, 0, 0.1, 0, 0.9]).tolist() == [2, 0, 4, 3, 1]  # then by tiebreak
+    assert [region(p) for p in (5, 33.3, 33.4, 50, 66.6, 66.7, 95)] == ["low", "low", "middle", "middle",
+                                                                         "middle", "high", "high"]
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 100]) == pytest.approx(1)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1)
+    assert math.isnan(spearman([1, 1, 1], [1, 2, 3]))
+
+
+def _curve(ds, accs_by_seed):
+    rows = []
+    n = len(accs_by_seed[0])
+    for s, accs in enumerate(accs_by_seed):
+        for w, a in enumerate(accs):
+            rows.append({"dataset": ds, "seed": s, "window": w, "pct_lo": 100 * w / n, "pct_hi": 100 * (w + 1) / n,
+                         "pct_mid": 100 * (w + 0.5) / n, "test_acc": a})
+    return pd.DataFrame(rows)
+
+
+def test_verdict_from_hand_made_curves():
+    low = _curve("mnist5k", [[0.9, 0.8, 0.7, 0.6, 0.5], [0.85, 0.8, 0.7, 0.6, 0.5], [0.6, 0.7, 0.8, 0.65, 0.5]])
+    mid = _curve("fashion-mnist", [[0.5, 0.7, 0.8, 0.7, 0.5]] * 3)
+    high = _curve("fashion-mnist", [[0.5, 0.6, 0.7, 0.8, 0.9]] * 3)
+    r = lambda c: type("R", (), {"tables": {"curve": c}})()  # noqa: E731
+    v = claim.check(r(pd.concat([low, mid])))
+    assert v.status == REPRODUCED and v.measured["mnist5k_region"] == "low"
+    assert v.measured["mnist5k_seed_agreement"] == pytest.approx(2 / 3)  # seed 2 peaks in the middle
+    assert v.measured["mnist5k_margin"] == "+5.0 points"  # mean of window 0 (0.783) - window 2 (0.733, middle)
+    assert claim.check(r(pd.concat([low, high]))).status == PARTLY
+    assert claim.check(r(high)).status == NOT_REPRODUCED
+
+
+def test_config_errors():
+    with pytest.raises(ConfigError, match="unknown dataset 'mnistt'"):
+        resolve("outlier_percentiles", "smoke", datasets="mnistt")
+    with pytest.raises(ConfigError, match="twice"):
+        resolve("outlier_percentiles", "smoke", datasets="mnist5k, mnist5k")
+    with pytest.raises(ConfigError, match="larger than the mnist5k pool of 1000"):
+        resolve("outlier_percentiles", "smoke", window_size=2000)
+    with pytest.raises(ConfigError, match="too many"):
+        resolve("outlier_percentiles", "smoke", n_train=100, window_size=100, n_windows=2)
+    with pytest.raises(ConfigError, match="without BatchNorm"):
+        resolve("outlier_percentiles", "smoke", model="resnet9", trainer="stacked")
+    assert resolve("outlier_percentiles", "smoke", datasets=" mnist5k ,synthetic").datasets == "mnist5k,synthetic"
+
+
+@pytest.fixture
+def tiny():
+    return resolve("outlier_percentiles", "smoke", datasets="synthetic", width=16, n_train=200, n_test=100,
+                   window_size=50, n_windows=4, seeds=2, metric_models=2, epochs=2, metric_epochs=2, strip_size=4,
+                   attack_steps=5)
+
+
+def test_experiment_is_reproducible_and_cached(tiny, store, tmp_path):
+    from memlib.store import Store
+
+    r1 = exp.run(tiny, store)
+    curve = r1.tables["curve"]
+    assert len(curve) == 8 and sorted(curve.seed.unique()) == [0, 1] and curve.window.max() == 3
+    assert set(r1.tables["strips"].group) == {"lowest", "highest"} and len(r1.tables["strips"]) == 8
+    sc = r1.tables["scores"]
+    assert sorted(sc["rank"]) == list(range(200)) and (sc.adv >= 0).all()
+    low = r1.tables["strips"].query("group == 'lowest'").adv
+    assert (low <= sc.adv.median()).all()
+    assert exp.run(tiny, store).cached
+    r2 = exp.run(tiny, Store(tmp_path / "other"))  # computed again from scratch: same numbers
+    assert not r2.cached
+    pd.testing.assert_frame_equal(r1.tables["curve"], r2.tables["curve"])
+    np.testing.assert_array_equal(r1.tables["scores"]["rank"], r2.tables["scores"]["rank"])
+
+
+def test_sequential_trainer_gives_the_stacked_result(tiny, store):
+    a = exp.run(tiny.replace(seeds=1), store).tables["curve"]
+    b = exp.run(tiny.replace(seeds=1, trainer="sequential"), store).tables["curve"]
+    np.testing.assert_allclose(a.test_acc, b.test_acc, atol=0.021)  # float rounding may flip an example or two
