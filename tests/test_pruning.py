@@ -1,0 +1,166 @@
+import pytest
+import torch
+from torch import nn
+
+from memlib.data import load
+from memlib.dropout import make_factory
+from memlib.models import build_model
+from memlib.pruning import (CaptureAt, MaskCallback, apply_masks, channel_stats, full_masks, magnitude_prune,
+                            prunable, pruned_share, random_masks, reinit, rewind, snapshot, sparsity)
+from memlib.train import TrainSpec, fit
+
+
+def _mlp(width=16, etd=False, n=60):
+    torch.manual_seed(0)
+    f = make_factory("example_tied", p_gen=0.5, p_mem=0.5, n_examples=n) if etd else None
+    return build_model("mlp", width, (1, 28, 28), 10, f)
+
+
+def test_prunable_weights_are_conv_and_linear_weights_only():
+    m = build_model("resnet9", 4, (1, 28, 28), 10)
+    names = set(prunable(m))
+    assert "conv1.0.weight" in names and "fc.weight" in names
+    assert not any("bias" in n or ".1.weight" in n for n in names)  # no BatchNorm (index 1 of conv_bn)
+
+
+@pytest.mark.parametrize("scope", ["layer", "global"])
+def test_pruned_fraction_per_round_is_as_asked(scope):
+    m = _mlp(32)
+    masks = full_masks(m)
+    total = sum(x.numel() for x in masks.values())
+    for r in range(1, 4):
+        kept_before = sum(int(x.sum()) for x in masks.values())
+        new = magnitude_prune(m, masks, 0.3, scope)
+        kept = sum(int(x.sum()) for x in new.values())
+        assert abs((kept_before - kept) - 0.3 * kept_before) <= (len(masks) if scope == "layer" else 1)
+        assert not (new["fc1.weight"] & ~masks["fc1.weight"]).any()  # pruned weights stay pruned
+        masks = new
+        apply_masks(m, masks)
+    assert sparsity(masks) == pytest.approx(1 - 0.7 ** 3, abs=0.01)
+    assert 1 - sum(int(x.sum()) for x in masks.values()) / total == pytest.approx(sparsity(masks))
+    if scope == "layer":
+        for x in masks.values():
+            assert 1 - x.float().mean().item() == pytest.approx(1 - 0.7 ** 3, abs=0.01)
+
+
+def test_magnitude_pruning_removes_the_smallest_weights_by_hand():
+    lin = nn.Linear(4, 1, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[0.5, -0.1, 2.0, -0.3]]))
+    m = nn.Sequential(lin)
+    masks = magnitude_prune(m, None, 0.5, "layer")
+    assert masks["0.weight"].tolist() == [[True, False, True, False]]
+
+
+def test_global_scope_ranks_across_layers():
+    m = nn.Sequential(nn.Linear(2, 2, bias=False), nn.Linear(2, 2, bias=False))
+    with torch.no_grad():
+        m[0].weight.copy_(torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
+        m[1].weight.copy_(torch.tensor([[10.0, 20.0], [30.0, 40.0]]))
+    g = magnitude_prune(m, None, 0.5, "global")
+    assert not g["0.weight"].any() and g["1.weight"].all()
+    per_layer = magnitude_prune(m, None, 0.5, "layer")
+    assert int(per_layer["0.weight"].sum()) == 2 and int(per_layer["1.weight"].sum()) == 2
+
+
+def test_bad_rate_and_scope_are_rejected():
+    m = _mlp()
+    with pytest.raises(ValueError, match="rate"):
+        magnitude_prune(m, None, 1.0)
+    with pytest.raises(ValueError, match="scope"):
+        magnitude_prune(m, None, 0.2, "per-channel")
+
+
+def test_random_masks_match_per_layer_counts():
+    m = _mlp(32)
+    masks = magnitude_prune(m, None, 0.6, "global")
+    r = random_masks(masks, seed=3)
+    for n in masks:
+        assert int(r[n].sum()) == int(masks[n].sum())
+    assert any((r[n] != masks[n]).any() for n in masks)
+    assert all(torch.equal(r[n], random_masks(masks, seed=3)[n]) for n in masks)
+
+
+def test_masks_keep_pruned_weights_at_zero_through_sgd_momentum_and_weight_decay():
+    d = load("synthetic", n_train=120, n_test=40, noise_rate=0.1, seed=0)
+    m = _mlp(16)
+    masks = magnitude_prune(m, None, 0.5, "layer")
+    seen = []
+
+    class Check:
+        def on_step_end(self, run):
+            for n, p in prunable(run.model).items():
+                seen.append(bool((p.detach()[~masks[n]] == 0).all()))
+                buf = run.optimizer.state[p].get("momentum_buffer")
+                seen.append(bool((buf[~masks[n]] == 0).all()))
+
+    before = {n: p.detach().clone() for n, p in prunable(m).items()}
+    fit(m, d, TrainSpec(epochs=3, batch_size=20, lr=0.2, momentum=0.9, weight_decay=5e-3, progress=False),
+        callbacks=[MaskCallback(masks), Check()])
+    assert seen and all(seen)
+    for n, p in prunable(m).items():
+        assert (p.detach()[~masks[n]] == 0).all()
+        assert not torch.equal(p.detach()[masks[n]], before[n][masks[n]])  # kept weights did train
+    # hooks are removed after training: a later unmasked backward gives pruned weights a gradient
+    x = d.train.x[:8]
+    m.zero_grad()
+    m(x).sum().backward()
+    assert m.fc1.weight.grad[~masks["fc1.weight"]].abs().sum() > 0
+
+
+def test_rewinding_restores_saved_weights_exactly():
+    d = load("synthetic", n_train=100, n_test=20, noise_rate=0.0, seed=0)
+    m = _mlp(16, etd=True, n=100)
+    cap = CaptureAt([0, 3])
+    fit(m, d, TrainSpec(epochs=2, batch_size=25, lr=0.1, progress=False), callbacks=[cap])
+    assert set(cap.saved) == {0, 3}
+    assert not torch.equal(cap.saved[0]["fc1.weight"], cap.saved[3]["fc1.weight"])
+    assert not torch.equal(m.fc1.weight.detach(), cap.saved[3]["fc1.weight"])
+    rewind(m, cap.saved[3])
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, cap.saved[3][k])
+    # into the same architecture without dropout, with a mask
+    plain = _mlp(16)
+    masks = magnitude_prune(plain, None, 0.5)
+    rewind(plain, cap.saved[0], masks)
+    w = plain.fc1.weight.detach()
+    keep = masks["fc1.weight"]
+    assert torch.equal(w[keep], cap.saved[0]["fc1.weight"][keep]) and (w[~keep] == 0).all()
+    with pytest.raises(ValueError, match="architecture"):
+        rewind(build_model("mlp", 8, (1, 28, 28), 10), {"fc1.weight": torch.zeros(1)})
+
+
+def test_reinit_is_seeded_and_masked_without_touching_the_global_rng():
+    a, b = _mlp(16), _mlp(16)
+    with torch.no_grad():
+        a.fc1.weight.zero_()
+    masks = magnitude_prune(_mlp(16), None, 0.5)
+    state = torch.random.get_rng_state()
+    reinit(a, 5, masks)
+    assert torch.equal(state, torch.random.get_rng_state())
+    reinit(b, 5, masks)
+    assert torch.equal(a.fc1.weight, b.fc1.weight)
+    assert (a.fc1.weight[~masks["fc1.weight"]] == 0).all() and a.fc1.weight.abs().sum() > 0
+    assert torch.equal(snapshot(a)["fc2.weight"], b.fc2.weight.detach())
+
+
+def test_channel_stats_and_pruned_share_by_hand():
+    m = _mlp(4, etd=True, n=10)  # 2 generalization + 2 memorization hidden units
+    with torch.no_grad():
+        m.fc1.weight.copy_(torch.tensor([3.0, 2.0, 0.5, 0.1]).view(4, 1).expand(4, 784))
+    st = channel_stats(m)
+    assert list(st.group) == ["generalization"] * 2 + ["memorization"] * 2
+    assert st.mean_abs.tolist() == pytest.approx([3.0, 2.0, 0.5, 0.1])
+    before = full_masks(m)
+    after = magnitude_prune(m, before, 0.25, "layer")  # removes 784 weights of fc1: all of unit 3
+    sh = pruned_share(m, before, after).iloc[0]
+    assert sh.layer == "fc1" and sh.removed == 784 and sh.removed_mem == 784
+    assert sh.share_mem == 1.0 and sh.chance_mem == 0.5
+    assert sh.pruned_frac_mem == 0.5 and sh.pruned_frac_gen == 0.0
+
+
+def test_etd_sites_of_resnet9_are_the_layers_before_each_site():
+    f = make_factory("example_tied", p_gen=0.5, p_mem=0.5, n_examples=4)
+    m = build_model("resnet9", 4, (1, 28, 28), 10, f)
+    st = channel_stats(m)
+    assert list(dict.fromkeys(st.layer)) == ["conv1.0", "conv2.0", "res1.b.0", "conv3.0.0", "res2.b.0", "conv4.0"]
