@@ -9,8 +9,9 @@ from torch import nn
 
 from memlib.config import ConfigError, resolve
 from memlib.losses import ELRLoss
-from memlib.probes.early_phase import (ApplyMasks, EarlyPhaseProbe, distance_from_init, gradient_norm,
-                                       magnitude_masks, sign_change_fraction, tracked_parameters)
+from memlib.probes.early_phase import (EarlyPhaseProbe, distance_from_init, gradient_norm, sign_change_fraction,
+                                       tracked_parameters)
+from memlib.pruning import MaskCallback, magnitude_prune
 from memlib.store import Result
 
 
@@ -134,13 +135,13 @@ def test_early_phase_probe_and_rewinding_in_fit():
     assert rows.epoch.tolist() == [0, 0.5, 1.0]
     assert sorted(probe.states) == [0, 3]
     assert torch.equal(probe.states[0]["net.1.weight"], init_w)
-    # magnitude pruning keeps the largest weights; ApplyMasks keeps pruned ones at zero while training
-    masks = magnitude_masks(model, 0.75)
+    # magnitude pruning keeps the largest weights; the mask callback keeps pruned ones at zero while training
+    masks = magnitude_prune(model, None, 0.75, scope="global")
     w = m[1].weight.detach()
     kept = masks["net.1.weight"]
     assert kept.float().mean().item() == pytest.approx(0.25, abs=0.01)
     assert w[kept].abs().min() >= w[~kept].abs().max()
-    fit(model, data, TrainSpec(epochs=1, batch_size=16, progress=False), callbacks=[ApplyMasks(masks)])
+    fit(model, data, TrainSpec(epochs=1, batch_size=16, progress=False), callbacks=[MaskCallback(masks)])
     assert (m[1].weight.detach()[~kept] == 0).all()
 
 
@@ -148,8 +149,8 @@ def test_magnitude_masks_by_hand():
     m = Tiny()
     with torch.no_grad():
         m.fc.weight.copy_(torch.tensor([[0.1, -3.0], [-0.2, 2.0]]))
-    assert magnitude_masks(m, 0.5)["fc.weight"].tolist() == [[False, True], [False, True]]
-    assert magnitude_masks(m, 0.0)["fc.weight"].all()
+    assert magnitude_prune(m, None, 0.5, scope="global")["fc.weight"].tolist() == [[False, True], [False, True]]
+    assert magnitude_prune(m, None, 0.0, scope="global")["fc.weight"].all()
 
 
 # ---------------------------------------------------------------- experiment, verdicts, plots
@@ -212,6 +213,13 @@ def test_verdicts_on_a_hand_made_result():
     r2 = Result({**r.tables, "history": h}, {})
     assert claim.check_elr(r2).status == "not reproduced"
     assert claim.check(r2).status == "partly reproduced"
+    # the early phase is part of the chapter's verdict: a flat (not front-loaded) early phase makes it partial
+    ep = r.tables["early_phase"].copy()
+    for col in ("dist_init", "rel_dist_init", "sign_changed"):
+        ep[col] = ep[col].iloc[-1] * ep["step"] / ep["step"].max()
+    r3 = Result({**r.tables, "early_phase": ep}, {})
+    assert claim.check_early_phase(r3).status != REPRODUCED
+    assert claim.check(r3).status == "partly reproduced"
 
 
 def test_plots_from_a_result():

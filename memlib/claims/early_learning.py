@@ -175,15 +175,19 @@ def check_early_phase(result, cfg=None) -> Verdict:
 
 
 def check(result, cfg=None) -> Verdict:
-    """The chapter's overall verdict: early learning then memorization (essential), and ELR reducing it."""
-    a, b = check_early_learning(result, cfg), check_elr(result, cfg)
-    crit = a.criteria + b.criteria
-    if a.status == REPRODUCED and b.status == REPRODUCED:
+    """The chapter's overall verdict over its three parts: early learning then memorization, ELR reducing it, and
+    the early phase (Frankle et al.).  Reproduced only if all three are; not reproduced only if none is."""
+    parts = [check_early_learning(result, cfg), check_elr(result, cfg), check_early_phase(result, cfg)]
+    statuses = [v.status for v in parts]
+    if all(s == REPRODUCED for s in statuses):
         status = REPRODUCED
-    elif a.status == NOT_REPRODUCED and b.status == NOT_REPRODUCED:
+    elif all(s == NOT_REPRODUCED for s in statuses):
         status = NOT_REPRODUCED
     else:
         status = PARTLY
-    return Verdict("Early learning, then memorization; ELR", status,
+    a, b, c = parts
+    measured = {k: v for part in parts for k, v in part.measured.items()}
+    return Verdict("Early learning, then memorization; ELR; the early phase", status,
                    f"Early learning then memorization: {a.status}. ELR reduces memorization: {b.status}. "
-                   f"{a.summary} {b.summary}", {**a.measured, **b.measured}, REFERENCE, crit)
+                   f"Early phase front-loaded: {c.status}. {a.summary} {b.summary} {c.summary}", measured, REFERENCE,
+                   [crit for part in parts for crit in part.criteria])

@@ -5,13 +5,11 @@ the weights from their initialization (absolute and relative to the initial norm
 whose sign differs from initialization.  "Weights" are the tensors with more than one dimension (convolution
 kernels and linear matrices); BatchNorm scales/shifts and biases are left out.
 
-Rewinding: :class:`EarlyPhaseProbe` also keeps copies of the whole model state at chosen iterations ``k``;
-:func:`magnitude_masks` and :class:`ApplyMasks` let an experiment prune the trained network by weight magnitude,
-rewind the surviving weights to iteration ``k`` and retrain (the lottery-ticket procedure with rewinding).
+Rewinding: :class:`EarlyPhaseProbe` also keeps copies of the whole model state at chosen iterations ``k``, which
+:mod:`memlib.pruning` rewinds a magnitude-pruned network to (the lottery-ticket procedure with rewinding).
 """
 from __future__ import annotations
 
-import copy
 from typing import Iterable
 
 import torch
@@ -96,45 +94,3 @@ class EarlyPhaseProbe:
 
     def missing_states(self) -> list[int]:
         return [k for k in self.keep_steps if k not in self.states]
-
-
-def magnitude_masks(model: nn.Module, sparsity: float) -> dict[str, torch.Tensor]:
-    """Boolean keep-masks pruning the ``sparsity`` fraction of smallest-magnitude weights, globally over all
-    tracked weights (weights tied with the threshold are pruned too).  ``sparsity = 0`` keeps everything."""
-    if not 0.0 <= sparsity < 1.0:
-        raise ValueError(f"sparsity must be in [0, 1), got {sparsity!r}")
-    params = tracked_parameters(model)
-    if sparsity == 0 or not params:
-        return {n: torch.ones_like(p, dtype=torch.bool) for n, p in params.items()}
-    mags = _flat(p.abs() for p in params.values())
-    n_prune = int(sparsity * mags.numel())
-    if n_prune == 0:
-        return {n: torch.ones_like(p, dtype=torch.bool) for n, p in params.items()}
-    threshold = mags.kthvalue(n_prune).values
-    return {n: p.detach().abs() > threshold for n, p in params.items()}
-
-
-class ApplyMasks:
-    """Training callback: keep pruned weights at zero (applied at the start and after every optimizer step)."""
-
-    def __init__(self, masks: dict[str, torch.Tensor]):
-        self.masks = masks
-
-    @torch.no_grad()
-    def _apply(self, model: nn.Module) -> None:
-        params = dict(model.named_parameters())
-        for n, m in self.masks.items():
-            params[n].mul_(m.to(params[n].device, params[n].dtype))
-
-    def on_fit_start(self, run):
-        self._apply(run.model)
-
-    def on_step_end(self, run):
-        self._apply(run.model)
-
-
-def rewound_copy(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
-    """A copy of ``model`` with its full state (weights and BatchNorm statistics) set to ``state``."""
-    m = copy.deepcopy(model)
-    m.load_state_dict(state)
-    return m
