@@ -208,9 +208,6 @@ def fit(model: nn.Module, data: DataBundle, spec: TrainSpec, callbacks: Iterable
             with autocast(device, spec.amp):
                 logits = model(xb, idx=ib)
             loss = loss_fn(logits.float(), yb, ib)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch}, step {s}: lower lr "
-                                         f"(now {spec.lr})")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -222,7 +219,13 @@ def fit(model: nn.Module, data: DataBundle, spec: TrainSpec, callbacks: Iterable
             if callbacks:
                 run.loss = loss.item()
                 _call(callbacks, "on_step_end", run)
-        rec = {"epoch": epoch, "train_loss": (total / count).item(), "lr": optimizer.param_groups[0]["lr"],
+        # Checked once per epoch (a non-finite batch loss makes the sum non-finite), not per step: a per-step
+        # check would synchronise with the GPU at every iteration.
+        train_loss = (total / count).item()
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(f"the training loss became {train_loss} in epoch {epoch}: lower lr "
+                                     f"(now {spec.lr})")
+        rec = {"epoch": epoch, "train_loss": train_loss, "lr": optimizer.param_groups[0]["lr"],
                "seconds": time.perf_counter() - t0}
         if epoch % spec.eval_every == 0 or epoch == spec.epochs:
             rec.update(evaluate(model, data, spec.amp))

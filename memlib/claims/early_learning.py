@@ -8,7 +8,6 @@ first two.
 """
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from . import NOT_REPRODUCED, PARTLY, REPRODUCED, Verdict, status_from

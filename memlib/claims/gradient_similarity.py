@@ -1,7 +1,6 @@
 """Claim 1 reference (Maini et al. 2023, via the talk) and its verdict."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from . import Verdict, status_from

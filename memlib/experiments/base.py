@@ -29,6 +29,22 @@ def run_parts(cfg: Config, store: Store, part: str, keys: list[dict], compute: C
     return out
 
 
+SHARED_SCALARS = ("n_train", "n_noisy", "data_source", "device")
+
+
+def merge_scalars(parts: list[Result], extra_shared: tuple[str, ...] = (), seconds: str = "train_seconds") -> dict:
+    """Scalars of a run made of parts: its seeds, the parts' total training seconds, their mean images/s (where
+    they report it), and the values all parts share (data size, noise, source, device, ``extra_shared``)."""
+    first = parts[0].scalars
+    out = {"seeds": sorted({p.scalars["seed"] for p in parts}),
+           "train_seconds": sum(p.scalars[seconds] for p in parts)}
+    rates = [p.scalars["images_per_second"] for p in parts if "images_per_second" in p.scalars]
+    if rates:
+        out["images_per_second"] = sum(rates) / len(rates)
+    out.update({k: first[k] for k in SHARED_SCALARS + tuple(extra_shared)})
+    return out
+
+
 def concat(results: list[Result], table: str) -> pd.DataFrame:
     """One table from every part's table of that name."""
     frames = [r.tables[table] for r in results]

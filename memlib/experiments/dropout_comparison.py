@@ -42,7 +42,7 @@ from ..dropout import make_factory, set_etd_mode
 from ..store import Result, Store
 from ..models import build_model
 from ..train import TrainSpec, fit, predict, seed_everything, split_metrics
-from .base import concat, run_parts, seed_list
+from .base import concat, merge_scalars, run_parts, seed_list
 
 NAME = "dropout_comparison"
 NOTEBOOK = "02_dropout_comparison"
@@ -241,14 +241,7 @@ def run(cfg, store: Store | None = None) -> Result:
         keys = [{"seed": s, "method": m} for s in seed_list(cfg) for m in METHODS]
         parts = run_parts(cfg, store, "part", keys, lambda k: _one(cfg, k["seed"], k["method"]))
         examples = merge_examples(parts)
-        first = parts[0].scalars
-        scalars = {
-            "seeds": sorted({p.scalars["seed"] for p in parts}),
-            "train_seconds": sum(p.scalars["train_seconds"] for p in parts),
-            "images_per_second": float(np.mean([p.scalars["images_per_second"] for p in parts])),
-            "n_train": first["n_train"], "n_noisy": first["n_noisy"], "data_source": first["data_source"],
-            "device": first["device"], "classes": first["classes"], "image_shape": first["image_shape"],
-        }
+        scalars = merge_scalars(parts, ("classes", "image_shape"))
         return Result({"accuracy": concat(parts, "accuracy"), "history": concat(parts, "history"),
                        "examples": examples, "grid": grid_table(cfg, examples, cfg.seed)}, scalars)
 

@@ -28,7 +28,7 @@ from ..probes.early_phase import EarlyPhaseProbe, tracked_parameters
 from ..pruning import MaskCallback, magnitude_prune, rewind, sparsity
 from ..store import Result, Store
 from ..train import TrainSpec, fit, make_model_and_data
-from .base import concat, run_parts, seed_list
+from .base import concat, merge_scalars, run_parts, seed_list
 
 NAME = "early_learning"
 NOTEBOOK = "04_early_learning"
@@ -166,13 +166,7 @@ def run(cfg, store: Store | None = None) -> Result:
         keys = [{"seed": s, "loss": loss} for s in seed_list(cfg) for loss in LOSSES]
         parts = run_parts(cfg, store, "part", keys, lambda k: _train(cfg, k["seed"], k["loss"]))
         ce = [p for p in parts if p.scalars["loss"] == "ce"]
-        first = parts[0].scalars
-        scalars = {
-            "seeds": [p.scalars["seed"] for p in ce],
-            "images_per_second": sum(p.scalars["images_per_second"] for p in parts) / len(parts),
-            "train_seconds": sum(p.scalars["seconds"] for p in parts),
-            **{k: first[k] for k in ("n_train", "n_noisy", "n_weights", "steps_per_epoch", "data_source", "device")},
-        }
+        scalars = merge_scalars(parts, ("n_weights", "steps_per_epoch"), seconds="seconds")
         tables = {"history": concat(parts, "history"), "early_phase": concat(ce, "early_phase"),
                   "rewind": concat(ce, "rewind")}
         return Result(tables, scalars)

@@ -10,7 +10,7 @@ from ..device import describe
 from ..probes.gradients import GradientSimilarityProbe
 from ..store import Result, Store
 from ..train import TrainSpec, fit, make_model_and_data
-from .base import concat, run_parts, seed_list
+from .base import concat, merge_scalars, run_parts, seed_list
 
 NAME = "gradient_similarity"
 NOTEBOOK = "01_gradient_similarity"
@@ -58,13 +58,7 @@ def run(cfg, store: Store | None = None) -> Result:
     def compute() -> Result:
         parts = run_parts(cfg, store, "seed", [{"seed": s} for s in seed_list(cfg)],
                           lambda k: _one_seed(cfg, k["seed"]))
-        scalars = {
-            "seeds": [p.scalars["seed"] for p in parts],
-            "images_per_second": sum(p.scalars["images_per_second"] for p in parts) / len(parts),
-            "train_seconds": sum(p.scalars["train_seconds"] for p in parts),
-            "n_train": parts[0].scalars["n_train"], "n_noisy": parts[0].scalars["n_noisy"],
-            "data_source": parts[0].scalars["data_source"], "device": parts[0].scalars["device"],
-        }
-        return Result({"history": concat(parts, "history"), "similarity": concat(parts, "similarity")}, scalars)
+        return Result({"history": concat(parts, "history"), "similarity": concat(parts, "similarity")},
+                      merge_scalars(parts))
 
     return store.cached(NAME, cfg.hashed_dict(), compute)

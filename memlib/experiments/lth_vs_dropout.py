@@ -32,7 +32,7 @@ from ..pruning import (CaptureAt, MaskCallback, channel_stats, full_masks, magni
                        random_masks, reinit, rewind, sparsity)
 from ..store import Result, Store
 from ..train import TrainSpec, fit, seed_everything
-from .base import concat, run_parts, seed_list
+from .base import concat, merge_scalars, run_parts, seed_list
 
 NAME = "lth_vs_dropout"
 NOTEBOOK = "05_lth_vs_dropout"
@@ -190,13 +190,7 @@ def run(cfg, store: Store | None = None) -> Result:
     def compute() -> Result:
         parts = run_parts(cfg, store, "seed", [{"seed": s} for s in seed_list(cfg)],
                           lambda k: _one_seed(cfg, k["seed"]))
-        scalars = {
-            "seeds": [p.scalars["seed"] for p in parts],
-            "train_seconds": sum(p.scalars["train_seconds"] for p in parts),
-            "n_train": parts[0].scalars["n_train"], "n_noisy": parts[0].scalars["n_noisy"],
-            "data_source": parts[0].scalars["data_source"], "device": parts[0].scalars["device"],
-            "total_steps": parts[0].scalars["total_steps"],
-        }
-        return Result({t: concat(parts, t) for t in ("arms", "channels", "overlap", "history")}, scalars)
+        return Result({t: concat(parts, t) for t in ("arms", "channels", "overlap", "history")},
+                      merge_scalars(parts, ("total_steps",)))
 
     return store.cached(NAME, cfg.hashed_dict(), compute)
