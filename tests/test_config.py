@@ -66,3 +66,17 @@ def test_unknown_profile_and_experiment():
 def test_parse_overrides_rejects_missing_equals():
     with pytest.raises(ConfigError, match="key=value"):
         parse_overrides(["epochs"])
+
+
+@pytest.mark.parametrize("experiment", ["gradient_similarity", "dropout_comparison", "outlier_percentiles",
+                                        "early_learning", "lth_vs_dropout"])
+def test_every_profile_of_every_experiment_passes_its_own_validation(experiment):
+    from memlib.experiments import REGISTRY
+
+    assert experiment in REGISTRY.values()
+    cfgs = {p: resolve(experiment, p) for p in ("smoke", "quick", "paper")}
+    assert {c.profile for c in cfgs.values()} == {"smoke", "quick", "paper"}
+    # the profiles grow: the paper profile trains on the full dataset (0 = all) or on more examples than quick
+    n = {p: c.values.get("n_train", 0) for p, c in cfgs.items()}
+    assert n["paper"] == 0 or n["paper"] > n["quick"] > 0
+    assert 0 < n["smoke"] <= n["quick"]
