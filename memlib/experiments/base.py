@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Callable
 
 import pandas as pd
+from tqdm.std import tqdm
 
 from ..config import Config
 from ..store import Result, Store
@@ -22,9 +23,13 @@ def part_params(cfg: Config, **extra) -> dict:
 
 
 def run_parts(cfg: Config, store: Store, part: str, keys: list[dict], compute: Callable[[dict], Result]) -> list[Result]:
-    """Run (or load) each part; every finished part is stored at once, so an interruption loses one part."""
+    """Run (or load) each part; every finished part is stored at once, so an interruption loses one part.
+
+    A progress bar over the parts is shown when the configuration asks for progress and there is more than one.
+    """
+    show = bool(cfg.values.get("progress", True)) and len(keys) > 1
     out = []
-    for k in keys:
+    for k in tqdm(keys, desc=f"{cfg.experiment} ({part}s)", disable=not show):
         out.append(store.cached(f"{cfg.experiment}/{part}", part_params(cfg, **k), lambda k=k: compute(k)))
     return out
 

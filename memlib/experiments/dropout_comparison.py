@@ -84,7 +84,7 @@ PROFILES = {
     # element-wise dropout with p = 0.4 within ~40 epochs; a wide one-hidden-layer MLP does, in seconds.
     "quick": {**_paper, "dataset": "fashion-mnist", "model": "mlp", "width": 1024, "n_train": 2000,
               "n_test": 1000, "epochs": 60, "batch_size": 128, "lr": 0.05, "seeds": 3, "eval_every": 10,
-              "grid_size": 32, "progress": False},  # ~1 s per training: progress bars would only clutter the page
+              "grid_size": 32},
     "paper": _paper,
 }
 

@@ -82,7 +82,7 @@ PROFILES = {
     # which the many retrainings (2 + 5 x rounds per seed) need.
     "quick": {**_paper, "dataset": "fashion-mnist", "model": "mlp", "width": 256, "noise_rate": 0.2,
               "n_train": 2000, "n_test": 2000, "epochs": 30, "batch_size": 32, "lr": 0.05, "seeds": 3,
-              "prune_rate": 0.5, "rounds": 2, "scope": "layer", "rewind_step": 60, "progress": False},
+              "prune_rate": 0.5, "rounds": 2, "scope": "layer", "rewind_step": 60},
     "paper": _paper,
 }
 ARMS = ("dense", "magnitude / rewind to 0", "magnitude / rewind to k", "magnitude / random re-init",
