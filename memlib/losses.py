@@ -75,18 +75,19 @@ class LossTracker:
 
     def __init__(self, loss: ELRLoss):
         self.loss = loss
-        self._sum = {"ce": 0.0, "reg": 0.0}
+        self._sum: dict = {"ce": 0.0, "reg": 0.0}
         self._n = 0
 
     def on_step_end(self, run):
+        # summed as (device) tensors and read once per epoch: no synchronisation at every step
         for k in self._sum:
             v = self.loss.last.get(k)
             if v is not None:
-                self._sum[k] += float(v)
+                self._sum[k] = self._sum[k] + v
         self._n += 1
 
     def on_epoch_end(self, run):
-        out = {f"elr_{k}": v / max(1, self._n) for k, v in self._sum.items()}
+        out = {f"elr_{k}": float(v) / max(1, self._n) for k, v in self._sum.items()}
         self._sum = {"ce": 0.0, "reg": 0.0}
         self._n = 0
         return out

@@ -134,6 +134,7 @@ def fit_stacked(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, s
     t0 = time.perf_counter()
     for epoch in range(1, spec.epochs + 1):
         perms = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)  # [K, n]
+        total = torch.zeros(k_models, device=device)
         for s in range(steps_per_epoch):
             ib = perms[:, s * spec.batch_size:(s + 1) * spec.batch_size]  # [K, B] positions in each subset
             pos = subsets[rows, ib]  # [K, B] positions in x
@@ -143,13 +144,16 @@ def fit_stacked(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, s
             b = ib.shape[1]
             loss = F.cross_entropy(logits.float().reshape(k_models * b, -1), yb.reshape(-1),
                                    reduction="none").view(k_models, b).mean(1)
-            if not torch.isfinite(loss).all():
-                raise FloatingPointError(f"loss became non-finite at epoch {epoch}, step {s}: lower lr "
-                                         f"(now {spec.lr})")
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()
             opt.step()
             sched.step()
+            total += loss.detach()
+        # once per epoch, as in ``fit`` (a per-step check would synchronise with the GPU every iteration)
+        if not torch.isfinite(total).all():
+            bad = torch.nonzero(~torch.isfinite(total)).flatten().tolist()
+            raise FloatingPointError(f"the training loss of model(s) {bad} became non-finite in epoch {epoch}: "
+                                     f"lower lr (now {spec.lr})")
     seconds = time.perf_counter() - t0
     stack.unstack()
     return stack, {"seconds": seconds, "steps": steps_per_epoch * spec.epochs}

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from .attacks import min_l2_distance
+from .train import predict
 
 REGIONS = ("low", "middle", "high")
 
@@ -45,14 +46,8 @@ def label_confidence(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tens
     """Softmax probability of the given label under each model: [M, N]."""
     out = []
     for m in models:
-        was = m.training
-        m.eval()
-        probs = []
-        for s in range(0, len(x), batch_size):
-            p = torch.softmax(m(x[s:s + batch_size]).float(), 1)
-            probs.append(p.gather(1, y[s:s + batch_size, None])[:, 0])
-        m.train(was)
-        out.append(torch.cat(probs).cpu().numpy())
+        p = torch.softmax(predict(m, x, batch_size=batch_size, amp=False), 1)
+        out.append(p.gather(1, y[:, None])[:, 0].cpu().numpy())
     return np.stack(out)
 
 

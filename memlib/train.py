@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.std import tqdm
 
-from .data import DataBundle, Split, augment_batch
+from .data import DataBundle, Split, augment_batch, load
 from .device import pick_device
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -239,15 +239,26 @@ def fit(model: nn.Module, data: DataBundle, spec: TrainSpec, callbacks: Iterable
     return hist
 
 
-def make_model_and_data(cfg, channel_dropout=None, seed: int | None = None):
-    """Common set-up from a Config with dataset/model/width/noise_rate/n_train/n_test/seed/device."""
-    from .data import load
+def load_data(cfg, seed: int | None = None, device=None) -> DataBundle:
+    """The data a Config names (dataset/n_train/n_test/noise_rate), with the label noise of ``seed``
+    (default ``cfg.seed``), on ``device`` (default: the Config's device)."""
+    return load(cfg.dataset, n_train=cfg.n_train, n_test=cfg.n_test, noise_rate=cfg.noise_rate,
+                seed=cfg.seed if seed is None else seed, device=device if device is not None else pick_device(cfg.device))
+
+
+def make_model(cfg, data: DataBundle, seed: int | None = None, channel_dropout=None) -> nn.Module:
+    """A fresh model of the Config's kind and width for ``data``, on the data's device.  With ``seed``, the
+    random state is reset first, so the same seed gives the same initialisation whatever the dropout module."""
     from .models import build_model
 
-    seed = cfg.seed if seed is None else seed
-    device = pick_device(cfg.device)
-    data = load(cfg.dataset, n_train=cfg.n_train, n_test=cfg.n_test, noise_rate=cfg.noise_rate, seed=seed,
-                device=device)
-    seed_everything(seed)
+    if seed is not None:
+        seed_everything(seed)
     model = build_model(cfg.model, cfg.width, data.image_shape, data.num_classes, channel_dropout)
-    return model.to(device), data, device
+    return model.to(data.train.x.device)
+
+
+def make_model_and_data(cfg, channel_dropout=None, seed: int | None = None):
+    """Common set-up from a Config with dataset/model/width/noise_rate/n_train/n_test/seed/device."""
+    seed = cfg.seed if seed is None else seed
+    data = load_data(cfg, seed)
+    return make_model(cfg, data, seed, channel_dropout), data, data.train.x.device

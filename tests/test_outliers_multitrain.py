@@ -55,3 +55,11 @@ def test_cpu_threads_restores():
     with cpu_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_non_finite_loss_of_a_stacked_model_is_reported():
+    data = load("synthetic", n_train=60, n_test=20, seed=0)
+    spec = TrainSpec(epochs=3, batch_size=20, lr=1e30, warmup_frac=0.0, schedule="constant", progress=False)
+    with pytest.raises(FloatingPointError, match="lower lr"):
+        fit_stacked([_model("mlp", s, data) for s in (0, 1)], data.train.x, data.train.y,
+                    torch.arange(60).expand(2, 60), spec, [0, 1])

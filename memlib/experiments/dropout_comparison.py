@@ -36,12 +36,10 @@ import torch
 import torch.nn.functional as F
 
 from ..config import COMMON, ConfigError, Param, check_fraction, check_nonneg, check_positive, check_rate
-from ..data import load
-from ..device import describe, pick_device
+from ..device import describe
 from ..dropout import make_factory, set_etd_mode
 from ..store import Result, Store
-from ..models import build_model
-from ..train import TrainSpec, fit, predict, seed_everything, split_metrics
+from ..train import TrainSpec, fit, load_data, make_model, predict, split_metrics
 from .base import concat, merge_scalars, run_parts, seed_list
 
 NAME = "dropout_comparison"
@@ -142,12 +140,10 @@ def _accuracy_row(model, data, seed, method, mode, amp, test: bool = True) -> di
 
 
 def _one(cfg, seed: int, method: str) -> Result:
-    device = pick_device(cfg.device)
-    data = load(cfg.dataset, n_train=cfg.n_train, n_test=cfg.n_test, noise_rate=cfg.noise_rate, seed=seed,
-                device=device)
-    seed_everything(seed)  # same initialisation draws for the three methods (as make_model_and_data)
-    model = build_model(cfg.model, cfg.width, data.image_shape, data.num_classes,
-                        factory(cfg, method, len(data.train), seed)).to(device)
+    data = load_data(cfg, seed)
+    device = data.train.x.device
+    # the same seed before building: the same initialisation draws for the three methods
+    model = make_model(cfg, data, seed, factory(cfg, method, len(data.train), seed))
     spec = TrainSpec.from_config(cfg, seed=seed, eval_every=cfg.eval_every,
                                  desc=f"claim 2, {method}, seed {seed}")
     recorder = MarginRecorder(cfg.eval_every) if method == "dropout" else None
@@ -225,8 +221,7 @@ def grid_table(cfg, examples: pd.DataFrame, seed: int) -> pd.DataFrame:
     ex = ex.head(cfg.grid_size)
     if ex.empty:
         return pd.DataFrame(columns=["seed", "position", "index", "label", "etd_pred_drop"])
-    data = load(cfg.dataset, n_train=cfg.n_train, n_test=cfg.n_test, noise_rate=cfg.noise_rate, seed=seed,
-                device="cpu")
+    data = load_data(cfg, seed, device="cpu")
     pix = data.unnormalize(data.train.x[torch.tensor(ex.position.to_numpy(), dtype=torch.long)]).flatten(1).numpy()
     cols = ["seed", "position", "index", "label", "true_label", "etd_pred_drop", "dropout_margin", "dropout_aum"]
     meta = ex[[c for c in cols if c in ex.columns]].reset_index(drop=True)

@@ -24,14 +24,12 @@ import time
 import pandas as pd
 
 from ..config import COMMON, ConfigError, Param, check_positive
-from ..data import load
-from ..device import describe, pick_device
+from ..device import describe
 from ..dropout import make_factory
-from ..models import build_model
 from ..pruning import (CaptureAt, MaskCallback, channel_stats, full_masks, magnitude_prune, pruned_share,
                        random_masks, reinit, rewind, sparsity)
 from ..store import Result, Store
-from ..train import TrainSpec, fit, seed_everything
+from ..train import TrainSpec, fit, load_data, make_model
 from .base import concat, merge_scalars, run_parts, seed_list
 
 NAME = "lth_vs_dropout"
@@ -106,9 +104,8 @@ def _final(hist: pd.DataFrame) -> dict:
 
 def _one_seed(cfg, seed: int) -> Result:
     t_start = time.perf_counter()
-    device = pick_device(cfg.device)
-    data = load(cfg.dataset, n_train=cfg.n_train, n_test=cfg.n_test, noise_rate=cfg.noise_rate, seed=seed,
-                device=device)
+    data = load_data(cfg, seed)
+    device = data.train.x.device
     n = len(data.train)
     steps = -(-n // cfg.batch_size) * cfg.epochs
     if cfg.rewind_step >= steps:
@@ -116,10 +113,10 @@ def _one_seed(cfg, seed: int) -> Result:
     factory = make_factory("example_tied", p_gen=cfg.p_gen, p_mem=cfg.p_mem, n_examples=n, seed=seed)
 
     def etd_model():
-        return build_model(cfg.model, cfg.width, data.image_shape, data.num_classes, factory).to(device)
+        return make_model(cfg, data, channel_dropout=factory)
 
     def plain_model():
-        return build_model(cfg.model, cfg.width, data.image_shape, data.num_classes).to(device)
+        return make_model(cfg, data)
 
     def spec(desc):
         return TrainSpec.from_config(cfg, seed=seed, desc=desc, eval_every=max(1, cfg.epochs // 6))
@@ -135,8 +132,7 @@ def _one_seed(cfg, seed: int) -> Result:
         arms.append({"seed": seed, "round": rnd, "sparsity": sp, "arm": arm, **_final(hist)})
 
     # 1. the example-tied network, saving weights at iteration 0 and k
-    seed_everything(seed)
-    net = etd_model()
+    net = make_model(cfg, data, seed, factory)
     cap = CaptureAt([0, cfg.rewind_step])
     hist = fit(net, data, spec(f"claim 5, seed {seed}: example-tied"), callbacks=[cap])
     record(hist, "example-tied (ticket search)", 0, 0.0)

@@ -21,15 +21,15 @@ import time
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.std import tqdm
 
 from ..config import COMMON, ConfigError, Param, check_positive, check_rate
 from ..data import CLASS_NAMES, load
 from ..device import describe, pick_device
-from ..models import build_model
 from ..multitrain import accuracy_stacked, cpu_threads, fit_stacked
 from ..outliers import adv_distances, label_confidence, rank_order, spearman, window_table
 from ..store import Result, Store
-from ..train import TrainSpec, fit, predict, seed_everything
+from ..train import TrainSpec, fit, make_model, predict
 from .base import seed_list
 
 NAME = "outlier_percentiles"
@@ -113,11 +113,7 @@ def validate(values: dict) -> None:
 # ----------------------------------------------------------------------------- training helpers
 
 def _fresh_models(cfg, data, seeds):
-    out = []
-    for s in seeds:
-        seed_everything(int(s))
-        out.append(build_model(cfg.model, cfg.width, data.image_shape, data.num_classes).to(data.train.x.device))
-    return out
+    return [make_model(cfg, data, int(s)) for s in seeds]
 
 
 def train_many(cfg, data, subsets: torch.Tensor, seeds: list[int], epochs: int, desc: str):
@@ -237,7 +233,11 @@ def run(cfg, store: Store | None = None) -> Result:
     def compute() -> Result:
         metric_parts, curves, per = [], [], {}
         window_seconds = 0.0
-        for ds in dataset_list(cfg.datasets):
+        datasets = dataset_list(cfg.datasets)
+        # one step per dataset's metric and per (dataset, seed) set of windows
+        bar = tqdm(total=len(datasets) * (1 + len(seed_list(cfg))), desc="claim 3 (metric, windows)",
+                   disable=not cfg.progress)
+        for ds in datasets:
             cache: dict = {}
 
             def data(ds=ds, cache=cache):
@@ -248,12 +248,15 @@ def run(cfg, store: Store | None = None) -> Result:
 
             met = store.cached(f"{NAME}/metric", _key(cfg, dataset=ds), lambda: _metric(cfg, ds, data()))
             metric_parts.append(met)
+            bar.update()
             per[ds] = dict(met.scalars)
             for s in seed_list(cfg):
                 part = store.cached(f"{NAME}/windows", _key(cfg, dataset=ds, seed=s),
                                     lambda s=s: _windows(cfg, ds, data(), met.tables["scores"], s))
                 curves.append(part.tables["curve"])
                 window_seconds += part.scalars["seconds"]
+                bar.update()
+        bar.close()
         trainer = trainer_for(cfg.model, cfg.trainer)
         n_trainings = len(per) * (cfg.metric_models + cfg.n_windows * cfg.seeds)
         scalars = {"datasets": list(per), "per_dataset": per, "seeds": seed_list(cfg), "trainer": trainer,
