@@ -249,3 +249,11 @@ def test_smoke_experiment_runs_and_caches(store):
     assert r.scalars["n_noisy"] == int(0.4 * 200)
     again = exp.run(cfg, store)
     assert again.cached and again.tables["history"].shape == h.shape
+
+
+def test_schedule_text_names_the_warmup_length():
+    from memlib.claims.early_learning import schedule_text
+
+    cfg = resolve("early_learning", "smoke", {"warmup_frac": 0.5, "epochs": 2})
+    assert "first 3 iterations" in schedule_text(cfg, steps_per_epoch=3)
+    assert "no warm-up" in schedule_text(resolve("early_learning", "smoke", {"warmup_frac": 0.0}), 3)

@@ -190,3 +190,13 @@ def check(result, cfg=None) -> Verdict:
                    f"Early learning then memorization: {a.status}. ELR reduces memorization: {b.status}. "
                    f"Early phase front-loaded: {c.status}. {a.summary} {b.summary} {c.summary}", measured, REFERENCE,
                    [crit for part in parts for crit in part.criteria])
+
+
+def schedule_text(cfg, steps_per_epoch: int) -> str:
+    """One sentence on the learning-rate schedule over the probed early phase (for the chapter's text)."""
+    warmup_steps = int(cfg.warmup_frac * cfg.epochs * steps_per_epoch)
+    if warmup_steps:
+        return (f"The learning rate rises linearly over the first {warmup_steps:,} iterations (warm-up) and then "
+                "decays (cosine); while it is still rising the weights cannot be expected to settle.")
+    return ("There is no warm-up at this profile (as in the papers): the learning rate starts at its peak and decays "
+            "along a cosine, so the early phase is not shaped by a rising learning rate.")
