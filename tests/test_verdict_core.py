@@ -1,0 +1,109 @@
+"""The shared verdict machinery: intervals, the symmetric decision rule, combination, formatting."""
+import math
+
+import numpy as np
+import pytest
+
+from memlib import claims as C
+from memlib.measure import (Interval, Measured, auc, bootstrap_interval, bootstrap_two_sample, fmt, t_interval,
+                            wilson_interval)
+
+
+def test_t_interval_matches_hand_computation():
+    # mean 2, sd 1, n 3: half-width = t_{0.975, 2} * 1 / sqrt(3) = 4.3027 / 1.7321 = 2.4841
+    iv = t_interval([1.0, 2.0, 3.0])
+    assert iv.estimate == pytest.approx(2.0)
+    assert iv.high - iv.estimate == pytest.approx(2.4841, abs=1e-3)
+    assert iv.n == 3 and "3 seeds" in iv.method
+
+
+def test_one_seed_gives_an_unbounded_interval_that_decides_nothing():
+    iv = t_interval([0.9])
+    assert math.isinf(iv.low) and math.isinf(iv.high)
+    assert C.decide(iv, 0.5) == C.UNDECIDED
+    assert "no interval" in iv.text()
+
+
+def test_decide_is_symmetric():
+    above = Interval(0.8, 0.7, 0.9, 3, "t")
+    below = Interval(0.2, 0.1, 0.3, 3, "t")
+    across = Interval(0.5, 0.3, 0.7, 3, "t")
+    assert C.decide(above, 0.5) == C.HOLDS and C.decide(above, 0.5, "below") == C.FAILS
+    assert C.decide(below, 0.5) == C.FAILS and C.decide(below, 0.5, "below") == C.HOLDS
+    assert C.decide(across, 0.5) == C.UNDECIDED and C.decide(across, 0.5, "below") == C.UNDECIDED
+
+
+def test_decide_contradiction_needs_the_opposite_side():
+    neg = Interval(-0.2, -0.3, -0.1, 3, "t")
+    small = Interval(0.01, 0.0, 0.02, 3, "t")
+    assert C.decide(neg, 0.05, opposite=0.0) == C.CONTRADICTS
+    assert C.decide(small, 0.05, opposite=0.0) == C.FAILS
+    assert C.decide(Interval(1.05, 1.02, 1.1, 3, "t"), 0.95, "below", opposite=1.0) == C.CONTRADICTS
+    assert C.decide(Interval(0.99, 0.97, 1.01, 3, "t"), 0.95, "below", opposite=1.0) == C.FAILS
+
+
+def test_null_decide_rarely_decides_on_pure_noise():
+    # effect 0, threshold 0: a 95% interval should exclude 0 on one side only ~2.5% of the time
+    rng = np.random.default_rng(0)
+    outs = [C.decide(t_interval(rng.normal(0, 1, 3)), 0.0, opposite=None) for _ in range(2000)]
+    assert outs.count(C.HOLDS) / len(outs) < 0.05
+    assert outs.count(C.FAILS) / len(outs) < 0.05
+
+
+def test_combine_paper_rules():
+    h = C.Criterion("a", C.HOLDS, "", essential=True)
+    f = C.Criterion("b", C.FAILS, "")
+    u = C.Criterion("c", C.UNDECIDED, "", essential=True)
+    fe = C.Criterion("d", C.FAILS, "", essential=True)
+    assert C.combine([h, C.Criterion("e", C.HOLDS, "")]) == C.REPRODUCED
+    assert C.combine([h, f]) == C.PARTLY
+    assert C.combine([h, u]) == C.INCONCLUSIVE
+    assert C.combine([h, u, fe]) == C.NOT_REPRODUCED
+    assert C.combine([]) == C.INCONCLUSIVE
+
+
+def test_combine_hypothesis_rules():
+    h, f = C.Criterion("a", C.HOLDS, ""), C.Criterion("b", C.FAILS, "")
+    u, x = C.Criterion("c", C.UNDECIDED, ""), C.Criterion("d", C.CONTRADICTS, "")
+    assert C.combine([h, h], "hypothesis") == C.SUPPORTED
+    assert C.combine([h, u], "hypothesis") == C.INCONCLUSIVE
+    assert C.combine([h, f, u], "hypothesis") == C.NOT_SUPPORTED
+    assert C.combine([h, f, x], "hypothesis") == C.CONTRADICTED
+    with pytest.raises(ValueError, match="kind"):
+        C.combine([h], "bogus")
+
+
+def test_criterion_evidence_shows_interval_and_threshold():
+    c = C.criterion("mislabeled fit", t_interval([0.9, 0.95, 0.92], unit="percent"), 0.5)
+    assert c.outcome == C.HOLDS
+    assert "92.3%" in c.evidence and "> 50.0%" in c.evidence and "t-interval over 3 seeds" in c.evidence
+
+
+def test_formatting_by_unit():
+    assert fmt(0.783, "percent") == "78.3%"
+    assert fmt(-0.037, "points") == "−3.7 points" and fmt(-0.0001, "points") == "0.0 points"
+    assert fmt(-0.191, "cosine") == "−0.19"
+    assert fmt(4000.0, "count") == "4,000"
+    assert fmt(None, "epoch") == "never"
+    assert fmt(float("nan"), "ratio") == "—"
+    assert str(Measured(0.9261, "ratio")) == "0.926"
+    with pytest.raises(ValueError, match="unknown unit"):
+        Measured(1.0, "furlongs")
+
+
+def test_bootstrap_and_wilson_and_auc():
+    assert auc([2, 3, 4], [0, 1]) == 1.0 and auc([1], [1]) == 0.5
+    iv = bootstrap_interval(np.arange(100.0), unit="number")
+    assert iv.low < 49.5 < iv.high
+    w = wilson_interval(0, 20)
+    assert w.low == 0.0 and 0.1 < w.high < 0.2  # Wilson upper bound for 0/20 ~ 16.1%
+    ab = bootstrap_two_sample(np.arange(50.0), np.arange(50.0), auc)
+    assert ab.low < 0.5 < ab.high
+
+
+def test_scale_text_names_everything():
+    s = C.Scale("quick", "resnet9", "fashion-mnist", 4000, 0.1, 3, width=16)
+    t = s.text()
+    for part in ("quick profile", "ResNet-9 (width 16)", "Fashion-MNIST", "4,000", "10% label noise", "3 seeds"):
+        assert part in t
+    assert s.reduced and not C.Scale("paper", "mlp", "cifar10", 1, 0.1, 1).reduced
