@@ -56,7 +56,7 @@ def main() -> None:
         sync()
         t0 = time.perf_counter()
         stack, _ = fit_stacked(models, data.train.x, data.train.y, subsets, spec, seeds)
-        acc = accuracy_stacked(stack, data.test.x, data.test.y, amp=spec.amp)
+        acc = accuracy_stacked(stack, data.test.x, data.test.y)
         sync()
         return time.perf_counter() - t0, acc.cpu().numpy()
 

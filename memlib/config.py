@@ -21,6 +21,7 @@ PROFILE_ENV = "MEMLIB_PROFILE"
 DATASETS = ("mnist", "mnist5k", "fashion-mnist", "cifar10", "synthetic")
 MODELS = ("resnet9", "smallcnn", "mlp")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 class ConfigError(ValueError):
@@ -135,6 +136,8 @@ COMMON: dict[str, Param] = {p.name: p for p in [
     Param("seed", int, "random seed (data noise, initialisation, batch order)", check=check_nonneg),
     Param("seeds", int, "number of seeds to run (seed, seed+1, ...)", check=check_positive),
     Param("device", str, "compute device ('auto' picks cuda > mps > cpu)", choices=DEVICES),
+    Param("precision", str, "training arithmetic: 'auto' = bf16 autocast on CUDA and on CPUs with AMX, else fp32",
+          choices=PRECISIONS),
     Param("progress", bool, "show progress bars", hashed=False),
 ]}
 

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from .train import TrainSpec, autocast, lr_lambda
+from .train import TrainSpec, make_optimizer
 
 
 @contextmanager
@@ -86,12 +86,11 @@ class Stack:
         return self._each(self.params, x)
 
     @torch.no_grad()
-    def predict_shared(self, x: torch.Tensor, batch_size: int = 2048, amp: bool = True) -> torch.Tensor:
-        """Logits [K, N, classes] of every model on the same inputs x [N, ...]."""
+    def predict_shared(self, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+        """Logits [K, N, classes] of every model on the same inputs x [N, ...] (fp32)."""
         out = []
         for s in range(0, len(x), batch_size):
-            with autocast(x.device, amp):
-                out.append(self._shared(self.params, x[s:s + batch_size]).float())
+            out.append(self._shared(self.params, x[s:s + batch_size]).float())
         return torch.cat(out, 1)
 
     def unstack(self) -> list[nn.Module]:
@@ -126,9 +125,7 @@ def fit_stacked(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, s
         m.to(device)
     stack = Stack(models)
     steps_per_epoch = math.ceil(n / spec.batch_size)
-    opt = torch.optim.SGD(list(stack.params.values()), lr=spec.lr, momentum=spec.momentum,
-                          weight_decay=spec.weight_decay, nesterov=spec.momentum > 0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(spec, steps_per_epoch * spec.epochs))
+    opt, sched = make_optimizer(list(stack.params.values()), spec, steps_per_epoch * spec.epochs)
     gens = [torch.Generator().manual_seed(int(s) + 12345) for s in seeds]
     rows = torch.arange(k_models, device=device)[:, None]
     t0 = time.perf_counter()
@@ -139,8 +136,7 @@ def fit_stacked(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, s
             ib = perms[:, s * spec.batch_size:(s + 1) * spec.batch_size]  # [K, B] positions in each subset
             pos = subsets[rows, ib]  # [K, B] positions in x
             xb, yb = x[pos], y[pos]
-            with autocast(device, spec.amp):
-                logits = stack.forward(xb)
+            logits = stack.forward(xb)  # fp32: under CPU autocast a vmapped functional_call gains nothing
             b = ib.shape[1]
             loss = F.cross_entropy(logits.float().reshape(k_models * b, -1), yb.reshape(-1),
                                    reduction="none").view(k_models, b).mean(1)
@@ -160,7 +156,7 @@ def fit_stacked(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, s
 
 
 @torch.no_grad()
-def accuracy_stacked(stack: Stack, x: torch.Tensor, y: torch.Tensor, amp: bool = True) -> torch.Tensor:
+def accuracy_stacked(stack: Stack, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Accuracy of each stacked model on the same data: [K]."""
-    pred = stack.predict_shared(x, amp=amp).argmax(2)
+    pred = stack.predict_shared(x).argmax(2)
     return (pred == y[None]).float().mean(1)

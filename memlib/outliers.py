@@ -46,7 +46,7 @@ def label_confidence(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tens
     """Softmax probability of the given label under each model: [M, N]."""
     out = []
     for m in models:
-        p = torch.softmax(predict(m, x, batch_size=batch_size, amp=False), 1)
+        p = torch.softmax(predict(m, x, batch_size=batch_size, precision="fp32"), 1)
         out.append(p.gather(1, y[:, None])[:, 0].cpu().numpy())
     return np.stack(out)
 

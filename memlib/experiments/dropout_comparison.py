@@ -58,7 +58,7 @@ def _check_p_mem(name, v):
 
 PARAMS = [COMMON[n] for n in ("dataset", "model", "width", "noise_rate", "n_train", "n_test", "epochs",
                               "batch_size", "lr", "momentum", "weight_decay", "warmup_frac", "augment",
-                              "seed", "seeds", "device", "progress")] + [
+                              "seed", "seeds", "device", "precision", "progress")] + [
     Param("p_gen", float, "example-tied dropout: fraction of generalization channels (always active)",
           check=check_fraction),
     Param("p_mem", float, "example-tied dropout: fraction of memorization channels each example activates",
@@ -72,7 +72,7 @@ PARAMS = [COMMON[n] for n in ("dataset", "model", "width", "noise_rate", "n_trai
 
 _paper = dict(dataset="cifar10", model="resnet9", width=64, noise_rate=0.1, n_train=0, n_test=0, epochs=50,
               batch_size=512, lr=0.01, momentum=0.9, weight_decay=5e-4, warmup_frac=0.1, augment=False,
-              seed=0, seeds=3, device="auto", progress=True, p_gen=0.4, p_mem=0.2, dropout_p=0.4, sparsity=0.4,
+              seed=0, seeds=3, device="auto", precision="auto", progress=True, p_gen=0.4, p_mem=0.2, dropout_p=0.4, sparsity=0.4,
               eval_every=5, grid_size=32)
 PROFILES = {
     "smoke": {**_paper, "dataset": "mnist5k", "model": "mlp", "width": 64, "n_train": 400, "n_test": 200,
@@ -123,7 +123,7 @@ class MarginRecorder:
         if run.epoch % self.every == 0 or run.epoch == run.spec.epochs:
             tr = run.data.train
             pos = torch.arange(len(tr), device=tr.x.device)
-            self.margins.append(margins(predict(run.model, tr.x, pos, amp=run.spec.amp), tr.y).cpu())
+            self.margins.append(margins(predict(run.model, tr.x, pos, precision=run.spec.precision), tr.y).cpu())
 
     def area(self) -> torch.Tensor:
         return torch.stack(self.margins).mean(0)
@@ -161,14 +161,14 @@ def _one(cfg, seed: int, method: str) -> Result:
     if method == "example_tied":
         for mode in ETD_EVAL_MODES:
             set_etd_mode(model, mode)
-            row, logits = _accuracy_row(model, data, seed, method, mode, spec.amp, test=mode != "own")
+            row, logits = _accuracy_row(model, data, seed, method, mode, spec.precision, test=mode != "own")
             rows.append(row)
             if mode in ("drop", "own"):
                 ex[f"pred_{mode}"] = logits.argmax(1).cpu().numpy()
                 ex[f"margin_{mode}"] = margins(logits, tr.y).cpu().numpy()
         set_etd_mode(model, "drop")
     else:
-        row, logits = _accuracy_row(model, data, seed, method, "eval", spec.amp)
+        row, logits = _accuracy_row(model, data, seed, method, "eval", spec.precision)
         rows.append(row)
         ex["pred"] = logits.argmax(1).cpu().numpy()
         if method == "dropout":

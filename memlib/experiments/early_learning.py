@@ -40,7 +40,7 @@ REWIND_COLUMNS = ["seed", "k", "k_epoch", "sparsity", "epochs", "test_acc", "tra
 
 PARAMS = [COMMON[n] for n in ("dataset", "model", "width", "noise_rate", "n_train", "n_test", "epochs",
                               "batch_size", "lr", "momentum", "weight_decay", "warmup_frac", "augment",
-                              "seed", "seeds", "device", "progress")] + [
+                              "seed", "seeds", "device", "precision", "progress")] + [
     Param("elr_beta", float, "ELR: momentum of the per-example running-average targets", check=check_rate),
     Param("elr_lambda", float, "ELR: weight of the regularization term", check=check_nonneg),
     Param("probe_steps", int, "early-phase probes: number of first iterations recorded (0 = none)",
@@ -55,7 +55,7 @@ PARAMS = [COMMON[n] for n in ("dataset", "model", "width", "noise_rate", "n_trai
 
 _paper = dict(dataset="cifar10", model="resnet9", width=64, noise_rate=0.4, n_train=0, n_test=0, epochs=120,
               batch_size=128, lr=0.02, momentum=0.9, weight_decay=1e-3, warmup_frac=0.0, augment=True,
-              seed=0, seeds=3, device="auto", progress=True, elr_beta=0.7, elr_lambda=3.0,
+              seed=0, seeds=3, device="auto", precision="auto", progress=True, elr_beta=0.7, elr_lambda=3.0,
               probe_steps=4000, probe_every=4, rewind_steps="0,100,500,2000", rewind_sparsity=0.8,
               rewind_epochs=0)
 PROFILES = {

@@ -18,14 +18,14 @@ TITLE = "Gradient similarity and the memorization window"
 
 PARAMS = [COMMON[n] for n in ("dataset", "model", "width", "noise_rate", "n_train", "n_test", "epochs",
                               "batch_size", "lr", "momentum", "weight_decay", "warmup_frac", "augment",
-                              "seed", "seeds", "device", "progress")] + [
+                              "seed", "seeds", "device", "precision", "progress")] + [
     Param("probe_size", int, "examples per group (clean / mislabeled) in the fixed gradient probe",
           check=check_positive),
 ]
 
 _paper = dict(dataset="cifar10", model="resnet9", width=64, noise_rate=0.1, n_train=0, n_test=0, epochs=50,
               batch_size=512, lr=0.01, momentum=0.9, weight_decay=5e-4, warmup_frac=0.1, augment=False,
-              seed=0, seeds=3, device="auto", progress=True, probe_size=1000)
+              seed=0, seeds=3, device="auto", precision="auto", progress=True, probe_size=1000)
 PROFILES = {
     "smoke": {**_paper, "dataset": "mnist5k", "width": 4, "n_train": 500, "n_test": 200, "epochs": 3,
               "batch_size": 100, "lr": 0.05, "seeds": 1, "probe_size": 50, "progress": False},

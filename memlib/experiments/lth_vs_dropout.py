@@ -55,7 +55,7 @@ def _check_prune_rate(name, v):
 
 PARAMS = [COMMON[n] for n in ("dataset", "model", "width", "noise_rate", "n_train", "n_test", "epochs",
                               "batch_size", "lr", "momentum", "weight_decay", "warmup_frac", "augment",
-                              "seed", "seeds", "device", "progress")] + [
+                              "seed", "seeds", "device", "precision", "progress")] + [
     Param("p_gen", float, "example-tied dropout: fraction of generalization channels", check=_check_p_gen),
     Param("p_mem", float, "example-tied dropout: fraction of memorization channels each example uses",
           check=_check_p_mem),
@@ -70,7 +70,7 @@ PARAMS = [COMMON[n] for n in ("dataset", "model", "width", "noise_rate", "n_trai
 
 _paper = dict(dataset="cifar10", model="resnet9", width=64, noise_rate=0.1, n_train=0, n_test=0, epochs=50,
               batch_size=512, lr=0.01, momentum=0.9, weight_decay=5e-4, warmup_frac=0.1, augment=False,
-              seed=0, seeds=3, device="auto", progress=True, p_gen=0.4, p_mem=0.2, prune_rate=0.2, rounds=5,
+              seed=0, seeds=3, device="auto", precision="auto", progress=True, p_gen=0.4, p_mem=0.2, prune_rate=0.2, rounds=5,
               scope="global", rewind_step=500)
 PROFILES = {
     "smoke": {**_paper, "dataset": "mnist5k", "model": "mlp", "width": 64, "noise_rate": 0.2, "n_train": 400,

@@ -46,7 +46,7 @@ PARAMS = [
     dataclasses.replace(COMMON["n_train"], help="size of the ranked training pool per dataset (0 = the whole "
                         "training set)"),
     *[COMMON[n] for n in ("n_test", "epochs", "batch_size", "lr", "momentum", "weight_decay", "warmup_frac",
-                          "seed", "seeds", "device", "progress")],
+                          "seed", "seeds", "device", "precision", "progress")],
     Param("window_size", int, "examples per percentile window (5,000 in the paper)", check=check_positive),
     Param("n_windows", int, "number of windows, spread evenly over the ranking", check=check_positive),
     Param("metric_models", int, "independently trained models the adv distance is averaged over",
@@ -61,7 +61,7 @@ PARAMS = [
 
 _paper = dict(datasets="mnist,fashion-mnist,cifar10", model="resnet9", width=64, n_train=0, n_test=0, epochs=30,
               batch_size=128, lr=0.05, momentum=0.9, weight_decay=5e-4, warmup_frac=0.1, seed=0, seeds=3,
-              device="auto", progress=True, window_size=5000, n_windows=10, metric_models=4, metric_epochs=15,
+              device="auto", precision="auto", progress=True, window_size=5000, n_windows=10, metric_models=4, metric_epochs=15,
               attack_steps=50, overshoot=0.02, strip_size=16, trainer="auto")
 PROFILES = {
     "smoke": {**_paper, "datasets": "mnist5k", "model": "mlp", "width": 32, "n_train": 1000, "n_test": 500,
@@ -123,7 +123,7 @@ def train_many(cfg, data, subsets: torch.Tensor, seeds: list[int], epochs: int, 
     t0 = time.perf_counter()
     if trainer_for(cfg.model, cfg.trainer) == "stacked":
         stack, _ = fit_stacked(models, data.train.x, data.train.y, subsets, spec, seeds)
-        test_acc = accuracy_stacked(stack, data.test.x, data.test.y, amp=spec.amp).cpu().numpy()
+        test_acc = accuracy_stacked(stack, data.test.x, data.test.y).cpu().numpy()
         models = stack.models
     else:
         test_acc = []
