@@ -1,70 +1,105 @@
-"""Training throughput of memlib's loop on the quick model, against a DataLoader baseline in the same run.
+"""Training throughput of memlib's loop against the plain fp32 eager loop, in the same run.
 
-    .venv/bin/python benchmarks/throughput.py [--experiment gradient_similarity] [--profile quick] [--epochs 2]
+    .venv/bin/python benchmarks/throughput.py [--model resnet9] [--width 16] [--batch-size 128] [--steps 30]
 
-Both loops train the same model (same config, same seed) for the same number of epochs on the same data with the
-same optimizer; the baseline draws batches from a ``torch.utils.data.DataLoader`` over a ``TensorDataset`` (the
-textbook way), memlib slices tensors that already live on the device.  The ratio is memlib / baseline images/s.
-Evaluation passes are excluded from both (memlib's per-epoch ``seconds`` cover the batch loop only).
+Both loops train the same model (same seed, same initial weights) on the same batches of the quick profile's
+Fashion-MNIST data (28×28×1) with the same SGD optimizer:
+
+* ``baseline``: the textbook loop — fp32, eager, default memory format, ``torch.no_grad`` untouched;
+* ``memlib``: :func:`memlib.train.fit`'s per-step path — channels_last for conv nets, bf16 autocast where
+  ``precision=auto`` resolves to bf16 (CUDA, or a CPU with AMX; fp32 elsewhere), memlib's thread policy.
+
+Variants are interleaved (A B A B …) over ``--repeats`` repetitions after a warm-up, and the medians compared,
+so a machine that gets busier during the run affects both alike.  Printed last: one JSON line with
+``memlib_img_s``, ``baseline_img_s`` and ``ratio`` (memlib / baseline), plus the resolved precision and CPU facts.
+
+Measured (2026-11-25, 2-core AMD EPYC, AVX2 only — no AMX, so precision auto = fp32): see the lead's note; on a
+2-core Intel CPU with AMX the same comparison gave ≈2.5× (shared/PERF.md).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 
 import torch
 import torch.nn.functional as F
 
-from memlib.config import resolve
-from memlib.device import describe
-from memlib.train import TrainSpec, fit, make_model_and_data
+import memlib  # noqa: F401  (sets the OpenMP wait policy before torch starts its threads)
+from memlib.data import load
+from memlib.device import autocast, configure_threads, cpu_has_amx, pick_device, resolve_precision
+from memlib.models import build_model
+from memlib.train import channels_last_ok
 
 
-def baseline(model, data, spec: TrainSpec, device) -> float:
-    ds = torch.utils.data.TensorDataset(data.train.x.cpu(), data.train.y.cpu())
-    loader = torch.utils.data.DataLoader(ds, batch_size=spec.batch_size, shuffle=True,
-                                         generator=torch.Generator().manual_seed(spec.seed))
-    opt = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay,
-                          nesterov=True)
+def make(model: str, width: int, shape, classes: int, device, fast: bool):
+    torch.manual_seed(0)
+    m = build_model(model, width, shape, classes).to(device)
+    if fast and len(shape) == 3:
+        m = m.to(memory_format=torch.channels_last)
+    return m, torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+
+
+def steps(model, opt, x, y, batches, device, fast: bool, precision: str) -> float:
+    """Images per second over ``batches`` (lists of index tensors)."""
     model.train()
-    n, t0 = 0, time.perf_counter()
-    for _ in range(spec.epochs):
-        for xb, yb in loader:
-            xb, yb = xb.to(device), yb.to(device)
-            loss = F.cross_entropy(model(xb), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            n += len(yb)
+    cl = fast and channels_last_ok(x)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    n = 0
+    for ib in batches:
+        xb, yb = x[ib], y[ib]
+        if cl:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with autocast(device, precision if fast else "fp32"):
+            out = model(xb)
+        loss = F.cross_entropy(out.float(), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        n += len(ib)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     return n / (time.perf_counter() - t0)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--experiment", default="gradient_similarity")
-    p.add_argument("--profile", default="quick")
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--model", default="resnet9")
+    p.add_argument("--width", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--steps", type=int, default=30, help="training steps per measurement")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--n-train", type=int, default=4000)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     args = p.parse_args()
-    cfg = resolve(args.experiment, args.profile, epochs=args.epochs, progress=False)
-    rows = []
-    for rep in range(args.repeats + 1):  # repeat 0 warms up (library initialisation, allocator) and is dropped
-        model, data, device = make_model_and_data(cfg)
-        spec = TrainSpec.from_config(cfg)
-        hist = fit(model, data, spec)
-        ours = hist.attrs["images_per_second"]
-        model, data, device = make_model_and_data(cfg)
-        base = baseline(model, data, spec, device)
-        if rep == 0:
-            continue
-        rows.append({"repeat": rep, "memlib_img_s": round(ours, 1), "dataloader_img_s": round(base, 1),
-                     "ratio": round(ours / base, 3)})
-        print(json.dumps(rows[-1]))
-    best = {k: max(r[k] for r in rows) for k in ("memlib_img_s", "dataloader_img_s")}
-    print(json.dumps({"config": f"{cfg.model} width {cfg.width}, {cfg.dataset}, n_train {cfg.n_train}, "
-                                f"batch {cfg.batch_size}", "device": describe(device), **best,
-                      "ratio_of_best": round(best["memlib_img_s"] / best["dataloader_img_s"], 3)}))
+    device = pick_device(args.device)
+    threads = configure_threads() if device.type == "cpu" else torch.get_num_threads()
+    data = load(args.dataset, n_train=args.n_train, n_test=100, noise_rate=0.0, seed=0, device=device)
+    x, y = data.train.x, data.train.y
+    prec = resolve_precision(args.precision, device)
+    g = torch.Generator().manual_seed(0)
+    batches = [torch.randint(0, len(x), (args.batch_size,), generator=g).to(device) for _ in range(args.steps)]
+    warm = batches[:3]
+    res: dict[str, list[float]] = {"baseline": [], "memlib": []}
+    for rep in range(args.repeats + 1):  # repetition 0 warms up (allocator, oneDNN primitives) and is dropped
+        for name in ("baseline", "memlib"):
+            fast = name == "memlib"
+            m, opt = make(args.model, args.width, data.image_shape, data.num_classes, device, fast)
+            steps(m, opt, x, y, warm, device, fast, prec)
+            r = steps(m, opt, x, y, batches, device, fast, prec)
+            if rep:
+                res[name].append(r)
+                print(f"repeat {rep}: {name:8s} {r:9.0f} img/s", flush=True)
+    base, ours = statistics.median(res["baseline"]), statistics.median(res["memlib"])
+    print(json.dumps({"memlib_img_s": round(ours, 1), "baseline_img_s": round(base, 1), "ratio": round(ours / base, 3),
+                      "model": args.model, "width": args.width, "batch_size": args.batch_size,
+                      "precision": prec, "device": str(device), "threads": threads, "cpu_amx": cpu_has_amx(),
+                      "repeats": args.repeats}))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from .seeds import derive
 from .train import TrainSpec, make_optimizer
 
 
@@ -126,7 +127,7 @@ def fit_stacked(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, s
     stack = Stack(models)
     steps_per_epoch = math.ceil(n / spec.batch_size)
     opt, sched = make_optimizer(list(stack.params.values()), spec, steps_per_epoch * spec.epochs)
-    gens = [torch.Generator().manual_seed(int(s) + 12345) for s in seeds]
+    gens = [torch.Generator().manual_seed(derive(int(s), "batch order")) for s in seeds]
     rows = torch.arange(k_models, device=device)[:, None]
     t0 = time.perf_counter()
     for epoch in range(1, spec.epochs + 1):

@@ -22,6 +22,7 @@ from tqdm.std import tqdm
 
 from .data import DataBundle, Split, augment_batch, load
 from .device import autocast, configure_threads, pick_device, resolve_precision
+from .seeds import derive
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -196,8 +197,8 @@ def fit(model: nn.Module, data: DataBundle, spec: TrainSpec, callbacks: Iterable
     steps_per_epoch = math.ceil(n / spec.batch_size)
     optimizer, sched = make_optimizer(model.parameters(), spec, steps_per_epoch * spec.epochs, optimizer)
     run = Run(model, optimizer, data, spec, device, steps_per_epoch)
-    g = torch.Generator().manual_seed(spec.seed + 12345)
-    ga = torch.Generator(device=device).manual_seed(spec.seed + 54321) if spec.augment else None
+    g = torch.Generator().manual_seed(derive(spec.seed, "batch order"))
+    ga = torch.Generator(device=device).manual_seed(derive(spec.seed, "augmentation")) if spec.augment else None
 
     rec = {"epoch": 0, "train_loss": float("nan"), "lr": 0.0, "seconds": 0.0}
     rec.update(evaluate(model, data, prec))
