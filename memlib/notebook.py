@@ -14,12 +14,44 @@ from .experiments import get_experiment
 from .store import Result, Store
 
 
-def config(experiment: str, profile: str | None = None, overrides: dict | None = None, **params: Any) -> Config:
+_NOT_PARAMETERS = {"profile", "overrides", "In", "Out", "exit", "quit"}
+
+
+def injected(namespace: dict, experiment: str, declared: Any = ()) -> dict[str, Any]:
+    """Parameters that reached a notebook's namespace without being declared in its parameters cell.
+
+    papermill (``-p lr -1``) injects any name as a global, after the parameters cell, even one the notebook
+    never reads.  Names of the experiment's schema found in ``namespace`` but not in ``declared`` are returned
+    (so :func:`config` applies and validates them, as if declared); any other plain value (number, string,
+    bool, list, dict, ``None``) under a public name is an unknown parameter and raises :class:`ConfigError`
+    naming it.  Imports, functions and IPython's own names are not parameters.
+    """
+    from .config import ConfigError, _suggest
+    from .experiments import get_experiment
+
+    schema = {p.name for p in get_experiment(experiment).PARAMS}
+    out = {}
+    for k, v in namespace.items():
+        if k.startswith("_") or k in _NOT_PARAMETERS or k in declared:
+            continue
+        if k in schema:
+            out[k] = v
+        elif v is None or isinstance(v, (bool, int, float, str, list, dict)):
+            raise ConfigError(f"unknown parameter {k!r} for experiment {experiment!r}{_suggest(k, schema)}; "
+                              f"valid parameters: {', '.join(sorted(schema))}")
+    return out
+
+
+def config(experiment: str, profile: str | None = None, overrides: dict | None = None,
+           namespace: dict | None = None, **params: Any) -> Config:
     """Resolve a notebook's parameters cell (``None`` = take the profile's value).
 
     ``overrides`` (a dict, e.g. passed by ``python -m memlib run -p key=value``) wins over named parameters.
+    ``namespace=globals()`` also takes schema parameters that papermill injected without the parameters cell
+    declaring them, and rejects unknown ones by name (see :func:`injected`).
     """
-    return resolve(experiment, profile, {**params, **(overrides or {})})
+    extra = injected(namespace, experiment, declared=params) if namespace is not None else {}
+    return resolve(experiment, profile, {**extra, **params, **(overrides or {})})
 
 
 def run(cfg: Config, store: Store | None = None) -> Result:
