@@ -13,7 +13,9 @@ from .config import PROFILES, ConfigError, default_profile, parse_overrides, res
 from .experiments import REGISTRY, get_experiment, is_implemented
 from .store import STORE_ENV, Store, StoreError, StoreWarning, absolute, project_root
 
-DEFAULT_TIMEOUT = 3600  # seconds one notebook cell may run (papermill's execution_timeout)
+# Seconds one notebook cell may run (papermill's execution_timeout), per profile; 0 = no limit (a paper-scale
+# training cell may run for hours on a CPU).  --timeout overrides it.
+DEFAULT_TIMEOUT = {"smoke": 900, "quick": 3600, "paper": 0}
 
 
 def _notebook_path(name: str) -> Path:
@@ -57,6 +59,7 @@ def cmd_run(args) -> int:
     out_dir = Path(args.output or (src.parent.parent / "runs"))
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{nb_name}-{cfg.profile}-{cfg.key()}.ipynb"
+    timeout = args.timeout if args.timeout is not None else DEFAULT_TIMEOUT[cfg.profile]
     store = Store()
     store.check_writable()  # before any training: a read-only, mistyped or full store fails here
     _export_paths(store)
@@ -68,7 +71,7 @@ def cmd_run(args) -> int:
     try:
         papermill.execute_notebook(str(src), str(out), parameters={"profile": cfg.profile, "overrides": values},
                                    cwd=str(src.parent), progress_bar=not args.quiet, kernel_name=args.kernel,
-                                   execution_timeout=args.timeout)
+                                   execution_timeout=timeout or None)
     except PapermillExecutionError as e:
         if e.ename == "KeyboardInterrupt":
             raise KeyboardInterrupt from None
@@ -77,7 +80,7 @@ def cmd_run(args) -> int:
         return 1
     except Exception as e:  # noqa: BLE001 - a cell timeout, a dead kernel: one line, not a traceback
         if type(e).__name__ in ("CellTimeoutError", "TimeoutError"):
-            msg = f"a cell ran longer than --timeout {args.timeout} s"
+            msg = f"a cell ran longer than the timeout of {timeout} s (--timeout SECONDS; 0 = no limit)"
         else:
             msg = f"{type(e).__name__}: {_last_line(str(e))}"
         print(f"error: {nb_name} did not finish: {msg}\n(executed notebook: {out})", file=sys.stderr)
@@ -133,8 +136,9 @@ def main(argv=None) -> int:
     pr.add_argument("--output", help="folder for executed notebooks (default: runs/)")
     pr.add_argument("--kernel", default=None, help="Jupyter kernel name (default: the notebook's)")
     pr.add_argument("--quiet", action="store_true", help="no papermill progress bar")
-    pr.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT,
-                    help=f"seconds one notebook cell may run (default: {DEFAULT_TIMEOUT})")
+    pr.add_argument("--timeout", type=int, default=None, metavar="SECONDS",
+                    help="seconds one notebook cell may run; 0 = no limit (default: smoke 900, quick 3600, "
+                         "paper no limit)")
     pv = sub.add_parser("verify", help="check every stored result against its manifest; report the bad ones")
     pv.add_argument("--fix", action="store_true", help="move bad entries to <store>/.quarantine/")
     args = p.parse_args(argv)

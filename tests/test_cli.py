@@ -72,8 +72,10 @@ def test_default_timeout_and_timeout_message(capsys, monkeypatch, store, tmp_pat
 
     calls = _fake_papermill(monkeypatch, hang)
     assert cli.main(RUN + ["--output", str(tmp_path)]) == 1
-    assert "a cell ran longer than --timeout 3600 s" in _one_error_line(capsys)
-    assert calls["timeout"] == cli.DEFAULT_TIMEOUT == 3600
+    assert "a cell ran longer than the timeout of 900 s" in _one_error_line(capsys)
+    assert calls["timeout"] == cli.DEFAULT_TIMEOUT["smoke"] == 900  # smoke profile
+    assert cli.main(RUN + ["--output", str(tmp_path), "--timeout", "0"]) == 1
+    assert calls["timeout"] is None  # 0 = no limit
 
 
 def test_ctrl_c_stops_cleanly(capsys, monkeypatch, store, tmp_path):

@@ -35,7 +35,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ..config import COMMON, ConfigError, Param, check_flips_labels, check_fraction, check_nonneg, check_positive, check_rate
+from ..config import (COMMON, ConfigError, Param, check_flips_labels, check_fraction, check_nonneg, check_positive,
+                      check_rate)
 from ..device import describe
 from ..dropout import make_factory, set_etd_mode
 from ..store import Result, Store
