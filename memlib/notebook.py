@@ -14,31 +14,52 @@ from .experiments import get_experiment
 from .store import Result, Store
 
 
-_NOT_PARAMETERS = {"profile", "overrides", "In", "Out", "exit", "quit"}
+_NOT_PARAMETERS = {"profile", "overrides"}
+_INJECTED_HEADER = "# Parameters\n"  # how papermill's injected-parameters cell begins
+
+
+def _papermill_names(history: list) -> set[str] | None:
+    """Names assigned in the cells papermill injected, from IPython's input history ``In`` (None: no history)."""
+    import ast
+
+    if not isinstance(history, list):
+        return None
+    names: set[str] = set()
+    for src in history:
+        if isinstance(src, str) and src.startswith(_INJECTED_HEADER):
+            try:
+                tree = ast.parse(src)
+            except SyntaxError:
+                continue
+            names |= {t.id for node in tree.body if isinstance(node, ast.Assign)
+                      for t in node.targets if isinstance(t, ast.Name)}
+    return names
 
 
 def injected(namespace: dict, experiment: str, declared: Any = ()) -> dict[str, Any]:
     """Parameters that reached a notebook's namespace without being declared in its parameters cell.
 
     papermill (``-p lr -1``) injects any name as a global, after the parameters cell, even one the notebook
-    never reads.  Names of the experiment's schema found in ``namespace`` but not in ``declared`` are returned
-    (so :func:`config` applies and validates them, as if declared); any other plain value (number, string,
-    bool, list, dict, ``None``) under a public name is an unknown parameter and raises :class:`ConfigError`
-    naming it.  Imports, functions and IPython's own names are not parameters.
+    never reads.  In a kernel, the injected names are read from the injected cell in IPython's history
+    (``In``); for a namespace without history (a script, a test), every public plain value (number, string,
+    bool, list, dict, ``None``) counts.  Schema parameters among them that are not in ``declared`` are
+    returned, so :func:`config` applies and validates them as if declared; any other name raises
+    :class:`ConfigError` naming it.
     """
     from .config import ConfigError, _suggest
     from .experiments import get_experiment
 
     schema = {p.name for p in get_experiment(experiment).PARAMS}
+    names = _papermill_names(namespace.get("In"))
+    if names is None:
+        names = {k for k, v in namespace.items() if not k.startswith("_") and k not in ("In", "Out")
+                 and (v is None or isinstance(v, (bool, int, float, str, list, dict)))}
     out = {}
-    for k, v in namespace.items():
-        if k.startswith("_") or k in _NOT_PARAMETERS or k in declared:
-            continue
-        if k in schema:
-            out[k] = v
-        elif v is None or isinstance(v, (bool, int, float, str, list, dict)):
+    for k in sorted(names - _NOT_PARAMETERS - set(declared)):
+        if k not in schema:
             raise ConfigError(f"unknown parameter {k!r} for experiment {experiment!r}{_suggest(k, schema)}; "
                               f"valid parameters: {', '.join(sorted(schema))}")
+        out[k] = namespace.get(k)
     return out
 
 

@@ -130,7 +130,7 @@ def test_injected_notebook_parameters_are_applied_or_rejected_by_name():
 
     from memlib import notebook as nb
 
-    ns = {"profile": "smoke", "overrides": {}, "epochs": None, "In": [], "_i1": "x", "nb": nb,
+    ns = {"profile": "smoke", "overrides": {}, "epochs": None, "_i1": "x", "nb": nb,  # no In: a script
           "Markdown": type("Markdown", (), {}), "display": print, "plots": types.ModuleType("plots")}
     cfg = nb.config("01_gradient_similarity", "smoke", {}, namespace={**ns, "lr": 0.02}, epochs=None)
     assert cfg.lr == 0.02  # a schema parameter the parameters cell does not declare is not ignored
@@ -142,3 +142,20 @@ def test_injected_notebook_parameters_are_applied_or_rejected_by_name():
         nb.config("01_gradient_similarity", "smoke", {}, namespace={**ns, "epochz": 3}, epochs=None)
     assert nb.config("01_gradient_similarity", "smoke", {}, namespace=ns, epochs=None) == \
         resolve("gradient_similarity", "smoke")
+
+
+def test_injected_names_come_from_papermills_cell_in_a_kernel():
+    """In a kernel, only the names papermill's injected cell assigned count: a list a later cell made does not."""
+    from memlib import notebook as nb
+
+    history = ["", "# Parameters (papermill / ...)\nprofile = None\nepochs = None\n",
+               '# Parameters\nprofile = "smoke"\nlr = -1\n', "layer_names = ['a']"]
+    ns = {"In": history, "profile": "smoke", "overrides": {}, "epochs": None, "lr": -1, "layer_names": ["a"]}
+    with pytest.raises(ConfigError, match="lr must be > 0"):
+        nb.config("01_gradient_similarity", "smoke", {}, namespace=ns, epochs=None)
+    ns["In"] = history[:2] + ['# Parameters\nprofile = "smoke"\n']  # nothing injected beyond the declared
+    assert nb.config("01_gradient_similarity", "smoke", {}, namespace=ns, epochs=None) == \
+        resolve("gradient_similarity", "smoke")
+    ns["In"] = history[:2] + ["# Parameters\nepochz = 3\n"]
+    with pytest.raises(ConfigError, match="unknown parameter 'epochz'"):
+        nb.config("01_gradient_similarity", "smoke", {}, namespace=ns, epochs=None)
