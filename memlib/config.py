@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
@@ -22,6 +23,7 @@ DATASETS = ("mnist", "mnist5k", "fashion-mnist", "cifar10", "synthetic")
 MODELS = ("resnet9", "smallcnn", "mlp")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
+TRAIN_SIZES = {"mnist": 60000, "mnist5k": 4000, "fashion-mnist": 60000, "cifar10": 50000, "synthetic": 2000}
 
 
 class ConfigError(ValueError):
@@ -46,6 +48,45 @@ def check_nonneg(name: str, v: float) -> None:
 def check_fraction(name: str, v: float) -> None:
     if not 0.0 < v <= 1.0:
         raise ConfigError(f"{name} must be in (0, 1], got {v!r}")
+
+
+SEED_LIMIT = 2 ** 32  # numpy's generators take seeds below 2**32; torch's take any 64-bit value
+
+
+def check_seed(name: str, v: int) -> None:
+    """Seeds are in ``[0, 2**32)``: every generator memlib seeds (torch, numpy, Python) accepts that range."""
+    if not 0 <= v < SEED_LIMIT:
+        raise ConfigError(f"{name} must be in [0, 2**32) = [0, {SEED_LIMIT - 1}], got {v!r}")
+
+
+def check_device(name: str, v: str) -> None:
+    """A named device must exist on this machine (checked when the config is resolved, not after loading data)."""
+    if v in ("auto", "cpu"):
+        return
+    import torch
+
+    if v == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{name}='cuda' but no CUDA GPU is visible on this machine; use {name}=auto or "
+                          f"{name}=cpu")
+    if v == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError(f"{name}='mps' but MPS is not available on this machine; use {name}=auto or {name}=cpu")
+
+
+def check_flips_labels(values: Mapping[str, Any], experiment: str) -> None:
+    """Raise unless ``noise_rate`` flips at least one training label (``int(rate * n_train) >= 1``).
+
+    For experiments whose claim is about mislabeled examples; ``n_train`` 0 (or more than the dataset has)
+    means the whole training set, of :data:`TRAIN_SIZES` examples.
+    """
+    rate, n = values["noise_rate"], values.get("n_train", 0)
+    pool = TRAIN_SIZES.get(values.get("dataset", ""))
+    if pool and (n == 0 or n > pool):
+        n = pool
+    if rate <= 0:
+        raise ConfigError(f"{experiment} needs mislabeled examples: set noise_rate > 0 (e.g. 0.1)")
+    if n and int(rate * n) < 1:
+        raise ConfigError(f"noise_rate={rate} flips no label of n_train={n} examples (int(rate * n_train) = 0); "
+                          f"{experiment} needs mislabeled examples: use noise_rate >= {1 / n:.3g} or a larger n_train")
 
 
 @dataclass(frozen=True)
@@ -87,6 +128,8 @@ class Param:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"parameter {self.name!r} expects a number, got {value!r}")
             value = float(value)
+            if not math.isfinite(value):
+                raise ConfigError(f"parameter {self.name!r} must be a finite number, got {value!r}")
         elif t is str:
             if not isinstance(value, str):
                 raise ConfigError(f"parameter {self.name!r} expects a string, got {value!r}")
@@ -133,9 +176,9 @@ COMMON: dict[str, Param] = {p.name: p for p in [
     Param("weight_decay", float, "L2 weight decay", check=check_nonneg),
     Param("warmup_frac", float, "fraction of iterations with linear warm-up before cosine decay", check=check_rate),
     Param("augment", bool, "random crop + horizontal flip during training"),
-    Param("seed", int, "random seed (data noise, initialisation, batch order)", check=check_nonneg),
+    Param("seed", int, "random seed (data noise, initialisation, batch order), in [0, 2**32)", check=check_seed),
     Param("seeds", int, "number of seeds to run (seed, seed+1, ...)", check=check_positive),
-    Param("device", str, "compute device ('auto' picks cuda > mps > cpu)", choices=DEVICES),
+    Param("device", str, "compute device ('auto' picks cuda > mps > cpu)", choices=DEVICES, check=check_device),
     Param("precision", str, "training arithmetic: 'auto' = bf16 autocast on CUDA and on CPUs with AMX, else fp32",
           choices=PRECISIONS),
     Param("progress", bool, "show progress bars", hashed=False),
@@ -211,6 +254,9 @@ def build(experiment: str, profile: str, params: list[Param], values: Mapping[st
     if missing:
         raise ConfigError(f"experiment {experiment!r}, profile {profile!r}: no value for {', '.join(missing)}")
     out = {name: schema[name].coerce(values[name]) for name in schema}
+    if "seed" in out and "seeds" in out and out["seed"] + out["seeds"] > SEED_LIMIT:
+        raise ConfigError(f"seed + seeds must stay below 2**32 (seeds run seed, seed+1, ...), got seed={out['seed']}"
+                          f", seeds={out['seeds']}")
     if validate is not None:
         validate(out)
     unhashed = frozenset(p.name for p in params if not p.hashed)

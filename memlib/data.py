@@ -43,8 +43,19 @@ class DatasetUnavailable(RuntimeError):
     """A dataset is not on this machine and could not be downloaded; the message says how to get it."""
 
 
+class DamagedFile(ValueError):
+    """A dataset file exists but does not read (truncated download, wrong format); ``path`` names it."""
+
+    def __init__(self, path: Path, err: Exception):
+        self.path = Path(path)
+        super().__init__(f"{path} is damaged ({type(err).__name__}: {err or 'unreadable'})")
+
+
 def data_root() -> Path:
-    return Path(os.environ.get(DATA_ENV) or Path.home() / ".cache" / "memlib" / "data")
+    """``$MEMLIB_DATA`` (``~`` expanded; relative to the project folder), else ``~/.cache/memlib/data``."""
+    from .store import absolute
+
+    return absolute(os.environ.get(DATA_ENV) or Path.home() / ".cache" / "memlib" / "data")
 
 
 @dataclass
@@ -83,7 +94,16 @@ def _idx_folder(folder: Path) -> Raw | None:
                 break
         else:
             return None
-    xtr, ytr, xte, yte = (read_idx(p) for p in paths)
+    arrays = []
+    for p in paths:
+        try:
+            arrays.append(read_idx(p))
+        except Exception as e:  # truncated gzip, short data, wrong header
+            raise DamagedFile(p, e) from None
+    xtr, ytr, xte, yte = arrays
+    for img, lab, p in ((xtr, ytr, paths[1]), (xte, yte, paths[3])):
+        if len(img) != len(lab):
+            raise DamagedFile(p, ValueError(f"{len(lab)} labels for {len(img)} images"))
     return Raw(torch.from_numpy(xtr.copy()).unsqueeze(1), torch.from_numpy(ytr.astype(np.int64)),
                torch.from_numpy(xte.copy()).unsqueeze(1), torch.from_numpy(yte.astype(np.int64)),
                source=str(folder))
@@ -103,10 +123,17 @@ def read_cifar10_folder(folder: Path) -> Raw:
     """Read CIFAR-10 from the ``cifar-10-batches-py`` folder (the format torchvision downloads)."""
 
     def batch(name):
-        with open(folder / name, "rb") as f:
-            d = pickle.load(f, encoding="latin1")
-        x = np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-        y = np.asarray(d.get("labels", d.get("fine_labels")), dtype=np.int64)
+        try:
+            with open(folder / name, "rb") as f:
+                d = pickle.load(f, encoding="latin1")
+            x = np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+            y = np.asarray(d.get("labels", d.get("fine_labels")), dtype=np.int64)
+            if len(x) != len(y):
+                raise ValueError(f"{len(y)} labels for {len(x)} images")
+        except FileNotFoundError:
+            raise
+        except Exception as e:  # truncated or foreign file
+            raise DamagedFile(folder / name, e) from None
         return x, y
 
     tr = [batch(f"data_batch_{i}") for i in range(1, 6)]
@@ -176,8 +203,11 @@ def load_raw(name: str, root: Path | str | None = None, download: bool = True) -
         if not (folder / "test_batch").exists() and archive.exists():  # downloaded by hand, not extracted
             import tarfile
 
-            with tarfile.open(archive, "r:gz") as tf:
-                tf.extractall(root, filter="data")
+            try:
+                with tarfile.open(archive, "r:gz") as tf:
+                    tf.extractall(root, filter="data")
+            except (tarfile.TarError, OSError, EOFError) as e:
+                raise _damaged(name, DamagedFile(archive, e)) from None
         if not (folder / "test_batch").exists() and download:
             try:
                 import torchvision
@@ -187,23 +217,51 @@ def load_raw(name: str, root: Path | str | None = None, download: bool = True) -
                 raise _unavailable(name, root, e) from None
         if not (folder / "test_batch").exists():
             raise _unavailable(name, root, None)
-        return read_cifar10_folder(folder)
+        try:
+            return read_cifar10_folder(folder)
+        except DamagedFile as e:
+            raise _damaged(name, e) from None
     cls_name = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}[name]
+    damaged: list[DamagedFile] = []
+    tv_folder = root / cls_name / "raw"
     try:
         return _torchvision_mnist_like(cls_name, root, download=False)
-    except RuntimeError:
-        pass
+    except Exception as e:  # noqa: BLE001 - not there (RuntimeError), or damaged (AssertionError, ValueError...)
+        if "not found" not in str(e).lower():
+            damaged.append(_which_damaged(tv_folder, e))
     if name == "fashion-mnist" and DEBIAN_FASHION_MNIST.exists():
-        raw = _idx_folder(DEBIAN_FASHION_MNIST)
-        if raw is not None:
-            return raw
+        try:
+            raw = _idx_folder(DEBIAN_FASHION_MNIST)
+        except DamagedFile as e:
+            damaged.append(e)
+        else:
+            if raw is not None:
+                return raw
     err = None
-    if download:
+    if download and not damaged:  # torchvision does not download again over files that exist
         try:
             return _torchvision_mnist_like(cls_name, root, download=True)
         except Exception as e:
             err = e
+    if damaged:
+        raise _damaged(name, damaged[0])
     raise _unavailable(name, root, err)
+
+
+def _which_damaged(folder: Path, err: Exception) -> DamagedFile:
+    """Name the damaged file of a torchvision MNIST-like folder (torchvision's own error does not)."""
+    for n in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+              "t10k-labels-idx1-ubyte"):  # the files torchvision reads
+        try:
+            read_idx(folder / n)
+        except Exception as e:  # noqa: BLE001
+            return DamagedFile(folder / n, e)
+    return DamagedFile(folder, err)
+
+
+def _damaged(name: str, e: DamagedFile) -> DatasetUnavailable:
+    return DatasetUnavailable(f"dataset {name!r}: {e}; delete it so that it is downloaded again (or copy a good "
+                              f"file there)")
 
 
 # ----------------------------------------------------------------------------- noise

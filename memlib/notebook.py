@@ -15,12 +15,65 @@ from .measure import Interval, Measured
 from .store import Result, Store
 
 
-def config(experiment: str, profile: str | None = None, overrides: dict | None = None, **params: Any) -> Config:
+_NOT_PARAMETERS = {"profile", "overrides"}
+_INJECTED_HEADER = "# Parameters\n"  # how papermill's injected-parameters cell begins
+
+
+def _papermill_names(history: list) -> set[str] | None:
+    """Names assigned in the cells papermill injected, from IPython's input history ``In`` (None: no history)."""
+    import ast
+
+    if not isinstance(history, list):
+        return None
+    names: set[str] = set()
+    for src in history:
+        if isinstance(src, str) and src.startswith(_INJECTED_HEADER):
+            try:
+                tree = ast.parse(src)
+            except SyntaxError:
+                continue
+            names |= {t.id for node in tree.body if isinstance(node, ast.Assign)
+                      for t in node.targets if isinstance(t, ast.Name)}
+    return names
+
+
+def injected(namespace: dict, experiment: str, declared: Any = ()) -> dict[str, Any]:
+    """Parameters that reached a notebook's namespace without being declared in its parameters cell.
+
+    papermill (``-p lr -1``) injects any name as a global, after the parameters cell, even one the notebook
+    never reads.  In a kernel, the injected names are read from the injected cell in IPython's history
+    (``In``); for a namespace without history (a script, a test), every public plain value (number, string,
+    bool, list, dict, ``None``) counts.  Schema parameters among them that are not in ``declared`` are
+    returned, so :func:`config` applies and validates them as if declared; any other name raises
+    :class:`ConfigError` naming it.
+    """
+    from .config import ConfigError, _suggest
+    from .experiments import get_experiment
+
+    schema = {p.name for p in get_experiment(experiment).PARAMS}
+    names = _papermill_names(namespace.get("In"))
+    if names is None:
+        names = {k for k, v in namespace.items() if not k.startswith("_") and k not in ("In", "Out")
+                 and (v is None or isinstance(v, (bool, int, float, str, list, dict)))}
+    out = {}
+    for k in sorted(names - _NOT_PARAMETERS - set(declared)):
+        if k not in schema:
+            raise ConfigError(f"unknown parameter {k!r} for experiment {experiment!r}{_suggest(k, schema)}; "
+                              f"valid parameters: {', '.join(sorted(schema))}")
+        out[k] = namespace.get(k)
+    return out
+
+
+def config(experiment: str, profile: str | None = None, overrides: dict | None = None,
+           namespace: dict | None = None, **params: Any) -> Config:
     """Resolve a notebook's parameters cell (``None`` = take the profile's value).
 
     ``overrides`` (a dict, e.g. passed by ``python -m memlib run -p key=value``) wins over named parameters.
+    ``namespace=globals()`` also takes schema parameters that papermill injected without the parameters cell
+    declaring them, and rejects unknown ones by name (see :func:`injected`).
     """
-    return resolve(experiment, profile, {**params, **(overrides or {})})
+    extra = injected(namespace, experiment, declared=params) if namespace is not None else {}
+    return resolve(experiment, profile, {**extra, **params, **(overrides or {})})
 
 
 def run(cfg: Config, store: Store | None = None) -> Result:

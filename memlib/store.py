@@ -1,25 +1,57 @@
-"""The results store: expensive work cached by (resolved config, memlib source fingerprint).
+"""The results store: expensive work cached by a key, never serving a file it cannot vouch for.
 
-A run directory ``<root>/<kind>/<key>/`` holds ``config.json``, ``summary.json`` (scalars),
-``tables/<name>.csv`` and ``provenance.json`` (git commit, versions, device, seed, wall time).  A run is
-written into a temporary directory and renamed into place, so an interrupted run leaves nothing that a
-later call would trust.  Large experiments cache their parts separately (one key per part), so an
-interruption loses only the part in progress.
+Layout.  A run directory ``<root>/<kind>/<key>/`` holds ``config.json``, ``summary.json`` (scalars),
+``tables/<name>.csv``, ``provenance.json`` (git commit, versions, device, seed, wall time) and, written last,
+``manifest.json``: the SHA-256 of every other file and the row count of every table.  Large experiments cache
+their parts separately (``<kind>/<part>``, one key per part), so an interruption loses only the part in
+progress.
+
+What is keyed.  ``key = sha256(kind, params, environment, source)[:20]`` where
+
+* ``params``: the resolved config's hashed values (``Config.hashed_dict()``: every parameter except the
+  ``hashed=False`` ones such as ``progress``), including ``precision`` when a config has it;
+* ``environment``: the torch version, the device kind the run computes on (``cpu``, ``mps`` or ``cuda:<GPU
+  name>``, from the config's ``device``) and ``torch.get_num_threads()`` (CPU results change with the thread
+  count), plus the store format :data:`FORMAT`;
+* ``source``: a hash of memlib's *computing* modules only -- git-tracked ``*.py`` files when the package is a
+  git checkout (else every real ``*.py`` file, skipping hidden folders such as ``.ipynb_checkpoints``),
+  leaving out :data:`NOT_COMPUTING` (plots, notebook glue, command line, summary page, verdicts in
+  ``claims/`` -- verdicts are recomputed from stored results -- and this module, whose format is
+  :data:`FORMAT`).  Editing a plot or a verdict keeps every result; editing a model, a probe or the
+  training loop reruns.
+
+Trust.  :meth:`Store.get` verifies the manifest (every listed file exists and matches its hash, every table
+has its recorded rows, ``config.json`` is the config asked for).  A bad entry is moved to
+``<root>/.quarantine/`` with a :class:`StoreWarning` naming it and treated as a miss, so the next run
+repairs it; ``python -m memlib verify`` reports every bad entry.
+
+Completion.  A run is written into ``.tmp-*`` next to its final place, every file and the folder fsynced,
+then renamed into place (atomic), so an interruption leaves nothing a later call would trust; stale
+``.tmp-*`` folders (their writer is gone) are removed.  If two processes finish the same run, the first
+rename wins and the loser returns the winner's result.  :meth:`Store.cached` checks that the store is
+writable before the top-level computation starts; if the final write still fails, the result is returned,
+written under a fallback folder, and a warning says where.
 
 The root is ``$MEMLIB_STORE``, else ``_results/`` in the project folder (found by walking up from the
-current directory to ``pyproject.toml``/``_config.yml``), else ``~/.cache/memlib/results``.
+current directory to ``pyproject.toml``), else ``~/.cache/memlib/results``; it is made absolute once
+(``expanduser().resolve()``; a relative ``$MEMLIB_STORE`` is relative to the project folder), so the command
+line, the notebook kernel (which runs in ``notebooks/``) and the book build share one store.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -28,6 +60,28 @@ import pandas as pd
 
 STORE_ENV = "MEMLIB_STORE"
 PACKAGE_DIR = Path(__file__).resolve().parent
+FORMAT = 2  # bump when the layout or the serialization of results changes
+MANIFEST = "manifest.json"
+QUARANTINE = ".quarantine"
+FALLBACK_ENV = "MEMLIB_STORE_FALLBACK"
+# Modules (relative to the package) that do not change computed numbers: outside the source fingerprint.
+NOT_COMPUTING = ("plots/", "claims/", "notebook.py", "cli.py", "summary.py", "__main__.py", "store.py")
+STALE_TMP_SECONDS = 6 * 3600  # a .tmp-* folder of a live writer on another host is removed after this
+MIN_FREE_BYTES = 8 << 20
+_KEY_RE = re.compile(r"^[0-9a-f]{20}$")
+_HOST = socket.gethostname()
+
+
+class StoreError(RuntimeError):
+    """The results store cannot be used (e.g. not writable); the message names the folder and the fix."""
+
+
+class StoreWarning(UserWarning):
+    """A stored entry was bad and moved aside, or a result could not be written to the store."""
+
+
+class BadEntry(Exception):
+    """A stored entry failed verification; ``str(e)`` says which file and why."""
 
 
 @dataclass
@@ -43,14 +97,64 @@ class Result:
         return self.tables[name]
 
 
+# ----------------------------------------------------------------------------- what is keyed
+
+def _source_files(package_dir: Path) -> list[Path]:
+    """The package's ``*.py`` files: git-tracked ones in a git checkout, else real files outside hidden dirs."""
+    files: list[Path] | None = None
+    try:
+        out = subprocess.run(["git", "ls-files", "-z", "--", "."], cwd=package_dir, capture_output=True,
+                             timeout=10)
+        if out.returncode == 0 and out.stdout:
+            files = [package_dir / f for f in out.stdout.decode().split("\0") if f.endswith(".py")]
+    except (OSError, subprocess.SubprocessError):
+        pass
+    if files is None:
+        files = [p for p in package_dir.rglob("*.py")
+                 if not any(part.startswith(".") or part == "__pycache__"
+                            for part in p.relative_to(package_dir).parts[:-1])]
+    return sorted(p for p in files if p.is_file())
+
+
+def _is_computing(rel: str) -> bool:
+    return not any(rel == x or (x.endswith("/") and rel.startswith(x)) for x in NOT_COMPUTING)
+
+
 def source_fingerprint(package_dir: Path = PACKAGE_DIR) -> str:
-    """Hash of every ``.py`` file of memlib: any change of code invalidates cached results."""
+    """Hash of memlib's computing modules (see the module docstring): a change there invalidates results."""
     h = hashlib.sha256()
-    for p in sorted(package_dir.rglob("*.py")):
-        h.update(str(p.relative_to(package_dir)).encode())
-        h.update(p.read_bytes())
+    for p in _source_files(package_dir):
+        rel = p.relative_to(package_dir).as_posix()
+        if _is_computing(rel):
+            h.update(rel.encode() + b"\0")
+            h.update(p.read_bytes())
     return h.hexdigest()[:16]
 
+
+def device_kind(name: Any = "auto") -> str:
+    """What a config's ``device`` computes on: ``cpu``, ``mps`` or ``cuda:<GPU name>``."""
+    import torch
+
+    from .device import pick_device
+
+    try:
+        dev = pick_device(name if isinstance(name, str) else "auto")
+    except RuntimeError:  # unavailable device: validation reports it; the key only needs to differ
+        return f"unavailable:{name}"
+    if dev.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(dev)}"
+    return dev.type
+
+
+def environment(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of the machine that change the numbers (see the module docstring)."""
+    import torch
+
+    return {"torch": torch.__version__, "device": device_kind(params.get("device", "auto")),
+            "threads": torch.get_num_threads(), "format": FORMAT}
+
+
+# ----------------------------------------------------------------------------- paths
 
 def project_root(start: Path | None = None) -> Path | None:
     p = (start or Path.cwd()).resolve()
@@ -60,14 +164,34 @@ def project_root(start: Path | None = None) -> Path | None:
     return None
 
 
+def absolute(path: Path | str) -> Path:
+    """``~`` expanded and made absolute once, so every process (CLI, kernel in notebooks/, book) agrees.
+
+    A relative path is taken relative to the project folder when the current directory is inside one (the
+    notebook kernel runs in ``notebooks/``), else relative to the current directory.
+    """
+    p = Path(path).expanduser()
+    if not p.is_absolute():
+        p = (project_root() or Path.cwd()) / p
+    return p.resolve()
+
+
 def default_root() -> Path:
     if os.environ.get(STORE_ENV):
-        return Path(os.environ[STORE_ENV])
+        return absolute(os.environ[STORE_ENV])
     proj = project_root() or project_root(PACKAGE_DIR)
     if proj is not None:
         return proj / "_results"
-    return Path.home() / ".cache" / "memlib" / "results"
+    return absolute(Path.home() / ".cache" / "memlib" / "results")
 
+
+def _fallback_roots() -> list[Path]:
+    roots = [os.environ.get(FALLBACK_ENV), Path.home() / ".cache" / "memlib" / "unsaved-results",
+             Path(tempfile.gettempdir()) / "memlib-unsaved-results"]
+    return [absolute(r) for r in roots if r]
+
+
+# ----------------------------------------------------------------------------- helpers
 
 def _git_commit(cwd: Path) -> str | None:
     try:
@@ -96,10 +220,113 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems cannot fsync a directory
+        pass
+    finally:
+        os.close(fd)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _tmp_is_stale(p: Path) -> bool:
+    """``.tmp-<key>-<host>-<pid>-*``: stale when its writer (same host) is gone, or it is very old."""
+    parts = p.name.split("-")
+    try:
+        age = time.time() - p.stat().st_mtime
+    except OSError:
+        return False
+    if len(parts) >= 5 and parts[2] == _HOST.replace("-", "_") and parts[3].isdigit():
+        return not _pid_alive(int(parts[3]))
+    return age > STALE_TMP_SECONDS
+
+
+def _encode_result(params: Mapping[str, Any], result: Result) -> dict[str, bytes]:
+    """Every file of a run directory, as bytes (manifest excluded)."""
+    files = {f"tables/{name}.csv": df.to_csv(index=False).encode() for name, df in result.tables.items()}
+    files["config.json"] = json.dumps(_jsonable(dict(params)), indent=2, sort_keys=True).encode()
+    files["provenance.json"] = json.dumps(_jsonable(result.provenance), indent=2, default=str).encode()
+    files["summary.json"] = json.dumps(_jsonable(result.scalars), indent=2).encode()
+    return files
+
+
+def read_entry(d: Path, params: Mapping[str, Any] | None = None) -> Result:
+    """Read and verify a run directory; raise :class:`BadEntry` naming the file that is wrong."""
+    man_path = d / MANIFEST
+    if not man_path.exists():
+        raise BadEntry(f"{man_path} is missing: the run was never completed (or the file was deleted)")
+    try:
+        manifest = json.loads(man_path.read_bytes())
+        files, rows = manifest["files"], manifest["rows"]
+    except (ValueError, KeyError, TypeError, OSError) as e:
+        raise BadEntry(f"{man_path} is unreadable ({type(e).__name__}: {e})") from None
+    blobs: dict[str, bytes] = {}
+    for rel, digest in files.items():
+        p = d / rel
+        try:
+            data = p.read_bytes()
+        except OSError as e:
+            raise BadEntry(f"{p} is missing or unreadable ({e.strerror or e})") from None
+        if _sha256(data) != digest:
+            raise BadEntry(f"{p} does not match the hash recorded when it was stored (edited or damaged)")
+        blobs[rel] = data
+    try:
+        tables = {}
+        for name, n in rows.items():
+            rel = f"tables/{name}.csv"
+            if rel not in blobs:
+                raise BadEntry(f"{d / rel} is listed in {man_path} without a hash")
+            df = pd.read_csv(io.BytesIO(blobs[rel])) if blobs[rel].strip() else pd.DataFrame()
+            if len(df) != n:
+                raise BadEntry(f"{d / rel} has {len(df)} rows, {n} were stored")
+            tables[name] = df
+        scalars = json.loads(blobs["summary.json"])
+        prov = json.loads(blobs["provenance.json"])
+        if params is not None:
+            stored = json.loads(blobs["config.json"])
+            if stored != json.loads(json.dumps(_jsonable(dict(params)), sort_keys=True)):
+                raise BadEntry(f"{d / 'config.json'} is not the configuration this key stands for")
+    except BadEntry:
+        raise
+    except Exception as e:  # a file listed in the manifest that does not parse
+        raise BadEntry(f"{d} does not parse ({type(e).__name__}: {e})") from None
+    return Result(tables, scalars, prov, cached=True)
+
+
+# ----------------------------------------------------------------------------- the store
+
 class Store:
     def __init__(self, root: Path | str | None = None):
-        self.root = Path(root) if root is not None else default_root()
+        self.root = absolute(root) if root is not None else default_root()
         self._fingerprint: str | None = None
+        self._env: dict[str, dict] = {}
+        self._depth = 0
+        self.last_fallback: Path | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -108,62 +335,219 @@ class Store:
         return self._fingerprint
 
     def key(self, kind: str, params: Mapping[str, Any]) -> str:
-        blob = json.dumps({"kind": kind, "params": _jsonable(dict(params)), "source": self.fingerprint},
-                          sort_keys=True, default=str)
+        dev = str(params.get("device", "auto"))
+        if dev not in self._env:
+            self._env[dev] = environment(params)
+        blob = json.dumps({"kind": kind, "params": _jsonable(dict(params)), "env": self._env[dev],
+                           "source": self.fingerprint}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
     def path(self, kind: str, params: Mapping[str, Any]) -> Path:
         return self.root / kind / self.key(kind, params)
 
-    def get(self, kind: str, params: Mapping[str, Any]) -> Result | None:
-        d = self.path(kind, params)
-        if not (d / "summary.json").exists():
-            return None
-        tables = {p.stem: pd.read_csv(p) for p in sorted((d / "tables").glob("*.csv"))}
-        scalars = json.loads((d / "summary.json").read_text())
-        prov = json.loads((d / "provenance.json").read_text()) if (d / "provenance.json").exists() else {}
-        return Result(tables, scalars, prov, cached=True)
+    # --- reading
 
-    def put(self, kind: str, params: Mapping[str, Any], result: Result) -> Path:
-        final = self.path(kind, params)
+    def get(self, kind: str, params: Mapping[str, Any]) -> Result | None:
+        """The stored result, or ``None`` when there is none or it is bad (then it is quarantined)."""
+        d = self.path(kind, params)
+        if not d.exists():
+            return None
+        try:
+            return read_entry(d, params)
+        except BadEntry as e:
+            self.quarantine(d, str(e))
+            return None
+
+    def quarantine(self, d: Path, reason: str) -> Path | None:
+        """Move a bad entry to ``<root>/.quarantine/`` (kept for inspection) and warn, naming both paths."""
+        rel = d.relative_to(self.root).as_posix().replace("/", "__") if d.is_relative_to(self.root) else d.name
+        dest = self.root / QUARANTINE / f"{rel}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(d, dest)
+        except FileNotFoundError:  # another process moved it first
+            return None
+        except OSError as e:
+            warnings.warn(f"results store: ignoring bad entry {d}: {reason}; it could not be moved aside "
+                          f"({e.strerror or e}), so it will be ignored until it is deleted", StoreWarning,
+                          stacklevel=3)
+            return None
+        warnings.warn(f"results store: ignoring bad entry {d}: {reason}; moved to {dest}, the result will be "
+                      "recomputed", StoreWarning, stacklevel=3)
+        return dest
+
+    def entries(self) -> list[Path]:
+        """Every run directory under the root (hidden folders such as ``.quarantine`` and ``.tmp-*`` skipped)."""
+        out = []
+        if not self.root.exists():
+            return out
+        for dirpath, dirnames, _ in os.walk(self.root):
+            dirnames[:] = sorted(n for n in dirnames if not n.startswith("."))
+            for n in list(dirnames):
+                if _KEY_RE.match(n):
+                    out.append(Path(dirpath) / n)
+                    dirnames.remove(n)  # a run directory holds no runs
+        return out
+
+    def verify(self, fix: bool = False) -> list[tuple[Path, str]]:
+        """Check every entry; return ``(path, reason)`` for each bad one (moved aside when ``fix``)."""
+        bad = []
+        for d in self.entries():
+            try:
+                read_entry(d)
+            except BadEntry as e:
+                bad.append((d, str(e)))
+                if fix:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", StoreWarning)
+                        self.quarantine(d, str(e))
+        return bad
+
+    def runs(self, kind: str) -> list[Path]:
+        d = self.root / kind
+        if not d.exists():
+            return []
+        return sorted(p for p in d.iterdir() if _KEY_RE.match(p.name) and (p / MANIFEST).exists())
+
+    # --- writing
+
+    def check_writable(self) -> None:
+        """Raise :class:`StoreError` unless a file can be written (and synced) in the root, with space left."""
+        probe = self.root / f".write-test-{_HOST}-{os.getpid()}-{os.urandom(4).hex()}"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            _write_synced(probe, b"memlib")
+            probe.unlink()
+            free = shutil.disk_usage(self.root).free
+        except OSError as e:
+            raise StoreError(f"results store {self.root} is not writable ({e.strerror or e}); set "
+                             f"${STORE_ENV} to a writable folder") from None
+        if free < MIN_FREE_BYTES:
+            raise StoreError(f"results store {self.root} has only {free // 1024} KiB free; free some space or "
+                             f"set ${STORE_ENV} to another folder")
+
+    def clean_tmp(self, folder: Path) -> list[Path]:
+        """Remove ``.tmp-*`` folders in ``folder`` whose writer is gone."""
+        removed = []
+        try:
+            cands = [p for p in folder.iterdir() if p.name.startswith(".tmp-")]
+        except OSError:
+            return removed
+        for p in cands:
+            if _tmp_is_stale(p):
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p)
+        return removed
+
+    def put(self, kind: str, params: Mapping[str, Any], result: Result, replace: bool = False) -> Path:
+        return self._put(kind, params, result, replace)[0]
+
+    def _put(self, kind: str, params: Mapping[str, Any], result: Result, replace: bool = False,
+             final: Path | None = None) -> tuple[Path, bool]:
+        """Write atomically; return ``(path, won)``: ``won`` is False when a valid entry was already there."""
+        final = final or self.path(kind, params)
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+        self.clean_tmp(final.parent)
+        files = _encode_result(params, result)  # fails here (bad table) before anything is on disk
+        manifest = {"format": FORMAT, "kind": kind, "key": final.name,
+                    "files": {rel: _sha256(b) for rel, b in files.items()},
+                    "rows": {name: len(df) for name, df in result.tables.items()}}
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-{_HOST.replace('-', '_')}-{os.getpid()}-",
+                                    dir=final.parent))
         try:
             (tmp / "tables").mkdir()
-            for name, df in result.tables.items():
-                df.to_csv(tmp / "tables" / f"{name}.csv", index=False)
-            (tmp / "config.json").write_text(json.dumps(_jsonable(dict(params)), indent=2, sort_keys=True))
-            (tmp / "provenance.json").write_text(json.dumps(_jsonable(result.provenance), indent=2))
-            # summary.json is what marks a run complete; it is written last.
-            (tmp / "summary.json").write_text(json.dumps(_jsonable(result.scalars), indent=2))
-            if final.exists():  # another process finished the same run first: keep theirs
-                shutil.rmtree(tmp)
-                return final
-            os.replace(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return final
+            for rel, data in files.items():
+                _write_synced(tmp / rel, data)
+            _write_synced(tmp / MANIFEST, json.dumps(manifest, indent=2).encode())  # marks completion: last
+            _fsync_dir(tmp / "tables")
+            _fsync_dir(tmp)
+            won = self._install(tmp, final, replace)
+            _fsync_dir(final.parent)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return final, won
+
+    def _install(self, tmp: Path, final: Path, replace: bool) -> bool:
+        for _ in range(3):
+            if final.exists():
+                try:
+                    read_entry(final)
+                    ok = True
+                except BadEntry as e:
+                    ok = False
+                    self.quarantine(final, str(e))
+                if ok and not replace:
+                    return False  # another writer finished the same run first: keep theirs
+                if ok and replace:
+                    old = final.parent / f".tmp-{final.name}-old-{os.getpid()}"
+                    try:
+                        os.rename(final, old)
+                    except FileNotFoundError:
+                        pass
+                    else:
+                        shutil.rmtree(old, ignore_errors=True)
+            try:
+                os.rename(tmp, final)
+                return True
+            except OSError as e:
+                if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                # lost a race between the check and the rename: look again
+        return False
+
+    def _save_fallback(self, kind: str, params: Mapping[str, Any], result: Result, err: BaseException) -> Path | None:
+        final = self.path(kind, params)
+        for root in _fallback_roots():
+            if root == self.root:
+                continue
+            try:
+                where = Store(root)._put(kind, params, result, final=root / kind / final.name)[0]
+            except Exception:  # noqa: BLE001 - try the next fallback
+                continue
+            self.last_fallback = where
+            warnings.warn(f"results store: could not write the result to {final} ({err}); it is returned and "
+                          f"saved in {where} -- move that folder to {final} to keep it in the store",
+                          StoreWarning, stacklevel=3)
+            return where
+        warnings.warn(f"results store: could not write the result to {final} ({err}), nor to a fallback "
+                      "folder; it is returned but not stored", StoreWarning, stacklevel=3)
+        return None
 
     def cached(self, kind: str, params: Mapping[str, Any], compute: Callable[[], Result],
                refresh: bool = False) -> Result:
-        """Return the stored result for (kind, params), or compute, store and return it."""
+        """Return the stored result for (kind, params), or compute, store and return it.
+
+        The top-level call checks that the store is writable before computing; a failed final write keeps
+        the result (returned, saved in a fallback folder, with a :class:`StoreWarning` saying where).
+        """
         if not refresh:
             hit = self.get(kind, params)
             if hit is not None:
                 return hit
+        if self._depth == 0:
+            self.check_writable()
+        self._depth += 1
         t0 = time.perf_counter()
-        result = compute()
+        try:
+            result = compute()
+        finally:
+            self._depth -= 1
         result.provenance = {**provenance(), **result.provenance, "kind": kind,
                              "wall_seconds": round(time.perf_counter() - t0, 3), "key": self.key(kind, params),
                              "source_fingerprint": self.fingerprint}
-        self.put(kind, params, result)
+        try:
+            _, won = self._put(kind, params, result, replace=refresh)
+        except OSError as e:
+            self._save_fallback(kind, params, result, e)
+            result.cached = False
+            return result
+        if not won:
+            winner = self.get(kind, params)
+            if winner is not None:
+                return winner
         result.cached = False
         return result
-
-    def runs(self, kind: str) -> list[Path]:
-        d = self.root / kind
-        return sorted(p for p in d.iterdir() if (p / "summary.json").exists()) if d.exists() else []
 
 
 def provenance() -> dict[str, Any]:

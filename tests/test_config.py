@@ -80,3 +80,82 @@ def test_every_profile_of_every_experiment_passes_its_own_validation(experiment)
     n = {p: c.values.get("n_train", 0) for p, c in cfgs.items()}
     assert n["paper"] == 0 or n["paper"] > n["quick"] > 0
     assert 0 < n["smoke"] <= n["quick"]
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"lr": "nan"}, "parameter 'lr' must be a finite number, got nan"),
+    ({"lr": float("inf")}, "parameter 'lr' must be a finite number, got inf"),
+    ({"momentum": "-inf"}, "parameter 'momentum' must be a finite number"),
+    ({"seed": "99999999999999999999"}, r"seed must be in \[0, 2\*\*32\)"),
+    ({"seed": -1}, r"seed must be in \[0, 2\*\*32\)"),
+    ({"seed": 2 ** 32 - 1, "seeds": 2}, "seed \\+ seeds must stay below 2\\*\\*32"),
+    ({"noise_rate": 0.0}, "gradient_similarity needs mislabeled examples: set noise_rate > 0"),
+    ({"noise_rate": 0.001, "n_train": 500}, "noise_rate=0.001 flips no label of n_train=500"),
+])
+def test_inputs_that_used_to_fail_late_fail_at_resolve(kw, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve("gradient_similarity", "smoke", kw)
+
+
+def test_seed_range_edges_are_accepted():
+    assert resolve("gradient_similarity", "smoke", {"seed": 2 ** 32 - 1, "seeds": 1}).seed == 2 ** 32 - 1
+    assert resolve("gradient_similarity", "smoke", {"seed": 0}).seed == 0
+
+
+def test_noise_rate_check_uses_the_whole_set_when_n_train_is_zero():
+    # 0.0001 of mnist5k's 4,000 training digits flips nothing; 0.001 flips 4
+    with pytest.raises(ConfigError, match="flips no label of n_train=4000"):
+        resolve("gradient_similarity", "smoke", {"noise_rate": 0.0001, "n_train": 0})
+    assert resolve("gradient_similarity", "smoke", {"noise_rate": 0.001, "n_train": 0}).noise_rate == 0.001
+
+
+@pytest.mark.parametrize("experiment", ["dropout_comparison", "early_learning", "lth_vs_dropout"])
+def test_claims_about_mislabeled_examples_reject_zero_noise(experiment):
+    with pytest.raises(ConfigError, match="needs mislabeled examples"):
+        resolve(experiment, "smoke", {"noise_rate": 0})
+
+
+def test_unavailable_device_is_a_config_error_naming_the_parameter(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="device='cuda' but no CUDA GPU is visible"):
+        resolve("gradient_similarity", "smoke", {"device": "cuda"})
+    assert resolve("gradient_similarity", "smoke", {"device": "cpu"}).device == "cpu"
+
+
+def test_injected_notebook_parameters_are_applied_or_rejected_by_name():
+    """papermill -p injects any name as a global; nb.config(..., namespace=globals()) sees them."""
+    import types
+
+    from memlib import notebook as nb
+
+    ns = {"profile": "smoke", "overrides": {}, "epochs": None, "_i1": "x", "nb": nb,  # no In: a script
+          "Markdown": type("Markdown", (), {}), "display": print, "plots": types.ModuleType("plots")}
+    cfg = nb.config("01_gradient_similarity", "smoke", {}, namespace={**ns, "lr": 0.02}, epochs=None)
+    assert cfg.lr == 0.02  # a schema parameter the parameters cell does not declare is not ignored
+    with pytest.raises(ConfigError, match="lr must be > 0, got -1.0"):
+        nb.config("01_gradient_similarity", "smoke", {}, namespace={**ns, "lr": -1}, epochs=None)
+    with pytest.raises(ConfigError, match="batch_size must be > 0"):
+        nb.config("01_gradient_similarity", "smoke", {}, namespace={**ns, "batch_size": 0}, epochs=None)
+    with pytest.raises(ConfigError, match="unknown parameter 'epochz'.*did you mean 'epochs'"):
+        nb.config("01_gradient_similarity", "smoke", {}, namespace={**ns, "epochz": 3}, epochs=None)
+    assert nb.config("01_gradient_similarity", "smoke", {}, namespace=ns, epochs=None) == \
+        resolve("gradient_similarity", "smoke")
+
+
+def test_injected_names_come_from_papermills_cell_in_a_kernel():
+    """In a kernel, only the names papermill's injected cell assigned count: a list a later cell made does not."""
+    from memlib import notebook as nb
+
+    history = ["", "# Parameters (papermill / ...)\nprofile = None\nepochs = None\n",
+               '# Parameters\nprofile = "smoke"\nlr = -1\n', "layer_names = ['a']"]
+    ns = {"In": history, "profile": "smoke", "overrides": {}, "epochs": None, "lr": -1, "layer_names": ["a"]}
+    with pytest.raises(ConfigError, match="lr must be > 0"):
+        nb.config("01_gradient_similarity", "smoke", {}, namespace=ns, epochs=None)
+    ns["In"] = history[:2] + ['# Parameters\nprofile = "smoke"\n']  # nothing injected beyond the declared
+    assert nb.config("01_gradient_similarity", "smoke", {}, namespace=ns, epochs=None) == \
+        resolve("gradient_similarity", "smoke")
+    ns["In"] = history[:2] + ["# Parameters\nepochz = 3\n"]
+    with pytest.raises(ConfigError, match="unknown parameter 'epochz'"):
+        nb.config("01_gradient_similarity", "smoke", {}, namespace=ns, epochs=None)

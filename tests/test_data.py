@@ -84,3 +84,61 @@ def test_augment_batch_shapes_and_identity_when_no_shift():
     assert out.shape == x.shape
     same = augment_batch(x, pad=0, flip=False)
     assert torch.equal(same, x)
+
+
+def _idx(path, dims, n_bytes=None):
+    """An unsigned-byte IDX file with header ``dims``; ``n_bytes`` of data (default: all of it)."""
+    import struct
+
+    import numpy as np
+
+    total = int(np.prod(dims))
+    data = bytes(range(256)) * (total // 256 + 1)
+    path.write_bytes(struct.pack(">HBB", 0, 8, len(dims)) + struct.pack(">" + "I" * len(dims), *dims)
+                     + data[:total if n_bytes is None else n_bytes])
+
+
+def _torchvision_folder(root, cls_name, truncate=None):
+    raw = root / cls_name / "raw"
+    raw.mkdir(parents=True)
+    for split, n in (("train", 20), ("t10k", 10)):
+        _idx(raw / f"{split}-images-idx3-ubyte", (n, 28, 28),
+             n_bytes=100 if truncate == f"{split}-images-idx3-ubyte" else None)
+        _idx(raw / f"{split}-labels-idx1-ubyte", (n,))
+    return raw
+
+
+def test_good_torchvision_folder_reads(tmp_path):
+    _torchvision_folder(tmp_path, "MNIST")
+    raw = load_raw("mnist", root=tmp_path, download=False)
+    assert raw.x_train.shape == (20, 1, 28, 28) and len(raw.y_test) == 10
+
+
+def test_truncated_torchvision_download_names_the_file(tmp_path):
+    folder = _torchvision_folder(tmp_path, "MNIST", truncate="train-images-idx3-ubyte")
+    with pytest.raises(DatasetUnavailable, match=f"{folder / 'train-images-idx3-ubyte'} is damaged.*delete it"):
+        load_raw("mnist", root=tmp_path, download=True)  # no download attempt over the damaged file
+
+
+def test_truncated_fashion_mnist_falls_back_to_debian(tmp_path):
+    from memlib.data import DEBIAN_FASHION_MNIST
+
+    if not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    _torchvision_folder(tmp_path, "FashionMNIST", truncate="t10k-images-idx3-ubyte")
+    raw = load_raw("fashion-mnist", root=tmp_path, download=False)
+    assert raw.source == str(DEBIAN_FASHION_MNIST) and len(raw.y_train) == 60000
+
+
+def test_damaged_cifar_batch_names_the_file(cifar_archive):
+    load_raw("cifar10", root=cifar_archive, download=False)  # extracts the archive
+    bad = cifar_archive / "cifar-10-batches-py" / "data_batch_3"
+    bad.write_bytes(bad.read_bytes()[:200])
+    with pytest.raises(DatasetUnavailable, match=f"{bad} is damaged"):
+        load_raw("cifar10", root=cifar_archive, download=False)
+
+
+def test_damaged_cifar_archive_names_the_file(tmp_path):
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(DatasetUnavailable, match="cifar-10-python.tar.gz is damaged"):
+        load_raw("cifar10", root=tmp_path, download=False)

@@ -82,3 +82,76 @@ def test_fingerprint_tracks_source(tmp_path):
 def test_store_root_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("MEMLIB_STORE", str(tmp_path / "elsewhere"))
     assert Store().root == tmp_path / "elsewhere"
+
+
+# ----------------------------------------------------------------------------- what is keyed, where the store is
+
+def test_key_includes_threads_torch_version_and_device(store, monkeypatch):
+    import torch
+
+    import memlib.store as sm
+
+    base = Store(store.root).key("demo", {"a": 1})
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 97)
+    assert Store(store.root).key("demo", {"a": 1}) != base
+    monkeypatch.undo()
+    monkeypatch.setattr(torch, "__version__", "0.0.1-other")
+    assert Store(store.root).key("demo", {"a": 1}) != base
+    monkeypatch.undo()
+    monkeypatch.setattr(sm, "device_kind", lambda name="auto": "cuda:Some GPU")
+    assert Store(store.root).key("demo", {"a": 1}) != base
+    monkeypatch.undo()
+    assert Store(store.root).key("demo", {"a": 1}) == base
+    assert Store(store.root).key("demo", {"a": 1, "precision": "bf16"}) != base  # a config's precision is keyed
+
+
+def test_fingerprint_ignores_plots_verdicts_glue_and_checkpoints(tmp_path):
+    pkg = tmp_path / "pkg"
+    for rel in ("train.py", "plots/p.py", "claims/c.py", "notebook.py", "cli.py", "summary.py"):
+        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / rel).write_text("x = 1\n")
+    f0 = source_fingerprint(pkg)
+    for rel in ("plots/p.py", "claims/c.py", "notebook.py", "cli.py", "summary.py"):
+        (pkg / rel).write_text("x = 1  # a comment\n")
+    (pkg / ".ipynb_checkpoints").mkdir()
+    (pkg / ".ipynb_checkpoints" / "train-checkpoint.py").write_text("x = 3\n")
+    (pkg / "notes.txt").write_text("not code")
+    assert source_fingerprint(pkg) == f0
+    (pkg / "train.py").write_text("x = 2\n")
+    assert source_fingerprint(pkg) != f0
+
+
+def test_fingerprint_in_a_git_checkout_covers_tracked_files_only(tmp_path):
+    import subprocess
+
+    pkg = tmp_path / "repo" / "pkg"
+    pkg.mkdir(parents=True)
+    (pkg / "train.py").write_text("x = 1\n")
+    if subprocess.run(["git", "init", "-q"], cwd=pkg.parent).returncode != 0:
+        pytest.skip("git is not available")
+    subprocess.run(["git", "add", "pkg/train.py"], cwd=pkg.parent, check=True)
+    f0 = source_fingerprint(pkg)
+    (pkg / "scratch.py").write_text("y = 1\n")  # untracked
+    assert source_fingerprint(pkg) == f0
+    (pkg / "train.py").write_text("x = 2\n")  # a tracked file edited, not committed: counts
+    assert source_fingerprint(pkg) != f0
+
+
+def test_relative_store_is_the_same_folder_from_the_kernel_cwd(monkeypatch):
+    from memlib.store import PACKAGE_DIR
+
+    proj = PACKAGE_DIR.parent
+    monkeypatch.setenv("MEMLIB_STORE", "relstore")
+    monkeypatch.chdir(proj)
+    from_cli = Store().root
+    monkeypatch.chdir(proj / "notebooks")  # where papermill and jupyter-book run the kernel
+    assert Store().root == from_cli == proj / "relstore"
+
+
+def test_store_and_data_paths_expand_home(monkeypatch, tmp_path):
+    from memlib.data import data_root
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("MEMLIB_STORE", "~/st")
+    monkeypatch.setenv("MEMLIB_DATA", "~/da")
+    assert Store().root == tmp_path.resolve() / "st" and data_root() == tmp_path.resolve() / "da"

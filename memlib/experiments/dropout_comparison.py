@@ -35,7 +35,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ..config import COMMON, ConfigError, Param, check_fraction, check_nonneg, check_positive, check_rate
+from ..config import (COMMON, ConfigError, Param, check_flips_labels, check_fraction, check_nonneg, check_positive,
+                      check_rate)
 from ..device import describe
 from ..dropout import make_factory, set_etd_mode
 from ..store import Result, Store
@@ -88,6 +89,7 @@ PROFILES = {
 
 
 def validate(values: dict) -> None:
+    check_flips_labels(values, NAME)  # the verdict compares clean with mislabeled training accuracy
     w, p_gen = values["width"], values["p_gen"]
     # The narrowest dropout site of every model has ``width`` channels.
     if p_gen < 1.0 and max(1, int(p_gen * w)) >= w:

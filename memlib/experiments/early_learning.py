@@ -21,7 +21,7 @@ import time
 
 import pandas as pd
 
-from ..config import COMMON, ConfigError, Param, check_nonneg, check_positive, check_rate
+from ..config import COMMON, ConfigError, Param, check_flips_labels, check_nonneg, check_positive, check_rate
 from ..device import describe
 from ..losses import ELRLoss, LossTracker
 from ..probes.early_phase import EarlyPhaseProbe, tracked_parameters
@@ -100,8 +100,7 @@ def validate(values: dict) -> None:
         if ks[-1] > total:
             raise ConfigError(f"rewind_steps: iteration {ks[-1]} is beyond the end of training ({total} "
                               f"iterations = {values['epochs']} epochs x {math.ceil(values['n_train'] / values['batch_size'])})")
-    if values["noise_rate"] == 0:
-        raise ConfigError("early_learning needs mislabeled examples: set noise_rate > 0 (e.g. 0.4)")
+    check_flips_labels(values, NAME)
 
 
 def _spec(cfg, seed: int, **kw) -> TrainSpec:

@@ -5,7 +5,7 @@ import time
 
 import pandas as pd
 
-from ..config import COMMON, Param, check_positive
+from ..config import COMMON, Param, check_flips_labels, check_positive
 from ..device import describe
 from ..probes.gradients import GradientSimilarityProbe
 from ..store import Result, Store
@@ -34,6 +34,10 @@ PROFILES = {
               "epochs": 30, "batch_size": 128, "lr": 0.05, "seeds": 1, "probe_size": 400},
     "paper": _paper,
 }
+
+
+def validate(values: dict) -> None:
+    check_flips_labels(values, NAME)  # the probe compares clean with mislabeled examples
 
 
 def _one_seed(cfg, seed: int) -> Result:

@@ -23,7 +23,7 @@ import time
 
 import pandas as pd
 
-from ..config import COMMON, ConfigError, Param, check_positive
+from ..config import COMMON, ConfigError, Param, check_flips_labels, check_positive
 from ..device import describe
 from ..dropout import make_factory
 from ..pruning import (CaptureAt, MaskCallback, channel_stats, full_masks, magnitude_prune, pruned_share,
@@ -88,6 +88,7 @@ ARMS = ("dense", "magnitude / rewind to 0", "magnitude / rewind to k", "magnitud
 
 
 def validate(v: dict) -> None:
+    check_flips_labels(v, NAME)
     if v["model"] == "mlp" and v["dataset"] == "cifar10" and v["width"] < 16:
         raise ConfigError("width must be >= 16 for an MLP on CIFAR-10")
     if v["n_train"] > 0:

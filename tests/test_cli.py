@@ -1,0 +1,139 @@
+"""The command line: one-line errors, exit codes, a timeout, Ctrl-C, and the follow-up read being a hit."""
+import pytest
+
+from memlib import cli
+from memlib.config import resolve
+from memlib.store import Result, Store
+
+RUN = ["run", "01_gradient_similarity", "--profile", "smoke", "--quiet"]
+
+
+def _one_error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and err[0].startswith("error: ") and "Traceback" not in "\n".join(err)
+    return err[0]
+
+
+@pytest.mark.parametrize("param, expect", [
+    ("lr=nan", "'lr' must be a finite number"),
+    ("lr=inf", "'lr' must be a finite number"),
+    ("seed=99999999999999999999", "seed must be in [0, 2**32)"),
+    ("noise_rate=0", "needs mislabeled examples"),
+    ("batch_size=0", "batch_size must be > 0"),
+])
+def test_bad_inputs_fail_before_the_notebook_with_one_line(param, expect, capsys, monkeypatch, store):
+    import papermill
+
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **k: pytest.fail("notebook started"))
+    assert cli.main(RUN + ["-p", param]) == 2
+    assert expect in _one_error_line(capsys)
+
+
+def test_cuda_without_cuda_fails_with_one_line(capsys, monkeypatch, store):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert cli.main(RUN + ["-p", "device=cuda"]) == 2
+    assert "device='cuda' but no CUDA GPU" in _one_error_line(capsys)
+
+
+def _fake_papermill(monkeypatch, effect):
+    import papermill
+
+    calls = {}
+
+    def execute(src, out, parameters=None, cwd=None, execution_timeout=None, **kw):
+        calls.update(cwd=cwd, timeout=execution_timeout, parameters=parameters)
+        return effect(cwd=cwd, parameters=parameters)
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
+    return calls
+
+
+def test_failed_notebook_prints_the_final_error_line_and_exits_non_zero(capsys, monkeypatch, store, tmp_path):
+    from papermill.exceptions import PapermillExecutionError
+
+    def fail(**kw):
+        raise PapermillExecutionError(3, 3, "nb.run(cfg)", "ValueError", "first line\nthe probe needs mislabeled "
+                                      "examples", ["Traceback (most recent call last):", "  File ...", "ValueError"])
+
+    calls = _fake_papermill(monkeypatch, fail)
+    assert cli.main(RUN + ["--output", str(tmp_path), "--timeout", "17"]) == 1
+    line = _one_error_line(capsys)
+    assert line == "error: 01_gradient_similarity failed: ValueError: the probe needs mislabeled examples"
+    assert calls["timeout"] == 17
+
+
+def test_default_timeout_and_timeout_message(capsys, monkeypatch, store, tmp_path):
+    from nbclient.exceptions import CellTimeoutError
+
+    def hang(**kw):
+        raise CellTimeoutError("A cell timed out while it was being executed, after 3600 seconds.")
+
+    calls = _fake_papermill(monkeypatch, hang)
+    assert cli.main(RUN + ["--output", str(tmp_path)]) == 1
+    assert "a cell ran longer than the timeout of 900 s" in _one_error_line(capsys)
+    assert calls["timeout"] == cli.DEFAULT_TIMEOUT["smoke"] == 900  # smoke profile
+    assert cli.main(RUN + ["--output", str(tmp_path), "--timeout", "0"]) == 1
+    assert calls["timeout"] is None  # 0 = no limit
+
+
+def test_ctrl_c_stops_cleanly(capsys, monkeypatch, store, tmp_path):
+    def interrupted(**kw):
+        raise KeyboardInterrupt
+
+    _fake_papermill(monkeypatch, interrupted)
+    assert cli.main(RUN + ["--output", str(tmp_path)]) == 130
+    assert "interrupted" in capsys.readouterr().err
+
+
+def test_unwritable_store_fails_before_the_notebook(capsys, monkeypatch, tmp_path):
+    import memlib.store as sm
+
+    monkeypatch.setenv("MEMLIB_STORE", str(tmp_path / "st"))
+    monkeypatch.setattr(sm, "_write_synced", lambda p, d: (_ for _ in ()).throw(PermissionError(13, "denied")))
+    _fake_papermill(monkeypatch, lambda **kw: pytest.fail("notebook started"))
+    assert cli.main(RUN + ["--output", str(tmp_path)]) == 2
+    assert "is not writable" in _one_error_line(capsys)
+
+
+def test_relative_store_follow_up_read_is_a_hit(capsys, monkeypatch, tmp_path):
+    """MEMLIB_STORE=relstore: the kernel (cwd notebooks/) writes where the CLI reads, so no second training."""
+    import os
+
+    import memlib.claims
+    from memlib.store import PACKAGE_DIR
+
+    proj = PACKAGE_DIR.parent
+    rel = f"relstore-test-{os.getpid()}"
+    monkeypatch.setenv("MEMLIB_STORE", rel)
+    monkeypatch.chdir(proj)
+    cfg = resolve("gradient_similarity", "smoke")
+
+    def kernel(cwd, parameters):  # what the notebook does, from its own working directory
+        os.chdir(cwd)
+        Store().put("gradient_similarity", cfg.hashed_dict(), Result({}, {"kernel": True}))
+
+    class Verdict:
+        status, summary = "ok", "fake verdict"
+
+    monkeypatch.setattr(memlib.claims, "get_claim", lambda name: type("C", (), {"check": lambda r, c: Verdict}))
+    try:
+        _fake_papermill(monkeypatch, kernel)
+        assert cli.main(RUN + ["--output", str(tmp_path)]) == 0
+        assert "verdict: ok. fake verdict" in capsys.readouterr().out
+        assert os.environ["MEMLIB_STORE"] == str(proj / rel)  # the kernel is given the absolute path
+    finally:
+        import shutil
+
+        shutil.rmtree(proj / rel, ignore_errors=True)
+
+
+def test_list_survives_a_truncated_summary(capsys, store):
+    cfg = resolve("gradient_similarity", "smoke")
+    d = store.put("gradient_similarity", cfg.hashed_dict(), Result({}, {"x": 1}))
+    (d / "summary.json").write_text('{"x": ')
+    assert cli.main(["list", "--profile", "smoke"]) == 0
+    cap = capsys.readouterr()
+    assert str(d / "summary.json") in cap.err and "01_gradient_similarity" in cap.out
+    assert cli.main(["list", "--profile", "smoke"]) == 0  # and again, now a plain miss

@@ -1,0 +1,297 @@
+"""Fault injection for the results store: nothing wrong is served, nothing finished is lost.
+
+Each test damages the store the way a user, a crash or a full disk would, then checks that ``get`` serves no
+wrong number (a damaged entry is a miss, moved to ``.quarantine/`` with a warning naming the file) and that a
+finished result is never thrown away.
+"""
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import memlib.store as store_mod
+from memlib.store import MANIFEST, QUARANTINE, Result, Store, StoreError, StoreWarning, read_entry
+
+PARAMS = {"epochs": 3, "noise_rate": 0.1}
+
+
+def _result(v=0.9, epochs=3):
+    hist = pd.DataFrame({"epoch": list(range(epochs)), "acc": [0.1 * (i + 1) for i in range(epochs - 1)] + [v]})
+    return Result({"history": hist}, {"final": v})
+
+
+def _stored(store, v=0.9):
+    store.cached("demo", PARAMS, lambda: _result(v))
+    return store.path("demo", PARAMS)
+
+
+def _quarantined(store):
+    q = store.root / QUARANTINE
+    return sorted(q.iterdir()) if q.exists() else []
+
+
+def _recomputes(store, v=0.5):
+    calls = []
+    with pytest.warns(StoreWarning) as rec:
+        r = store.cached("demo", PARAMS, lambda: calls.append(1) or _result(v))
+    assert calls == [1] and not r.cached and r.scalars == {"final": v}
+    again = store.cached("demo", PARAMS, lambda: calls.append(1) or _result(v))
+    assert calls == [1] and again.cached and again.scalars == {"final": v}  # repaired: a hit again
+    return " ".join(str(w.message) for w in rec)
+
+
+# ----------------------------------------------------------------------------- damaged files
+
+def test_edited_number_in_a_table_is_not_served(store):
+    d = _stored(store)
+    csv = d / "tables" / "history.csv"
+    csv.write_text(csv.read_text().replace("0.9", "0.1"))
+    msg = _recomputes(store)
+    assert str(csv) in msg and "hash" in msg
+    assert len(_quarantined(store)) == 1
+
+
+def test_dropped_last_row_is_not_served(store):
+    d = _stored(store)
+    csv = d / "tables" / "history.csv"
+    csv.write_text("\n".join(csv.read_text().splitlines()[:-1]) + "\n")
+    assert str(csv) in _recomputes(store)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "delete"])
+def test_damaged_summary_is_a_miss_not_a_crash(store, damage):
+    d = _stored(store)
+    s = d / "summary.json"
+    if damage == "truncate":
+        s.write_bytes(s.read_bytes()[:5])
+    elif damage == "garbage":
+        s.write_bytes(b"\x00\xff not json")
+    else:
+        s.unlink()
+    with pytest.warns(StoreWarning, match="summary.json"):
+        assert store.get("demo", PARAMS) is None
+    assert not d.exists() and len(_quarantined(store)) == 1
+    assert _result().scalars == store.cached("demo", PARAMS, _result).scalars
+
+
+def test_deleted_tables_folder_is_a_miss(store):
+    import shutil
+
+    d = _stored(store)
+    shutil.rmtree(d / "tables")
+    assert "history.csv" in _recomputes(store)
+
+
+def test_folder_without_manifest_is_never_returned(store):
+    d = _stored(store)
+    (d / MANIFEST).unlink()  # what a writer that died before completion would leave, were it renamed
+    assert "never completed" in _recomputes(store)
+
+
+def test_entry_stored_under_another_config_is_not_served(store):
+    d = _stored(store)
+    other = store.path("demo", {"epochs": 4, "noise_rate": 0.1})
+    other.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(d, other)  # a folder copied under the wrong key: its files are intact
+    with pytest.warns(StoreWarning, match="config.json"):
+        assert store.get("demo", {"epochs": 4, "noise_rate": 0.1}) is None
+
+
+def test_verify_reports_every_bad_entry_and_fix_moves_them(store, capsys):
+    from memlib.cli import main
+
+    good = _stored(store)
+    bad1 = store.path("demo", {"a": 1})
+    store.put("demo", {"a": 1}, _result())
+    bad2 = store.path("demo/seed", {"a": 2})
+    store.put("demo/seed", {"a": 2}, _result())
+    (bad1 / "summary.json").write_text("{")
+    (bad2 / "tables" / "history.csv").write_text("epoch,acc\n")
+    bad = dict(store.verify())
+    assert set(bad) == {bad1, bad2} and good.exists()
+    assert main(["verify"]) == 1
+    out = capsys.readouterr().out
+    assert str(bad1 / "summary.json") in out and str(bad2 / "tables" / "history.csv") in out
+    assert "3 stored results checked" in out and "2 bad" in out
+    assert main(["verify", "--fix"]) == 1
+    assert main(["verify"]) == 0 and len(_quarantined(store)) == 2
+    assert store.get("demo", PARAMS).scalars == {"final": 0.9}  # the good one untouched
+
+
+# ----------------------------------------------------------------------------- writers that fail
+
+def test_exception_inside_put_leaves_nothing(store, monkeypatch):
+    real = store_mod._write_synced
+    n = {"calls": 0}
+
+    def flaky(path, data):
+        n["calls"] += 1
+        if n["calls"] == 3:
+            raise RuntimeError("writer died")
+        real(path, data)
+
+    monkeypatch.setattr(store_mod, "_write_synced", flaky)
+    with pytest.raises(RuntimeError, match="writer died"):
+        store.put("demo", PARAMS, _result())
+    assert store.get("demo", PARAMS) is None
+    assert list((store.root / "demo").iterdir()) == []  # no entry, no .tmp-*
+
+
+def test_writer_killed_inside_put_leaves_nothing_trusted_and_is_cleaned(store, tmp_path):
+    """A separate process SIGKILLs itself after writing two files of a run: nothing is served, and the
+    next writer removes its .tmp-* folder and completes the entry."""
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+        import pandas as pd
+        import memlib.store as sm
+        real, n = sm._write_synced, [0]
+        def dying(path, data):
+            n[0] += 1
+            real(path, data)
+            if n[0] == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+        sm._write_synced = dying
+        r = sm.Result({{"history": pd.DataFrame({{"epoch": [0], "acc": [0.5]}})}}, {{"final": 0.5}})
+        sm.Store({str(store.root)!r}).put("demo", {PARAMS!r}, r)
+    """)
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    tmps = [q for q in (store.root / "demo").iterdir() if q.name.startswith(".tmp-")]
+    assert len(tmps) == 1  # the dead writer's half-written folder
+    assert store.get("demo", PARAMS) is None and store.runs("demo") == []
+    r = store.cached("demo", PARAMS, _result)
+    assert not r.cached and not tmps[0].exists()  # stale .tmp-* removed by the next writer
+    assert store.get("demo", PARAMS).scalars == {"final": 0.9}
+
+
+def test_two_writers_racing_both_get_the_winners_result(store):
+    barrier = threading.Barrier(2)
+    out = {}
+
+    def writer(name, v):
+        def compute():
+            barrier.wait(timeout=30)
+            return _result(v)
+        out[name] = Store(store.root).cached("demo", PARAMS, compute)
+
+    threads = [threading.Thread(target=writer, args=(n, v)) for n, v in (("a", 0.1), ("b", 0.2))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert set(out) == {"a", "b"}
+    stored = store.get("demo", PARAMS).scalars
+    assert out["a"].scalars == out["b"].scalars == stored  # the loser returns the winner's result
+    assert [p.name for p in (store.root / "demo").iterdir()] == [store.path("demo", PARAMS).name]
+
+
+def test_rename_race_lost_between_check_and_rename(store, monkeypatch):
+    """Another process renames its run into place just before ours: ENOTEMPTY is handled, theirs is kept."""
+    real_rename = os.rename
+    state = {"done": False}
+
+    def racing_rename(src, dst):
+        if not state["done"] and Path(src).name.startswith(".tmp-"):
+            state["done"] = True
+            Store(store.root).put("demo", PARAMS, _result(0.7))  # the winner
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(store_mod.os, "rename", racing_rename)
+    r = store.cached("demo", PARAMS, lambda: _result(0.3))
+    assert r.scalars == {"final": 0.7} and store.get("demo", PARAMS).scalars == {"final": 0.7}
+
+
+def test_refresh_replaces_a_good_entry(store):
+    _stored(store, 0.9)
+    r = store.cached("demo", PARAMS, lambda: _result(0.4), refresh=True)
+    assert r.scalars == {"final": 0.4} and store.get("demo", PARAMS).scalars == {"final": 0.4}
+
+
+# ----------------------------------------------------------------------------- unwritable and full stores
+
+def test_read_only_store_fails_before_training_chmod(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("running as root: chmod does not stop writes (the monkeypatched variant below covers it)")
+    root = tmp_path / "ro"
+    root.mkdir()
+    root.chmod(0o500)
+    try:
+        calls = []
+        with pytest.raises(StoreError, match="not writable"):
+            Store(root).cached("demo", PARAMS, lambda: calls.append(1) or _result())
+        assert calls == []
+    finally:
+        root.chmod(0o700)
+
+
+def test_read_only_store_fails_before_training_simulated(store, monkeypatch):
+    def denied(path, data):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(store_mod, "_write_synced", denied)
+    calls = []
+    with pytest.raises(StoreError, match=f"results store {store.root} is not writable.*MEMLIB_STORE"):
+        store.cached("demo", PARAMS, lambda: calls.append(1) or _result())
+    assert calls == []  # no training was started
+
+
+def test_full_store_is_refused_before_training(store, monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10 << 30, 10 << 30, 1024))
+    calls = []
+    with pytest.raises(StoreError, match="KiB free"):
+        store.cached("demo", PARAMS, lambda: calls.append(1) or _result())
+    assert calls == []
+
+
+def test_store_filling_up_during_training_keeps_the_result(store, monkeypatch, tmp_path):
+    fallback = tmp_path / "fallback"
+    monkeypatch.setenv("MEMLIB_STORE_FALLBACK", str(fallback))
+    real = store_mod._write_synced
+
+    def full(path, data):
+        if Path(path).is_relative_to(store.root) and "write-test" not in Path(path).name:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, data)
+
+    monkeypatch.setattr(store_mod, "_write_synced", full)
+    with pytest.warns(StoreWarning, match=f"No space left.*saved in {fallback}") as rec:
+        r = store.cached("demo", PARAMS, lambda: _result(0.8))
+    assert r.scalars == {"final": 0.8} and not r.cached  # returned
+    saved = fallback / "demo" / store.path("demo", PARAMS).name
+    assert str(saved) in str(rec[0].message)
+    kept = read_entry(saved, PARAMS)  # and kept, verified, where the warning says
+    assert kept.scalars == {"final": 0.8}
+    pd.testing.assert_frame_equal(kept.tables["history"], _result(0.8).tables["history"])
+    assert store.get("demo", PARAMS) is None  # nothing half-written in the store itself
+    assert [p for p in (store.root / "demo").iterdir()] == []
+
+
+# ----------------------------------------------------------------------------- housekeeping
+
+def test_stale_tmp_folders_are_removed_and_never_listed(store):
+    d = _stored(store)
+    stale = d.parent / f".tmp-{d.name}-{store_mod._HOST.replace('-', '_')}-999999999-abc"
+    stale.mkdir()
+    (stale / "summary.json").write_text("{}")
+    os.utime(stale, (0, 0))
+    assert store.runs("demo") == [d] and store.entries() == [d]  # .tmp-* is never a run
+    store.put("demo", {"other": 1}, _result())
+    assert not stale.exists()
+
+
+def test_manifest_records_hashes_and_rows(store):
+    d = _stored(store)
+    man = json.loads((d / MANIFEST).read_text())
+    assert set(man["files"]) == {"tables/history.csv", "config.json", "provenance.json", "summary.json"}
+    assert man["rows"] == {"history": 3} and man["format"] == store_mod.FORMAT
