@@ -50,6 +50,7 @@ def cmd_run(args) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{nb_name}-{cfg.profile}-{cfg.key()}.ipynb"
     _apply_executor_args(args)  # the notebook's kernel inherits the choice through the environment
+    _share_ray_with_kernel()
     print(f"running {nb_name} ({cfg.profile} profile), parameters: {values or 'profile defaults'}")
     import papermill
 
@@ -93,6 +94,14 @@ def _apply_executor_args(args) -> None:
     if args.address and not args.executor:
         os.environ[ex.EXECUTOR_ENV] = "ray"
     ex.get_executor()  # fails now, with a clear message, if e.g. Ray is not installed
+
+
+def _share_ray_with_kernel() -> None:
+    from .executor import get_executor
+
+    executor = get_executor()
+    if executor.name == "ray":
+        print(f"ray cluster for the notebook's parts: {executor.share_with_children()}")
 
 
 def _add_sweep_parser(sub) -> None:

@@ -181,6 +181,17 @@ class RayExecutor:
             ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False)
         return ray
 
+    def share_with_children(self) -> str:
+        """Connect (starting the private local instance if there is no address) and put its address in the
+        environment, so that child processes, e.g. the notebook kernel of ``memlib run``, join this instance
+        instead of each starting (and, at exit, tearing down) their own."""
+        ray = self.connect()
+        address = ray.get_runtime_context().gcs_address
+        if not (self.address or os.environ.get(ADDRESS_ENV) or os.environ.get("RAY_ADDRESS")):
+            os.environ[SHIP_CODE_ENV] = "0"  # a local instance: the workers import the same files already
+        os.environ[ADDRESS_ENV] = address
+        return address
+
     def resources(self, ray, cfg: Config) -> dict:
         cpus = self.num_cpus if self.num_cpus is not None else _float_env(CPUS_ENV, 1.0)
         gpus = self.num_gpus if self.num_gpus is not None else _float_env(GPUS_ENV, None)
