@@ -102,6 +102,7 @@ class LocalExecutor:
 # ----------------------------------------------------------------------------- ray
 
 _cancel = threading.Event()
+_connect_lock = threading.Lock()
 _remote_fn = None
 _worker_fingerprint: str | None = None
 
@@ -165,8 +166,12 @@ class RayExecutor:
     # connection ---------------------------------------------------------------------------------------------
     def connect(self):
         ray = _import_ray()
-        if ray.is_initialized():
-            return ray
+        with _connect_lock:  # grid points run in threads: one ray.init per process
+            if not ray.is_initialized():
+                self._init(ray)
+        return ray
+
+    def _init(self, ray) -> None:
         address = self.address or os.environ.get(ADDRESS_ENV) or os.environ.get("RAY_ADDRESS")
         if address:
             kw: dict[str, Any] = {}
@@ -179,7 +184,6 @@ class RayExecutor:
         else:
             # "local": a private instance, never another user's `ray start` on the same machine.
             ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False)
-        return ray
 
     def share_with_children(self) -> str:
         """Connect (starting the private local instance if there is no address) and put its address in the
@@ -207,8 +211,9 @@ class RayExecutor:
         ray = self.connect()
         from ray.exceptions import RayError, RayTaskError
 
-        if _remote_fn is None:
-            _remote_fn = ray.remote(_run_part)
+        with _connect_lock:
+            if _remote_fn is None:
+                _remote_fn = ray.remote(_run_part)
         retries = self.max_retries if self.max_retries is not None else int(_float_env(RETRIES_ENV, 3))
         opts = dict(self.resources(ray, cfg), max_retries=retries, retry_exceptions=False)
         fn_ref, cfg_ref = ray.put(fn), ray.put(cfg)  # shipped once, shared by every task

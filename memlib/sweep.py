@@ -121,6 +121,8 @@ def run_grid(grid: list[tuple[dict, Config]], store: Store, executor, parallel: 
             outcomes.append(one(point, cfg))
             report(outcomes[-1])
         return outcomes
+    if hasattr(executor, "connect"):
+        executor.connect()  # once, from the main thread, before the points' threads use it
     reset_cancel()
     with ThreadPoolExecutor(max_workers=min(len(grid), 32)) as pool:
         futures = {pool.submit(contextvars.copy_context().run, one, p, c): i for i, (p, c) in enumerate(grid)}

@@ -7,6 +7,7 @@ import pytest
 from memlib import executor as ex
 from memlib.cli import main
 from memlib.config import ConfigError, resolve
+from memlib.experiments import get_experiment
 from memlib.experiments.base import part_params, run_parts
 from memlib.store import Result, Store
 from memlib.sweep import experiment_of, grid_points, parse_axis, resolve_grid
@@ -29,7 +30,8 @@ def cfg():
 @pytest.fixture(autouse=True)
 def _clear(monkeypatch):
     CALLS.clear()
-    monkeypatch.delenv(ex.EXECUTOR_ENV, raising=False)
+    monkeypatch.setenv(ex.EXECUTOR_ENV, "local")  # recorded, so that what `memlib sweep` sets is undone
+    monkeypatch.delenv(ex.EXECUTOR_ENV)
 
 
 # ----------------------------------------------------------------------------- local executor
@@ -174,3 +176,27 @@ def test_sweep_runs_every_point_and_prints_where_it_is(store, monkeypatch, capsy
     calls.clear()
     assert main(["sweep", "dropout", "--profile", "smoke", "-p", "noise_rate=0.1,0.2", "-p", "seed=0..2"]) == 0
     assert sum(ln.startswith("cached") for ln in capsys.readouterr().out.splitlines()) == 6
+
+
+class _Captured(Exception):
+    pass
+
+
+@pytest.mark.parametrize("name", ["gradient_similarity", "dropout_comparison", "outlier_percentiles",
+                                  "early_learning", "lth_vs_dropout"])
+def test_every_experiment_hands_picklable_parts_to_the_executor(name, store, monkeypatch):
+    """Parts must be plain picklable functions of (cfg, key): no closures (a Ray worker could not receive them)."""
+    import pickle
+
+    mod = get_experiment(name)
+    seen = []
+
+    def capture(cfg, store, part, keys, compute, **kw):
+        seen.append((keys, pickle.loads(pickle.dumps(compute))))
+        raise _Captured
+
+    monkeypatch.setattr(mod, "run_parts", capture)
+    with pytest.raises(_Captured):
+        mod.run(resolve(name, "smoke"), store)
+    (keys, fn), = seen
+    assert keys and all(isinstance(k, dict) for k in keys) and callable(fn)

@@ -18,6 +18,7 @@ import torch
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[ray]')")
 
 from memlib import executor as ex  # noqa: E402
+from memlib.cli import main  # noqa: E402
 from memlib.config import resolve  # noqa: E402
 from memlib.experiments import get_experiment  # noqa: E402
 from memlib.experiments.base import part_params, run_parts  # noqa: E402
@@ -157,7 +158,7 @@ def test_other_code_on_the_worker_is_refused(cfg, store, tmp_path, monkeypatch):
 
 
 def test_cancel_stops_outstanding_tasks(cfg, store, tmp_path):
-    fn = functools.partial(flaky_part, marker_dir=str(tmp_path), sleep=120.0)
+    fn = functools.partial(flaky_part, marker_dir=str(tmp_path), sleep=600.0)
     caught = []
 
     def drive():
@@ -178,9 +179,39 @@ def test_cancel_stops_outstanding_tasks(cfg, store, tmp_path):
     assert not t.is_alive() and time.time() - t0 < 10
     assert len(caught) == 1 and isinstance(caught[0], ex.Cancelled)
     assert store.runs(KIND) == []
-    # the cluster's CPUs are free again: a quick part runs at once
+    # the cluster's CPUs are free again (the sleeping tasks would hold them for 10 minutes): a quick part runs
+    # (its worker process may have to start and import torch first)
     quick = functools.partial(flaky_part, marker_dir=str(tmp_path / "again"))
     (tmp_path / "again").mkdir()
     t1 = time.time()
     run_parts(cfg, store, "demo", [{"seed": 5}, {"seed": 6}], quick, executor=ex.RayExecutor())
-    assert time.time() - t1 < 30
+    assert time.time() - t1 < 120
+
+
+def test_sweep_runs_points_side_by_side_on_ray(store, tmp_path, monkeypatch, capsys):
+    """`memlib sweep --executor ray`: the points run in threads sharing the cluster; a failed point is reported
+    and the others stored; a rerun computes only what is missing."""
+    import memlib.experiments.gradient_similarity as mod
+
+    for env in (ex.EXECUTOR_ENV, ex.ADDRESS_ENV):  # recorded, so that what the CLI sets is undone
+        monkeypatch.setenv(env, "")
+    fail = [(2,)]
+
+    def fake_run(cfg, store=None):
+        fn = functools.partial(flaky_part, marker_dir=str(tmp_path), fail=fail[0])
+        return store.cached(mod.NAME, cfg.hashed_dict(),
+                            lambda: run_parts(cfg, store, "demo", [{"seed": cfg.seed}], fn)[0])
+
+    monkeypatch.setattr(mod, "run", fake_run)
+    argv = ["sweep", "01", "--profile", "smoke", "-p", "seed=0..3", "--executor", "ray"]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert "FAILED  seed=2: 1 of 1 parts of gradient_similarity/demo failed" in out
+    assert sorted(ln.split(":")[0] for ln in out.splitlines() if ln.startswith("done")) == [
+        "done    seed=0", "done    seed=1", "done    seed=3"]
+    assert "3 of 4 point(s) stored; 1 failed" in out
+    fail[0] = ()
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert sum(ln.startswith("cached") for ln in out.splitlines()) == 3 and "done    seed=2" in out
+    assert [_attempts(tmp_path, s) for s in range(4)] == [1, 1, 2, 1]
