@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	# The torch/torchvision pair this project is tested with; elsewhere fall back to the newest pair.
 	$(BIN)/python -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1" || \
 	  $(BIN)/python -m pip install --quiet torch torchvision
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,ray]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (memlib)" >/dev/null
 	@touch $(STAMP)
 

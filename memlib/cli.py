@@ -1,4 +1,5 @@
-"""Command line: ``python -m memlib list``, ``python -m memlib run <claim> --profile P -p key=value`` and
+"""Command line: ``python -m memlib list``, ``python -m memlib run <claim> --profile P -p key=value
+[--executor ray]``, ``python -m memlib sweep <claim> -p key=v1,v2 -p seed=0..4 [--executor ray]`` and
 ``python -m memlib verify`` (check every stored result)."""
 from __future__ import annotations
 
@@ -63,6 +64,8 @@ def cmd_run(args) -> int:
     store = Store()
     store.check_writable()  # before any training: a read-only, mistyped or full store fails here
     _export_paths(store)
+    _apply_executor_args(args)  # the notebook's kernel inherits the choice through the environment
+    _share_ray_with_kernel()
     print(f"running {nb_name} ({cfg.profile} profile), parameters: {values or 'profile defaults'}")
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -124,6 +127,86 @@ def cmd_verify(args) -> int:
     return 1 if bad else 0
 
 
+# ----------------------------------------------------------------------------- executors and sweeps
+
+def _add_executor_args(parser) -> None:
+    from .executor import EXECUTORS
+
+    g = parser.add_argument_group("where the parts run (see README: Sweeps on a cluster)")
+    g.add_argument("--executor", choices=EXECUTORS, default=None,
+                   help="local (in this process, the default) or ray; default: $MEMLIB_EXECUTOR")
+    g.add_argument("--address", default=None,
+                   help="Ray cluster address (default: $RAY_ADDRESS, else a private local Ray instance)")
+    g.add_argument("--cpus-per-part", type=float, default=None, help="Ray CPUs per part (default 1)")
+    g.add_argument("--gpus-per-part", type=float, default=None,
+                   help="Ray GPUs per part; fractions share a GPU (default 1 where the cluster has GPUs, else 0)")
+
+
+def _apply_executor_args(args) -> None:
+    """Pass --executor/--address/... on through the environment, which notebook kernels inherit."""
+    import os
+
+    from . import executor as ex
+
+    for value, env in ((args.executor, ex.EXECUTOR_ENV), (args.address, ex.ADDRESS_ENV),
+                       (args.cpus_per_part, ex.CPUS_ENV), (args.gpus_per_part, ex.GPUS_ENV)):
+        if value is not None:
+            os.environ[env] = str(value)
+    if args.address and not args.executor:
+        os.environ[ex.EXECUTOR_ENV] = "ray"
+    ex.get_executor()  # fails now, with a clear message, if e.g. Ray is not installed
+
+
+def _share_ray_with_kernel() -> None:
+    from .executor import get_executor
+
+    executor = get_executor()
+    if executor.name == "ray":
+        print(f"ray cluster for the notebook's parts: {executor.share_with_children()}")
+
+
+def _add_sweep_parser(sub) -> None:
+    ps = sub.add_parser("sweep", help="run a claim's experiment over a grid of parameters (results to the store)")
+    ps.add_argument("claim", help="e.g. 03, outlier, outlier_percentiles or 03_outlier_percentiles")
+    ps.add_argument("--profile", choices=PROFILES, default=None, help="smoke | quick | paper (default: quick)")
+    ps.add_argument("-p", "--param", action="append", metavar="KEY=V1,V2|A..B", default=[],
+                    help="a grid axis: a comma list or an integer range a..b (inclusive); repeat for more axes")
+    ps.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                    help="a fixed parameter, not split at commas (e.g. --set datasets=mnist,fashion-mnist)")
+    _add_executor_args(ps)
+
+
+def cmd_sweep(args) -> int:
+    from .executor import get_executor
+    from .sweep import experiment_of, grid_points, resolve_grid, run_grid
+
+    experiment = experiment_of(args.claim)
+    _apply_executor_args(args)
+    executor = get_executor()
+    points = grid_points(args.param, parse_overrides(args.set))
+    parallel = executor.name != "local" and len(points) > 1
+    if parallel and "progress" not in points[0]:  # one line per finished point instead of interleaved bars
+        points = [{**pt, "progress": "false"} for pt in points]
+    grid = resolve_grid(experiment, args.profile, points)  # every point validated before anything runs
+    store = Store()
+    print(f"sweep {experiment} ({grid[0][1].profile} profile): {len(grid)} point(s), executor {executor.name}, "
+          f"results store {store.root}")
+    axes = [a.split("=", 1)[0].strip() for a in args.param]
+
+    def report(o) -> None:
+        label = ", ".join(f"{k}={o.cfg.values[k]}" for k in axes) or "profile defaults"
+        if o.error:
+            print(f"FAILED  {label}: {o.error}", flush=True)
+        else:
+            print(f"{'cached' if o.cached else 'done':7} {label}: {o.path} ({o.seconds:.0f} s)", flush=True)
+
+    outcomes = run_grid(grid, store, executor, parallel, report)
+    failed = [o for o in outcomes if o.error]
+    print(f"{len(outcomes) - len(failed)} of {len(outcomes)} point(s) stored"
+          + (f"; {len(failed)} failed (rerun the same command to retry only what is missing)" if failed else ""))
+    return 1 if failed else 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m memlib", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -141,10 +224,11 @@ def main(argv=None) -> int:
                          "paper no limit)")
     pv = sub.add_parser("verify", help="check every stored result against its manifest; report the bad ones")
     pv.add_argument("--fix", action="store_true", help="move bad entries to <store>/.quarantine/")
+    _add_executor_args(pr)
+    _add_sweep_parser(sub)
     args = p.parse_args(argv)
-    commands = {"list": cmd_list, "run": cmd_run, "verify": cmd_verify}
     try:
-        return commands[args.cmd](args)
+        return {"list": cmd_list, "run": cmd_run, "sweep": cmd_sweep, "verify": cmd_verify}[args.cmd](args)
     except (ConfigError, StoreError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

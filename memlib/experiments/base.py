@@ -1,4 +1,5 @@
-"""Helpers shared by experiment modules: per-seed parts cached separately, and table concatenation."""
+"""Helpers shared by experiment modules: parts (seeds, methods, ...) run by an executor and cached separately,
+and table concatenation."""
 from __future__ import annotations
 
 from typing import Callable
@@ -7,6 +8,8 @@ import pandas as pd
 from tqdm.std import tqdm
 
 from ..config import Config
+from ..executor import PartFn, PartsFailed
+from ..executor import current as current_executor
 from ..store import Result, Store
 
 
@@ -22,15 +25,35 @@ def part_params(cfg: Config, **extra) -> dict:
     return d
 
 
-def run_parts(cfg: Config, store: Store, part: str, keys: list[dict], compute: Callable[[dict], Result]) -> list[Result]:
-    """Run (or load) each part; every finished part is stored at once, so an interruption loses one part.
+def run_parts(cfg: Config, store: Store, part: str, keys: list[dict], compute: PartFn,
+              params: Callable[..., dict] = part_params, executor=None) -> list[Result]:
+    """Run (or load) each part of an experiment; returns their Results in the order of ``keys``.
 
-    A progress bar over the parts is shown when the configuration asks for progress and there is more than one.
+    ``compute(cfg, key)`` computes one part.  It must be picklable (a module-level function, or a
+    ``functools.partial`` of one) so that an executor can run it elsewhere: parts missing from the store go to
+    ``executor`` (default: :func:`memlib.executor.current`, i.e. ``local`` unless ``$MEMLIB_EXECUTOR`` or
+    :func:`memlib.executor.use` says otherwise), and this process stores each result as it arrives, under
+    ``<experiment>/<part>`` and ``params(cfg, **key)``.  So an interruption loses only the parts in progress,
+    and a rerun submits only the parts not stored yet.  A progress bar over the parts is shown when the
+    configuration asks for progress and there is more than one.  Raises :class:`memlib.executor.PartsFailed`
+    (after storing every part that succeeded) when some parts failed for good.
     """
+    kind = f"{cfg.experiment}/{part}"
+    out: list[Result | None] = [store.get(kind, params(cfg, **k)) for k in keys]
+    todo = [i for i, r in enumerate(out) if r is None]
     show = bool(cfg.values.get("progress", True)) and len(keys) > 1
-    out = []
-    for k in tqdm(keys, desc=f"{cfg.experiment} ({part}s)", disable=not show):
-        out.append(store.cached(f"{cfg.experiment}/{part}", part_params(cfg, **k), lambda k=k: compute(k)))
+    if todo:
+        ex = executor or current_executor()
+
+        def on_done(j: int, produce: Callable[[], Result]) -> None:
+            i = todo[j]
+            out[i] = store.cached(kind, params(cfg, **keys[i]), produce)
+
+        with tqdm(total=len(keys), initial=len(keys) - len(todo), desc=f"{cfg.experiment} ({part}s)",
+                  disable=not show) as bar:
+            failures = ex.run(compute, cfg, [keys[i] for i in todo], on_done, kind, bar)
+        if failures:
+            raise PartsFailed(kind, failures, len(keys))
     return out
 
 

@@ -231,12 +231,16 @@ def grid_table(cfg, examples: pd.DataFrame, seed: int) -> pd.DataFrame:
     return pd.concat([meta, pixels], axis=1)
 
 
+def _part(cfg, key: dict) -> Result:
+    return _one(cfg, key["seed"], key["method"])
+
+
 def run(cfg, store: Store | None = None) -> Result:
     store = store or Store()
 
     def compute() -> Result:
         keys = [{"seed": s, "method": m} for s in seed_list(cfg) for m in METHODS]
-        parts = run_parts(cfg, store, "part", keys, lambda k: _one(cfg, k["seed"], k["method"]))
+        parts = run_parts(cfg, store, "part", keys, _part)
         examples = merge_examples(parts)
         scalars = merge_scalars(parts, ("classes", "image_shape"))
         return Result({"accuracy": concat(parts, "accuracy"), "history": concat(parts, "history"),

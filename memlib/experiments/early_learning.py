@@ -158,12 +158,16 @@ def _train(cfg, seed: int, loss: str) -> Result:
                            "data_source": data.source, "device": describe(device)})
 
 
+def _part(cfg, key: dict) -> Result:
+    return _train(cfg, key["seed"], key["loss"])
+
+
 def run(cfg, store: Store | None = None) -> Result:
     store = store or Store()
 
     def compute() -> Result:
         keys = [{"seed": s, "loss": loss} for s in seed_list(cfg) for loss in LOSSES]
-        parts = run_parts(cfg, store, "part", keys, lambda k: _train(cfg, k["seed"], k["loss"]))
+        parts = run_parts(cfg, store, "part", keys, _part)
         ce = [p for p in parts if p.scalars["loss"] == "ce"]
         scalars = merge_scalars(parts, ("n_weights", "steps_per_epoch"), seconds="seconds")
         tables = {"history": concat(parts, "history"), "early_phase": concat(ce, "early_phase"),

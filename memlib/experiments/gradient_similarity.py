@@ -56,12 +56,15 @@ def _one_seed(cfg, seed: int) -> Result:
                    "data_source": data.source, "device": describe(device)})
 
 
+def _part(cfg, key: dict) -> Result:
+    return _one_seed(cfg, key["seed"])
+
+
 def run(cfg, store: Store | None = None) -> Result:
     store = store or Store()
 
     def compute() -> Result:
-        parts = run_parts(cfg, store, "seed", [{"seed": s} for s in seed_list(cfg)],
-                          lambda k: _one_seed(cfg, k["seed"]))
+        parts = run_parts(cfg, store, "seed", [{"seed": s} for s in seed_list(cfg)], _part)
         return Result({"history": concat(parts, "history"), "similarity": concat(parts, "similarity")},
                       merge_scalars(parts))
 

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import time
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.std import tqdm
 
 from ..config import COMMON, ConfigError, Param, check_positive, check_rate
 from ..data import CLASS_NAMES, load
@@ -30,7 +30,7 @@ from ..multitrain import accuracy_stacked, cpu_threads, fit_stacked
 from ..outliers import adv_distances, label_confidence, rank_order, spearman, window_table
 from ..store import Result, Store
 from ..train import TrainSpec, fit, make_model, predict
-from .base import seed_list
+from .base import run_parts, seed_list
 
 NAME = "outlier_percentiles"
 NOTEBOOK = "03_outlier_percentiles"
@@ -226,37 +226,35 @@ def _key(cfg, **extra) -> dict:
     return d
 
 
+def _pool(cfg, ds: str):
+    return load(ds, n_train=cfg.n_train, n_test=cfg.n_test, noise_rate=0.0, seed=cfg.seed,
+                device=pick_device(cfg.device))
+
+
+def metric_part(cfg, key: dict) -> Result:
+    return _metric(cfg, key["dataset"], _pool(cfg, key["dataset"]))
+
+
+def windows_part(cfg, key: dict, scores: dict[str, pd.DataFrame]) -> Result:
+    """One seed's windows of one dataset; ``scores`` holds the metric parts' scores tables by dataset."""
+    ds = key["dataset"]
+    return _windows(cfg, ds, _pool(cfg, ds), scores[ds], key["seed"])
+
+
 def run(cfg, store: Store | None = None) -> Result:
     store = store or Store()
     device = pick_device(cfg.device)
 
     def compute() -> Result:
-        metric_parts, curves, per = [], [], {}
-        window_seconds = 0.0
         datasets = dataset_list(cfg.datasets)
-        # one step per dataset's metric and per (dataset, seed) set of windows
-        bar = tqdm(total=len(datasets) * (1 + len(seed_list(cfg))), desc="claim 3 (metric, windows)",
-                   disable=not cfg.progress)
-        for ds in datasets:
-            cache: dict = {}
-
-            def data(ds=ds, cache=cache):
-                if "d" not in cache:
-                    cache["d"] = load(ds, n_train=cfg.n_train, n_test=cfg.n_test, noise_rate=0.0, seed=cfg.seed,
-                                      device=device)
-                return cache["d"]
-
-            met = store.cached(f"{NAME}/metric", _key(cfg, dataset=ds), lambda: _metric(cfg, ds, data()))
-            metric_parts.append(met)
-            bar.update()
-            per[ds] = dict(met.scalars)
-            for s in seed_list(cfg):
-                part = store.cached(f"{NAME}/windows", _key(cfg, dataset=ds, seed=s),
-                                    lambda s=s: _windows(cfg, ds, data(), met.tables["scores"], s))
-                curves.append(part.tables["curve"])
-                window_seconds += part.scalars["seconds"]
-                bar.update()
-        bar.close()
+        metric_parts = run_parts(cfg, store, "metric", [{"dataset": ds} for ds in datasets], metric_part,
+                                 params=_key)
+        per = {ds: dict(m.scalars) for ds, m in zip(datasets, metric_parts)}
+        scores = {ds: m.tables["scores"] for ds, m in zip(datasets, metric_parts)}
+        keys = [{"dataset": ds, "seed": s} for ds in datasets for s in seed_list(cfg)]
+        parts = run_parts(cfg, store, "windows", keys, functools.partial(windows_part, scores=scores), params=_key)
+        curves = [p.tables["curve"] for p in parts]
+        window_seconds = sum(p.scalars["seconds"] for p in parts)
         trainer = trainer_for(cfg.model, cfg.trainer)
         n_trainings = len(per) * (cfg.metric_models + cfg.n_windows * cfg.seeds)
         scalars = {"datasets": list(per), "per_dataset": per, "seeds": seed_list(cfg), "trainer": trainer,

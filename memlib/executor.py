@@ -1,0 +1,294 @@
+"""Where an experiment's parts run: in this process (``local``, the default) or on a Ray cluster (``ray``).
+
+An experiment splits into independent parts (seeds, methods, windows, datasets); each part is computed by a
+picklable function ``fn(cfg, key) -> Result`` of the resolved :class:`~memlib.config.Config` and the part's key
+(a small dict such as ``{"seed": 1}``).  :func:`memlib.experiments.base.run_parts` looks every part up in the
+results store, hands the missing ones to an executor, and the *driver* (this process) stores each result as it
+arrives, so workers need no shared filesystem and an interrupted sweep resumes where it stopped.
+
+Choosing the executor, most specific first: :func:`use` (a context manager, e.g. around ``exp.run(cfg)``), then
+``$MEMLIB_EXECUTOR`` (``local`` | ``ray``; the CLI's ``--executor`` sets it so that notebook kernels inherit it).
+The Ray executor connects to ``$MEMLIB_RAY_ADDRESS`` (the CLI's ``--address``), else Ray's own ``$RAY_ADDRESS``,
+else starts a private local Ray instance (one CPU per core, no dashboard).  Resources per part:
+``$MEMLIB_RAY_CPUS_PER_PART`` (default 1; a Ray worker runs torch on that many threads) and
+``$MEMLIB_RAY_GPUS_PER_PART`` (fractional values let several small parts share a GPU; default 1 on a cluster
+with GPUs unless the config says ``device='cpu'``, else 0).
+
+Faults: a worker that dies (killed, out of memory, node lost) is retried up to ``$MEMLIB_RAY_MAX_RETRIES``
+times (default 3); a part that raises is not retried, it is reported with its error while the other parts
+still run and are stored, and then :class:`PartsFailed` lists every failed part.  Ctrl-C (or
+:func:`cancel_all` from another thread) cancels the outstanding tasks.  The local executor stops at the first
+error (parts finished before it are stored), which is what one wants while debugging in a notebook.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from tqdm.std import tqdm
+
+from .config import Config, ConfigError
+from .store import Result
+
+EXECUTORS = ("local", "ray")
+EXECUTOR_ENV = "MEMLIB_EXECUTOR"
+ADDRESS_ENV = "MEMLIB_RAY_ADDRESS"
+CPUS_ENV = "MEMLIB_RAY_CPUS_PER_PART"
+GPUS_ENV = "MEMLIB_RAY_GPUS_PER_PART"
+RETRIES_ENV = "MEMLIB_RAY_MAX_RETRIES"
+SHIP_CODE_ENV = "MEMLIB_RAY_SHIP_CODE"
+
+PartFn = Callable[[Config, dict], Result]
+# on_done(index, produce): store the part ``index``; ``produce()`` returns its Result (computing it, for the
+# local executor, so that the store times the computation).
+OnDone = Callable[[int, Callable[[], Result]], None]
+
+
+@dataclass(frozen=True)
+class PartFailure:
+    key: dict
+    error: str          # one line: exception type and message
+    details: str = ""   # the remote traceback, where there is one
+
+
+class PartsFailed(RuntimeError):
+    """Some parts failed for good; every other part has been stored (rerunning retries only the failed ones)."""
+
+    def __init__(self, kind: str, failures: list[PartFailure], total: int):
+        self.kind, self.failures, self.total = kind, failures, total
+        lines = "\n".join(f"  {f.key}: {f.error}" for f in failures)
+        super().__init__(f"{len(failures)} of {total} parts of {kind} failed (the other parts are stored; rerun to "
+                         f"retry only the failed ones):\n{lines}")
+
+
+class Cancelled(KeyboardInterrupt):
+    """Raised in a thread running parts when :func:`cancel_all` was called (e.g. Ctrl-C in a sweep)."""
+
+
+def _float_env(name: str, default: float | None) -> float | None:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"${name} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"${name} must be >= 0, got {raw!r}")
+    return value
+
+
+# ----------------------------------------------------------------------------- local
+
+class LocalExecutor:
+    """Today's loop: the parts one after another in this process."""
+
+    name = "local"
+
+    def run(self, fn: PartFn, cfg: Config, keys: list[dict], on_done: OnDone, kind: str,
+            bar: tqdm) -> list[PartFailure]:
+        for i, key in enumerate(keys):
+            on_done(i, lambda key=key: fn(cfg, key))
+            bar.update()
+        return []
+
+
+# ----------------------------------------------------------------------------- ray
+
+_cancel = threading.Event()
+_connect_lock = threading.Lock()
+_remote_fn = None
+_worker_fingerprint: str | None = None
+
+
+def cancel_all() -> None:
+    """Ask every running :class:`RayExecutor` loop (in any thread) to cancel its outstanding tasks."""
+    _cancel.set()
+
+
+def reset_cancel() -> None:
+    _cancel.clear()
+
+
+def _fingerprint() -> str:
+    global _worker_fingerprint
+    if _worker_fingerprint is None:
+        from .store import source_fingerprint
+
+        _worker_fingerprint = source_fingerprint()
+    return _worker_fingerprint
+
+
+def _run_part(fn: PartFn, cfg: Config, key: dict) -> tuple[Result, str]:
+    """What a Ray worker runs: one part, on as many torch threads as CPUs were given to the task."""
+    import ray
+    import torch
+
+    from .store import provenance
+
+    ctx = ray.get_runtime_context()
+    cpus = ctx.get_assigned_resources().get("CPU")
+    if cpus:
+        torch.set_num_threads(max(1, int(cpus)))
+    t0 = time.perf_counter()
+    result = fn(cfg, key)
+    result.provenance = {**provenance(), **result.provenance, "executor": "ray",
+                         "compute_seconds": round(time.perf_counter() - t0, 3), "ray_node_id": ctx.get_node_id()}
+    return result, _fingerprint()
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("the 'ray' executor needs Ray: pip install -e '.[ray]' (or pip install 'ray>=2.9')") from None
+    return ray
+
+
+class RayExecutor:
+    """Parts as Ray tasks; results come back to the driver, which stores them."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, num_cpus: float | None = None, num_gpus: float | None = None,
+                 max_retries: int | None = None):
+        self.address = address
+        self.num_cpus = num_cpus
+        self.num_gpus = num_gpus
+        self.max_retries = max_retries
+
+    # connection ---------------------------------------------------------------------------------------------
+    def connect(self):
+        ray = _import_ray()
+        with _connect_lock:  # grid points run in threads: one ray.init per process
+            if not ray.is_initialized():
+                self._init(ray)
+        return ray
+
+    def _init(self, ray) -> None:
+        address = self.address or os.environ.get(ADDRESS_ENV) or os.environ.get("RAY_ADDRESS")
+        if address:
+            kw: dict[str, Any] = {}
+            if os.environ.get(SHIP_CODE_ENV, "1") != "0":
+                # The workers import the driver's memlib, so that stored results match the driver's code.
+                from .store import PACKAGE_DIR
+
+                kw["runtime_env"] = {"py_modules": [str(PACKAGE_DIR)]}
+            ray.init(address=address, **kw)
+        else:
+            # "local": a private instance, never another user's `ray start` on the same machine.
+            ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False)
+
+    def share_with_children(self) -> str:
+        """Connect (starting the private local instance if there is no address) and put its address in the
+        environment, so that child processes, e.g. the notebook kernel of ``memlib run``, join this instance
+        instead of each starting (and, at exit, tearing down) their own."""
+        ray = self.connect()
+        address = ray.get_runtime_context().gcs_address
+        if not (self.address or os.environ.get(ADDRESS_ENV) or os.environ.get("RAY_ADDRESS")):
+            os.environ[SHIP_CODE_ENV] = "0"  # a local instance: the workers import the same files already
+        os.environ[ADDRESS_ENV] = address
+        return address
+
+    def resources(self, ray, cfg: Config) -> dict:
+        cpus = self.num_cpus if self.num_cpus is not None else _float_env(CPUS_ENV, 1.0)
+        gpus = self.num_gpus if self.num_gpus is not None else _float_env(GPUS_ENV, None)
+        if gpus is None:
+            has_gpu = ray.cluster_resources().get("GPU", 0) > 0
+            gpus = 1.0 if has_gpu and cfg.values.get("device", "auto") != "cpu" else 0.0
+        return {"num_cpus": cpus, "num_gpus": gpus}
+
+    # running ------------------------------------------------------------------------------------------------
+    def run(self, fn: PartFn, cfg: Config, keys: list[dict], on_done: OnDone, kind: str,
+            bar: tqdm) -> list[PartFailure]:
+        global _remote_fn
+        ray = self.connect()
+        from ray.exceptions import RayError, RayTaskError
+
+        with _connect_lock:
+            if _remote_fn is None:
+                _remote_fn = ray.remote(_run_part)
+        retries = self.max_retries if self.max_retries is not None else int(_float_env(RETRIES_ENV, 3))
+        opts = dict(self.resources(ray, cfg), max_retries=retries, retry_exceptions=False)
+        fn_ref, cfg_ref = ray.put(fn), ray.put(cfg)  # shipped once, shared by every task
+        index = {_remote_fn.options(name=f"{kind} {k}", **opts).remote(fn_ref, cfg_ref, k): i
+                 for i, k in enumerate(keys)}
+        pending = list(index)
+        failures: list[PartFailure] = []
+        driver_fp = _fingerprint()
+        try:
+            while pending:
+                if _cancel.is_set():
+                    raise Cancelled()
+                ready, pending = ray.wait(pending, num_returns=1, timeout=0.5)
+                for ref in ready:
+                    i = index[ref]
+                    failure = None
+                    try:
+                        result, worker_fp = ray.get(ref)
+                    except RayTaskError as e:
+                        cause = getattr(e, "cause", None)
+                        msg = f"{type(cause).__name__}: {cause}" if cause is not None else str(e).splitlines()[-1]
+                        failure = PartFailure(keys[i], msg, str(e))
+                    except RayError as e:  # worker died more often than max_retries, cancelled, node lost, ...
+                        failure = PartFailure(keys[i], f"{type(e).__name__}: {str(e).splitlines()[0]}", str(e))
+                    else:
+                        if worker_fp != driver_fp:
+                            failure = PartFailure(keys[i], (
+                                f"the worker runs other memlib code (source fingerprint {worker_fp}, the driver's "
+                                f"is {driver_fp}); install the same memlib on every node, or leave "
+                                f"${SHIP_CODE_ENV} unset so the driver ships its code"))
+                        else:
+                            on_done(i, lambda r=result: r)
+                    if failure is not None:
+                        failures.append(failure)
+                        print(f"part {kind} {keys[i]} failed: {failure.error}", file=sys.stderr)
+                    bar.update()
+        except BaseException:  # Ctrl-C, cancel_all(), or a failure to store: stop the outstanding tasks
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
+        return failures
+
+
+# ----------------------------------------------------------------------------- choosing one
+
+_override: contextvars.ContextVar = contextvars.ContextVar("memlib_executor", default=None)
+_ray_executors: dict[str | None, RayExecutor] = {}
+
+
+def get_executor(name: str | None = None, address: str | None = None):
+    """The executor called ``name`` (default ``$MEMLIB_EXECUTOR``, else ``local``)."""
+    name = (name or os.environ.get(EXECUTOR_ENV) or "local").strip().lower()
+    if name not in EXECUTORS:
+        raise ConfigError(f"unknown executor {name!r} (from --executor or ${EXECUTOR_ENV}); choose one of: "
+                          f"{', '.join(EXECUTORS)}")
+    if name == "local":
+        return LocalExecutor()
+    _import_ray()  # a clear error now rather than when the first part is due
+    if address not in _ray_executors:
+        _ray_executors[address] = RayExecutor(address)
+    return _ray_executors[address]
+
+
+def current():
+    """The executor that :func:`memlib.experiments.base.run_parts` uses now."""
+    return _override.get() or get_executor()
+
+
+@contextlib.contextmanager
+def use(executor) -> Iterator[Any]:
+    """Run the parts of experiments inside the block with ``executor`` (an executor or its name)."""
+    if isinstance(executor, str):
+        executor = get_executor(executor)
+    token = _override.set(executor)
+    try:
+        yield executor
+    finally:
+        _override.reset(token)

@@ -1,0 +1,202 @@
+"""The local executor, executor selection, and parameter grids (``memlib sweep``); no Ray needed."""
+import sys
+
+import pandas as pd
+import pytest
+
+from memlib import executor as ex
+from memlib.cli import main
+from memlib.config import ConfigError, resolve
+from memlib.experiments import get_experiment
+from memlib.experiments.base import part_params, run_parts
+from memlib.store import Result, Store
+from memlib.sweep import experiment_of, grid_points, parse_axis, resolve_grid
+
+CALLS: list[dict] = []
+
+
+def square_part(cfg, key):
+    CALLS.append(dict(key))
+    if key.get("fail"):
+        raise ValueError(f"part {key['seed']} fails")
+    return Result({"t": pd.DataFrame({"seed": [key["seed"]], "sq": [key["seed"] ** 2]})}, {"sq": key["seed"] ** 2})
+
+
+@pytest.fixture
+def cfg():
+    return resolve("gradient_similarity", "smoke")
+
+
+@pytest.fixture(autouse=True)
+def _clear(monkeypatch):
+    CALLS.clear()
+    monkeypatch.setenv(ex.EXECUTOR_ENV, "local")  # recorded, so that what `memlib sweep` sets is undone
+    monkeypatch.delenv(ex.EXECUTOR_ENV)
+
+
+# ----------------------------------------------------------------------------- local executor
+
+def test_local_parts_in_order_stored_and_resumed(cfg, store):
+    keys = [{"seed": s} for s in (3, 1, 2)]
+    store.cached("gradient_similarity/demo", part_params(cfg, seed=1),
+                 lambda: square_part(cfg, {"seed": 1}))  # a part finished by an earlier, interrupted run
+    CALLS.clear()
+    out = run_parts(cfg, store, "demo", keys, square_part)
+    assert [r.scalars["sq"] for r in out] == [9, 1, 4]
+    assert CALLS == [{"seed": 3}, {"seed": 2}]  # the stored part is not recomputed
+    assert [r.cached for r in out] == [False, True, False]
+    assert len(store.runs("gradient_similarity/demo")) == 3
+    CALLS.clear()
+    again = run_parts(cfg, store, "demo", keys, square_part)
+    assert CALLS == [] and all(r.cached for r in again)
+    pd.testing.assert_frame_equal(again[0].tables["t"], out[0].tables["t"])
+
+
+def test_local_stops_at_first_error_keeping_finished_parts(cfg, store):
+    keys = [{"seed": 0}, {"seed": 1, "fail": True}, {"seed": 2}]
+    with pytest.raises(ValueError, match="part 1 fails"):
+        run_parts(cfg, store, "demo", keys, square_part)
+    assert CALLS == keys[:2]
+    assert store.get("gradient_similarity/demo", part_params(cfg, seed=0)) is not None
+    assert len(store.runs("gradient_similarity/demo")) == 1
+
+
+def test_executor_choice(monkeypatch):
+    assert ex.current().name == "local"
+    monkeypatch.setenv(ex.EXECUTOR_ENV, "Local")
+    assert ex.get_executor().name == "local"
+    monkeypatch.setenv(ex.EXECUTOR_ENV, "dask")
+    with pytest.raises(ConfigError, match="unknown executor 'dask'.*local, ray"):
+        ex.current()
+    sentinel = ex.LocalExecutor()
+    with ex.use(sentinel):
+        assert ex.current() is sentinel
+    with pytest.raises(ConfigError):
+        ex.current()
+
+
+def test_ray_missing_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    with pytest.raises(ConfigError, match=r"pip install -e '\.\[ray\]'"):
+        ex.get_executor("ray", address="nowhere:1")
+
+
+def test_parts_failed_message_lists_each_part():
+    e = ex.PartsFailed("x/seed", [ex.PartFailure({"seed": 1}, "ValueError: boom")], total=3)
+    assert str(e).splitlines() == ["1 of 3 parts of x/seed failed (the other parts are stored; rerun to retry only "
+                                   "the failed ones):", "  {'seed': 1}: ValueError: boom"]
+
+
+# ----------------------------------------------------------------------------- grids
+
+def test_parse_axis_ranges_and_lists():
+    assert parse_axis("seed=0..4") == ("seed", ["0", "1", "2", "3", "4"])
+    assert parse_axis(" noise_rate = 0.1,0.2,0.4") == ("noise_rate", ["0.1", "0.2", "0.4"])
+    assert parse_axis("seed=0..2,7") == ("seed", ["0", "1", "2", "7"])
+    assert parse_axis("seed=3..3") == ("seed", ["3"])
+
+
+@pytest.mark.parametrize("bad, msg", [
+    ("seed", "must look like key=v1,v2"),
+    ("seed=4..0", "is empty"),
+    ("seed=a..b", "two integers"),
+    ("seed=0.5..2", "two integers"),
+    ("seed=1,,2", "empty value"),
+    ("seed=1,1", "twice"),
+    ("=1,2", "no parameter name"),
+])
+def test_parse_axis_errors(bad, msg):
+    with pytest.raises(ConfigError, match=msg):
+        parse_axis(bad)
+
+
+def test_grid_is_the_product_first_axis_slowest():
+    pts = grid_points(["noise_rate=0.1,0.2", "seed=0..2"], {"epochs": "3"})
+    assert len(pts) == 6
+    assert pts[0] == {"epochs": "3", "noise_rate": "0.1", "seed": "0"}
+    assert [(p["noise_rate"], p["seed"]) for p in pts[:4]] == [("0.1", "0"), ("0.1", "1"), ("0.1", "2"),
+                                                              ("0.2", "0")]
+    assert grid_points([]) == [{}]
+    with pytest.raises(ConfigError, match="'seed' is given twice"):
+        grid_points(["seed=1,2", "seed=3"])
+    with pytest.raises(ConfigError, match="'seed' is given twice"):
+        grid_points(["seed=1,2"], {"seed": "0"})
+
+
+def test_resolve_grid_names_the_bad_point_and_drops_duplicates():
+    with pytest.raises(ConfigError, match=r"grid point \{'noise_rate': '1.5'\}: noise_rate must be in \[0, 1\)"):
+        resolve_grid("dropout_comparison", "smoke", grid_points(["noise_rate=0.1,1.5"]))
+    grid = resolve_grid("dropout_comparison", "smoke", grid_points(["noise_rate=0.1,0.10,0.2"]))
+    assert [c.noise_rate for _, c in grid] == [0.1, 0.2]
+
+
+@pytest.mark.parametrize("name", ["03", "3", "outlier", "outlier_percentiles", "03_outlier_percentiles"])
+def test_claim_short_names(name):
+    assert experiment_of(name) == "outlier_percentiles"
+
+
+def test_unknown_claim_name():
+    with pytest.raises(ConfigError, match="unknown experiment 'nope'"):
+        experiment_of("nope")
+
+
+def _fake_run(calls):
+    def run(cfg, store=None):
+        calls.append(cfg)
+        return store.cached(cfg.experiment, cfg.hashed_dict(),
+                            lambda: Result({"t": pd.DataFrame({"x": [cfg.noise_rate]})}, {"seed": cfg.seed}))
+    return run
+
+
+def test_sweep_validates_every_point_before_running(store, monkeypatch, capsys):
+    import memlib.experiments.dropout_comparison as mod
+
+    calls = []
+    monkeypatch.setattr(mod, "run", _fake_run(calls))
+    rc = main(["sweep", "02", "--profile", "smoke", "-p", "noise_rate=0.1,0.2,1.5", "-p", "seed=0..1"])
+    assert rc == 2 and calls == []
+    assert "grid point {'noise_rate': '1.5', 'seed': '0'}" in capsys.readouterr().err
+
+
+def test_sweep_runs_every_point_and_prints_where_it_is(store, monkeypatch, capsys):
+    import memlib.experiments.dropout_comparison as mod
+
+    calls = []
+    monkeypatch.setattr(mod, "run", _fake_run(calls))
+    rc = main(["sweep", "dropout", "--profile", "smoke", "-p", "noise_rate=0.1,0.2", "-p", "seed=0..2",
+               "--executor", "local"])
+    out = capsys.readouterr().out
+    assert rc == 0 and len(calls) == 6
+    assert [(c.noise_rate, c.seed) for c in calls][:3] == [(0.1, 0), (0.1, 1), (0.1, 2)]
+    lines = [ln for ln in out.splitlines() if ln.startswith("done")]
+    assert len(lines) == 6 and "6 of 6 point(s) stored" in out
+    for c in calls:
+        path = Store(store.root).path("dropout_comparison", c.hashed_dict())
+        assert (path / "summary.json").exists() and str(path) in out
+    calls.clear()
+    assert main(["sweep", "dropout", "--profile", "smoke", "-p", "noise_rate=0.1,0.2", "-p", "seed=0..2"]) == 0
+    assert sum(ln.startswith("cached") for ln in capsys.readouterr().out.splitlines()) == 6
+
+
+class _Captured(Exception):
+    pass
+
+
+@pytest.mark.parametrize("name", ["gradient_similarity", "dropout_comparison", "outlier_percentiles",
+                                  "early_learning", "lth_vs_dropout"])
+def test_every_experiment_hands_picklable_parts_to_the_executor(name, store, monkeypatch):
+    """Parts must be plain picklable functions of (cfg, key): no closures (a Ray worker could not receive them)."""
+    import pickle
+
+    mod = get_experiment(name)
+    seen = []
+
+    def capture(cfg, store, part, keys, compute, **kw):
+        seen.append((keys, pickle.loads(pickle.dumps(compute))))
+        raise _Captured
+
+    monkeypatch.setattr(mod, "run_parts", capture)
+    with pytest.raises(_Captured):
+        mod.run(resolve(name, "smoke"), store)
+    (keys, fn), = seen
+    assert keys and all(isinstance(k, dict) for k in keys) and callable(fn)
