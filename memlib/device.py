@@ -85,15 +85,20 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def configure_threads(threads: int | None = None) -> int:
-    """Set torch's intra-op threads to ``threads`` (default: the cores available); returns the number set.
+THREADS_ENV = "MEMLIB_THREADS"
 
-    ``$MEMLIB_THREADS`` overrides the default (e.g. 1 per process when several processes share the machine).
-    """
-    if threads is None:
-        env = os.environ.get("MEMLIB_THREADS")
-        threads = int(env) if env else available_cores()
-    threads = max(1, int(threads))
+
+def planned_threads() -> int:
+    """The intra-op threads memlib's training will use: ``$MEMLIB_THREADS`` (set per worker by the Ray executor,
+    or by a user running several processes side by side), else the cores available.  The results store keys on it:
+    CPU results change with the thread count."""
+    env = os.environ.get(THREADS_ENV)
+    return max(1, int(env)) if env else available_cores()
+
+
+def configure_threads(threads: int | None = None) -> int:
+    """Set torch's intra-op threads to ``threads`` (default: :func:`planned_threads`); returns the number set."""
+    threads = max(1, int(planned_threads() if threads is None else threads))
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads

@@ -135,6 +135,7 @@ def _run_part(fn: PartFn, cfg: Config, key: dict) -> tuple[Result, str]:
     ctx = ray.get_runtime_context()
     cpus = ctx.get_assigned_resources().get("CPU")
     if cpus:
+        os.environ[THREADS_ENV] = str(max(1, int(cpus)))  # memlib.train's thread policy reads it
         torch.set_num_threads(max(1, int(cpus)))
     t0 = time.perf_counter()
     result = fn(cfg, key)

@@ -150,8 +150,10 @@ def environment(params: Mapping[str, Any]) -> dict[str, Any]:
     """The parts of the machine that change the numbers (see the module docstring)."""
     import torch
 
+    from .device import planned_threads
+
     return {"torch": torch.__version__, "device": device_kind(params.get("device", "auto")),
-            "threads": torch.get_num_threads(), "format": FORMAT}
+            "threads": planned_threads(), "format": FORMAT}
 
 
 # ----------------------------------------------------------------------------- paths

@@ -92,7 +92,7 @@ def test_key_includes_threads_torch_version_and_device(store, monkeypatch):
     import memlib.store as sm
 
     base = Store(store.root).key("demo", {"a": 1})
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 97)
+    monkeypatch.setenv("MEMLIB_THREADS", "97")  # the thread count memlib's training will use
     assert Store(store.root).key("demo", {"a": 1}) != base
     monkeypatch.undo()
     monkeypatch.setattr(torch, "__version__", "0.0.1-other")
