@@ -57,8 +57,12 @@ return {url: location.href, title: document.title, column: column, figures: figu
 
 def chromium_paths() -> tuple[str, str] | None:
     """(chromium, chromedriver) of Debian's packages, or None when they are not installed."""
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = "/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else shutil.which("chromedriver")
+    import os
+
+    browser = (shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+               or shutil.which("google-chrome-stable"))
+    gh = Path(os.environ.get("CHROMEWEBDRIVER", "/nonexistent"), "chromedriver")  # GitHub's runner images
+    driver = next((str(p) for p in (Path("/usr/bin/chromedriver"), gh) if p.exists()), shutil.which("chromedriver"))
     return (browser, driver) if browser and driver else None
 
 
