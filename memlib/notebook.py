@@ -169,7 +169,7 @@ def describe_run(cfg: Config, result: Result) -> pd.DataFrame:
     dev = result.scalars.get("device") or prov.get("cuda") or "not recorded"
     wall = prov.get("wall_seconds")
     rows = [("computed at", _when(prov)),
-            ("device", dev),
+            ("computed on", dev),
             ("served from the results store" if result.cached else "computed in this build",
              "yes (no training in this build)" if result.cached else "yes"),
             ("wall time of the computation", f"{wall:,.1f} s" if isinstance(wall, (int, float)) else "not recorded"),

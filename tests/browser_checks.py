@@ -20,6 +20,12 @@ FIRST_SCREEN_PX = WINDOW[1]     # the verdict box starts within the first screen
 # Console errors that are not the page's fault, each with why it is harmless.
 KNOWN_CONSOLE_ERRORS = {
     "favicon.ico": "the book ships no favicon; Chromium asks for /favicon.ico anyway (a 404 on the local server)",
+    "Got invalid theme mode: . Resetting to auto.":
+        "pydata-sphinx-theme logs this with console.error on a first visit (no light/dark mode stored yet) and "
+        "then uses the automatic mode, as intended",
+    "cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js - Failed to load resource: net::ERR_":
+        "MathJax comes from a CDN; on an offline machine (like the test machines) it cannot load, and the page's "
+        "few formulas show as TeX source",
 }
 
 # Text a reader must never see: unresolved glue, missing values, Python reprs.

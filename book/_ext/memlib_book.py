@@ -51,16 +51,17 @@ def _drop_widget_payload(app, pagename, templatename, context, doctree) -> None:
 
 
 def _executed_buttons(app, pagename, templatename, context, doctree) -> None:
-    """After the theme's header buttons (priority 501): the download menu serves the executed notebook."""
-    if not context.get("ipynb_source") or "header_buttons" not in context:
-        return
-    if not (_executed_source(app) / f"{pagename}.ipynb").exists():
+    """After the theme's header buttons (priority 501): the download menu serves the executed notebook (in place
+    of the source notebook, which has no outputs) and the archive of all of them."""
+    if "header_buttons" not in context or not (_executed_source(app) / f"{pagename}.ipynb").exists():
         return
     root = context["pathto"](EXECUTED_DIR, 1)
+    source_is_notebook = str(context.get("page_source_suffix", "")) == ".ipynb"
     for group in context["header_buttons"]:
         if group.get("label") != "download-buttons":
             continue
-        buttons = [b for b in group["buttons"] if b.get("label") != "download-notebook-button"]
+        buttons = [b for b in group["buttons"] if b.get("label") != "download-notebook-button"
+                   and not (source_is_notebook and b.get("label") == "download-source-button")]
         group["buttons"] = [
             {"type": "link", "url": f"{root}/{pagename}.ipynb", "text": ".ipynb (executed)", "icon": "fas fa-code",
              "tooltip": "Download this page's executed notebook, with its outputs",
@@ -68,6 +69,21 @@ def _executed_buttons(app, pagename, templatename, context, doctree) -> None:
             {"type": "link", "url": f"{root}/{ARCHIVE}", "text": "all notebooks (.zip)", "icon": "fas fa-file-archive",
              "tooltip": "Download every executed notebook of the book", "label": "download-executed-archive-button"},
         ] + buttons
+
+
+def _dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
+    """Last (priority 900): drop repeated inline scripts.  sphinx-thebe, which jupyter-book always loads, adds its
+    ``const THEBE_JS_URL = ...`` script twice to notebook pages, and the second copy is a console error
+    ("Identifier 'THEBE_JS_URL' has already been declared")."""
+    seen, kept = set(), []
+    for js in context.get("script_files", []):
+        key = (str(js), tuple(sorted((k, str(v)) for k, v in getattr(js, "attributes", {}).items())))
+        if key in seen:
+            continue
+        seen.add(key)
+        kept.append(js)
+    if "script_files" in context:
+        context["script_files"] = kept
 
 
 def publish_executed(src: Path, dest: Path) -> list[Path]:
@@ -101,5 +117,6 @@ def setup(app):
     app.connect("config-inited", _repository)
     app.connect("html-page-context", _drop_widget_payload, priority=400)
     app.connect("html-page-context", _executed_buttons, priority=502)
+    app.connect("html-page-context", _dedupe_scripts, priority=900)
     app.connect("build-finished", _publish)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
