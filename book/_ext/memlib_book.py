@@ -77,7 +77,8 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
     ("Identifier 'THEBE_JS_URL' has already been declared")."""
     seen, kept = set(), []
     for js in context.get("script_files", []):
-        key = (str(js), tuple(sorted((k, str(v)) for k, v in getattr(js, "attributes", {}).items())))
+        key = (str(getattr(js, "filename", js)),
+               tuple(sorted((k, str(v)) for k, v in getattr(js, "attributes", {}).items())))
         if key in seen:
             continue
         seen.add(key)
