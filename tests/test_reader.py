@@ -167,3 +167,25 @@ def test_publish_executed_copies_notebooks_and_zips_them(tmp_path):
     assert [p.relative_to(dest).as_posix() for p in copied] == ["notebooks/01_a.ipynb", "summary.ipynb"]
     with zipfile.ZipFile(dest / "executed-notebooks.zip") as z:
         assert sorted(z.namelist()) == ["notebooks/01_a.ipynb", "summary.ipynb"]
+
+
+def test_launch_buttons_only_with_a_repository_url(monkeypatch):
+    from types import SimpleNamespace
+
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    try:
+        import memlib_book
+    finally:
+        sys.path.pop(0)
+    monkeypatch.delenv("MEMLIB_REPOSITORY_URL", raising=False)
+    cfg = SimpleNamespace(html_theme_options={"launch_buttons": {"binderhub_url": "https://mybinder.org"}})
+    memlib_book._repository(None, cfg)
+    assert cfg.html_theme_options["launch_buttons"] == {} and not cfg.html_theme_options["use_repository_button"]
+    monkeypatch.setenv("MEMLIB_REPOSITORY_URL", "https://github.com/owner/memlib/")
+    monkeypatch.setenv("MEMLIB_REPOSITORY_BRANCH", "main")
+    cfg = SimpleNamespace(html_theme_options={})
+    memlib_book._repository(None, cfg)
+    opts = cfg.html_theme_options
+    assert opts["repository_url"] == "https://github.com/owner/memlib" and opts["use_repository_button"]
+    assert opts["launch_buttons"]["binderhub_url"] == "https://mybinder.org"
+    assert opts["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
