@@ -77,7 +77,7 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
     ("Identifier 'THEBE_JS_URL' has already been declared")."""
     seen, kept = set(), []
     for js in context.get("script_files", []):
-        key = (str(getattr(js, "filename", js)),
+        key = (str(getattr(js, "filename", js) or ""),  # an inline script's filename is '' or None
                tuple(sorted((k, str(v)) for k, v in getattr(js, "attributes", {}).items())))
         if key in seen:
             continue
