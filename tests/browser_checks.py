@@ -86,7 +86,12 @@ def open_browser(user_data_dir: Path):
                  f"--user-data-dir={user_data_dir}"):
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(driver), options=opts)
+    drv = webdriver.Chrome(service=Service(driver), options=opts)
+    # --window-size sets the window, not the viewport: grow the window so the page itself is WINDOW large.
+    inner = drv.execute_script("return [window.innerWidth, window.innerHeight]")
+    outer = drv.get_window_size()
+    drv.set_window_size(outer["width"] + WINDOW[0] - inner[0], outer["height"] + WINDOW[1] - inner[1])
+    return drv
 
 
 def page_facts(drv, url: str) -> dict:

@@ -95,6 +95,11 @@ def crafted(tmp_path_factory):
     srv.shutdown()
 
 
+def test_the_viewport_is_the_readers_window(browser, crafted):
+    browser.get(crafted + "good.html")
+    assert browser.execute_script("return [window.innerWidth, window.innerHeight]") == list(bc.WINDOW)
+
+
 def test_checker_passes_a_good_page(browser, crafted):
     facts = bc.page_facts(browser, crafted + "good.html")
     assert facts["column"] == 676
