@@ -73,8 +73,8 @@ STATUS_CLASS = {"reproduced": "tip", "supported": "tip", "partly reproduced": "n
 
 def verdict_markdown(v: Verdict, deciding: list[tuple[str, str, str]] = ()) -> str:
     """The verdict box of a chapter: a MyST admonition (class ``verdict-box``) with the verdict word, what the word
-    means, the scale it holds at, the summary and the deciding numbers beside the paper's (``deciding`` rows:
-    quantity, paper, this run)."""
+    means, the scale it holds at, the deciding numbers beside the paper's (``deciding`` rows: quantity, paper, this
+    run; values are text, ints, :class:`~memlib.measure.Measured` or intervals), then the summary."""
     from .claims import STATUS_MEANING
 
     cls = STATUS_CLASS.get(v.status, "note")
@@ -83,16 +83,15 @@ def verdict_markdown(v: Verdict, deciding: list[tuple[str, str, str]] = ()) -> s
     meaning = STATUS_MEANING.get(v.status)
     if meaning:
         lines += [f"*{v.status.capitalize()}* means: {meaning}.", ""]
-    lines += [v.summary, ""]
-    if deciding:
-        lines += ["| deciding quantity | the paper | this run |", "|---|---|---|"]
-        lines += [f"| {_cell(q)} | {_cell(p)} | {_cell(r)} |" for q, p, r in deciding]
-        lines.append("")
     if v.scale:
         lines.append(f"**Scale:** {v.scale.text()}."
                      + (" Reduced-scale evidence, not a rerun of the paper's setting." if v.scale.reduced else ""))
         lines.append("")
-    lines.append("````")
+    if deciding:  # the deciding numbers before the prose, so they are within the page's first screen
+        lines += ["| deciding quantity | the paper | this run |", "|---|---|---|"]
+        lines += [f"| {_cell(q)} | {_cell(p)} | {_cell(r)} |" for q, p, r in deciding]
+        lines.append("")
+    lines += [v.summary, "````"]
     return "\n".join(lines)
 
 

@@ -38,7 +38,8 @@ def test_verdict_box_leads_with_word_scale_and_deciding_numbers():
     assert "| noisy accuracy | 100% | 97.3% |" in md
     assert "| a \\| b | x | y |" in md  # a pipe in a cell does not split the row
     assert "quick profile · ResNet-9 (width 16)" in md and "Reduced-scale evidence" in md
-    assert lines[-1] == "````"
+    assert lines[-1] == "````" and lines[-2] == "The window shows."
+    assert md.index("Scale:") < md.index("| noisy accuracy") < md.index("The window shows.")
     paper = nb.verdict_markdown(_verdict(C.REPRODUCED, profile="paper"))
     assert ":class: tip verdict-box" in paper and "Reduced-scale" not in paper
     assert nb.verdict_markdown(_verdict(C.SUPPORTED, kind="hypothesis")).startswith(
