@@ -30,15 +30,19 @@ book: $(STAMP) data
 	@echo "book: $(CURDIR)/_build/html/index.html"
 
 # Unit tests, every notebook under nbval, and the book at the smoke profile with warnings as errors.
+# Then the smoke book opened in headless Chromium (tests/test_browser.py, the `book` tests): every chapter page's
+# verdict box, figures, text and executed-notebook link.
+SMOKE_HTML := $(CURDIR)/_build/smoke/_build/html
 test: $(STAMP)
-	@tools/run_pytest.sh $(BIN)/python -m pytest tests
+	@tools/run_pytest.sh $(BIN)/python -m pytest tests -m "not book"
 	@MEMLIB_PROFILE=smoke tools/run_pytest.sh $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider \
 	  notebooks summary.ipynb
 	MEMLIB_PROFILE=smoke $(BIN)/jupyter-book build . --all -W --keep-going --path-output _build/smoke
+	@MEMLIB_BOOK_HTML=$(SMOKE_HTML) tools/run_pytest.sh $(BIN)/python -m pytest tests/test_browser.py -m book
 	@echo "all checks passed"
 
 unit: $(STAMP)
-	@tools/run_pytest.sh $(BIN)/python -m pytest tests
+	@tools/run_pytest.sh $(BIN)/python -m pytest tests -m "not book"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py

@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 
 from .config import PROFILES, ConfigError, default_profile, parse_overrides, resolve
-from .experiments import REGISTRY, get_experiment, is_implemented
+from .experiments import REGISTRY, get_experiment, is_implemented, module_name
 from .store import STORE_ENV, Store, StoreError, StoreWarning, absolute, project_root
 
 # Seconds one notebook cell may run (papermill's execution_timeout), per profile; 0 = no limit (a paper-scale
@@ -49,12 +49,9 @@ def cmd_list(args) -> int:
 def cmd_run(args) -> int:
     from .experiments import module_name
 
-    name = args.claim
-    nb_name = next((k for k, v in REGISTRY.items() if name in (k, v)), None)
-    if nb_name is None:
-        raise ConfigError(f"unknown claim {name!r}; choose one of: {', '.join(REGISTRY)}")
+    nb_name = find_claim(args.claim)
     overrides = parse_overrides(args.param or [])
-    cfg = resolve(module_name(name), args.profile, overrides)  # validates everything before any work
+    cfg = resolve(module_name(nb_name), args.profile, overrides)  # validates everything before any work
     values = {k: cfg.values[k] for k in overrides}
     src = _notebook_path(nb_name)
     out_dir = Path(args.output or (src.parent.parent / "runs"))
@@ -73,8 +70,8 @@ def cmd_run(args) -> int:
     t0 = time.perf_counter()
     try:
         papermill.execute_notebook(str(src), str(out), parameters={"profile": cfg.profile, "overrides": values},
-                                   cwd=str(src.parent), progress_bar=not args.quiet, kernel_name=args.kernel,
-                                   execution_timeout=timeout or None)
+                                   cwd=str(src.parent), kernel_name=args.kernel, execution_timeout=timeout or None,
+                                   **progress_options(args.quiet))
     except PapermillExecutionError as e:
         if e.ename == "KeyboardInterrupt":
             raise KeyboardInterrupt from None
@@ -99,6 +96,7 @@ def cmd_run(args) -> int:
 
     v = get_claim(exp.NAME).check(result, cfg)
     print(f"verdict: {v.status}. {v.summary}")
+    print(how_to_view(out, render_html(out) if getattr(args, "html", False) else None))
     return 0
 
 
@@ -207,28 +205,134 @@ def cmd_sweep(args) -> int:
     return 1 if failed else 0
 
 
+# Ergonomics: short claim names, a claim's parameters, progress during a run, how to view its result ------------
+def find_claim(name: str) -> str:
+    """The notebook name of a claim given as its notebook name, module name, number (``01`` or ``1``) or a
+    unique part of either name (``gradient``); a clear error listing the claims otherwise."""
+    key = name.strip().lower().removesuffix(".ipynb")
+    if key in REGISTRY:
+        return key
+    for nb, mod in REGISTRY.items():
+        if key == mod or (key.isdigit() and int(key) == int(nb.split("_", 1)[0])):
+            return nb
+    hits = [nb for nb, mod in REGISTRY.items() if key and (key in nb or key in mod)]
+    if len(hits) == 1:
+        return hits[0]
+    listing = ", ".join(f"{nb.split('_', 1)[0]} ({nb})" for nb in REGISTRY)
+    if hits:
+        raise ConfigError(f"claim {name!r} is ambiguous: it matches {', '.join(hits)}; choose one of: {listing}")
+    raise ConfigError(f"unknown claim {name!r}; choose one of: {listing}")
+
+
+_RANGES = {"check_rate": "[0, 1)", "check_positive": "> 0", "check_nonneg": ">= 0", "check_fraction": "(0, 1]"}
+
+
+def param_rows(nb_name: str) -> list[dict]:
+    """Each parameter of a claim: name, type, value per profile, allowed values or range, help."""
+    from .config import PROFILES as NAMES
+
+    exp = get_experiment(module_name(nb_name))
+    rows = []
+    for prm in exp.PARAMS:
+        if prm.choices:
+            allowed = " | ".join(map(str, prm.choices))
+        elif prm.check is not None:
+            allowed = _RANGES.get(getattr(prm.check, "__name__", ""), "checked")
+        else:
+            allowed = "true | false" if prm.type is bool else "any"
+        row = {"parameter": prm.name, "type": prm.type.__name__ + (" or None" if prm.nullable else "")}
+        row.update({p: _text(exp.PROFILES[p].get(prm.name)) for p in NAMES})
+        row.update(allowed=allowed, help=prm.help)
+        rows.append(row)
+    return rows
+
+
+def _text(v) -> str:
+    return "-" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def cmd_params(args) -> int:
+    nb_name = find_claim(args.claim)
+    rows = param_rows(nb_name)
+    cols = list(rows[0])
+    width = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols[:-1]}
+    print(f"{nb_name}: parameters (override with: python -m memlib run {nb_name.split('_', 1)[0]} -p key=value)\n")
+    print("  ".join(c.ljust(width.get(c, 0)) for c in cols))
+    for r in rows:
+        print("  ".join(r[c].ljust(width.get(c, 0)) for c in cols))
+    return 0
+
+
+def progress_options(quiet: bool) -> dict:
+    """papermill options: stream the kernel's output (memlib's per-epoch progress bars go to stderr) to this
+    terminal while a cell runs, instead of papermill's per-cell bar that stands still for the whole training."""
+    if quiet:
+        return {"progress_bar": False}
+    return {"progress_bar": False, "log_output": False, "stdout_file": sys.stdout, "stderr_file": sys.stderr}
+
+
+def render_html(executed: Path) -> Path:
+    """Render an executed notebook as one HTML page with the book's configuration (its glued values resolve, its
+    verdict box and tables render as in the book), without executing it again; returns the page."""
+    import subprocess
+
+    import yaml
+
+    root = project_root(Path(__file__).parent) or project_root()
+    book_cfg = yaml.safe_load((root / "_config.yml").read_text())
+    sphinx_cfg = dict(book_cfg.get("sphinx", {}).get("config", {}))
+    sphinx_cfg.pop("nb_execution_raise_on_error", None)
+    cfg = {"title": executed.stem, "only_build_toc_files": False, "execute": {"execute_notebooks": "off"},
+           "parse": book_cfg.get("parse", {}), "bibtex_bibfiles": [str(root / "book" / "references.bib")],
+           "sphinx": {"config": sphinx_cfg}}
+    out_dir = executed.with_suffix("")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cfg_path = out_dir / "_config.yml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(executed), "--config", str(cfg_path),
+           "--path-output", str(out_dir)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    page = out_dir / "_build" / "_page" / executed.stem / "html" / "index.html"
+    if done.returncode != 0 or not page.exists():
+        raise ConfigError(f"rendering {executed} as HTML failed ({' '.join(cmd)}):\n{done.stdout[-2000:]}"
+                          f"{done.stderr[-2000:]}")
+    return page
+
+
+def how_to_view(executed: Path, page: Path | None = None) -> str:
+    if page is not None:
+        return f"view it: open {page} in a browser (rendered with the book's configuration)"
+    return (f"view it: rerun with --html to render it as one page with the book's configuration (glued values "
+            f"filled in), or open {executed} in Jupyter (its glued values show as {{glue}} placeholders there)")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m memlib", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     pl = sub.add_parser("list", help="claims and whether a result is cached")
     pl.add_argument("--profile", choices=PROFILES)
     pr = sub.add_parser("run", help="execute a claim's notebook through papermill and store its result")
-    pr.add_argument("claim", help="e.g. 01_gradient_similarity")
+    pr.add_argument("claim", help="e.g. 01, gradient or 01_gradient_similarity")
     pr.add_argument("--profile", choices=PROFILES, default=None, help="smoke | quick | paper (default: quick)")
     pr.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="override a parameter")
     pr.add_argument("--output", help="folder for executed notebooks (default: runs/)")
     pr.add_argument("--kernel", default=None, help="Jupyter kernel name (default: the notebook's)")
-    pr.add_argument("--quiet", action="store_true", help="no papermill progress bar")
+    pr.add_argument("--quiet", action="store_true", help="no progress output while the notebook runs")
+    pr.add_argument("--html", action="store_true", help="also render the executed notebook as one HTML page")
     pr.add_argument("--timeout", type=int, default=None, metavar="SECONDS",
                     help="seconds one notebook cell may run; 0 = no limit (default: smoke 900, quick 3600, "
                          "paper no limit)")
+    pp = sub.add_parser("params", help="a claim's parameters: type, value per profile, allowed values")
+    pp.add_argument("claim", help="e.g. 01, gradient or 01_gradient_similarity")
     pv = sub.add_parser("verify", help="check every stored result against its manifest; report the bad ones")
     pv.add_argument("--fix", action="store_true", help="move bad entries to <store>/.quarantine/")
     _add_executor_args(pr)
     _add_sweep_parser(sub)
     args = p.parse_args(argv)
     try:
-        return {"list": cmd_list, "run": cmd_run, "sweep": cmd_sweep, "verify": cmd_verify}[args.cmd](args)
+        return {"list": cmd_list, "run": cmd_run, "params": cmd_params, "sweep": cmd_sweep,
+                "verify": cmd_verify}[args.cmd](args)
     except (ConfigError, StoreError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -120,24 +120,37 @@ def glue_verdict(prefix: str, v: Verdict) -> None:
         glue(f"{prefix}_{k}", fmt(val))
 
 
+STATUS_CLASS = {"reproduced": "tip", "supported": "tip", "partly reproduced": "note", "inconclusive": "warning",
+                "not reproduced": "danger", "not supported": "danger", "contradicted": "danger"}
+
+
 def verdict_markdown(v: Verdict, deciding: list[tuple[str, str, str]] = ()) -> str:
-    """The verdict box of a chapter: a MyST admonition with the verdict word, the scale it holds at, the summary
-    and the deciding numbers beside the paper's (``deciding`` rows: quantity, paper, this run)."""
-    cls = {"reproduced": "tip", "supported": "tip", "partly reproduced": "note", "inconclusive": "warning",
-           "not reproduced": "danger", "not supported": "danger", "contradicted": "danger"}.get(v.status, "note")
-    lines = [f"```{{admonition}} Verdict: {v.status}", f":class: {cls} verdict-box", ""]
+    """The verdict box of a chapter: a MyST admonition (class ``verdict-box``) with the verdict word, what the word
+    means, the scale it holds at, the deciding numbers beside the paper's (``deciding`` rows: quantity, paper, this
+    run; values are text, ints, :class:`~memlib.measure.Measured` or intervals), then the summary."""
+    from .claims import STATUS_MEANING
+
+    cls = STATUS_CLASS.get(v.status, "note")
+    word = "Hypothesis" if v.kind == "hypothesis" else "Verdict"
+    lines = [f"````{{admonition}} {word}: {v.status.upper()}", f":class: {cls} verdict-box", ""]
+    meaning = STATUS_MEANING.get(v.status)
+    if meaning:
+        lines += [f"*{v.status.capitalize()}* means: {meaning}.", ""]
     if v.scale:
-        lines.append(f"*At the scale of this run:* {v.scale.text()}.")
-        if v.scale.reduced:
-            lines.append("This is reduced-scale evidence, not a rerun of the paper's setting.")
+        lines.append(f"**Scale:** {v.scale.text()}."
+                     + (" Reduced-scale evidence, not a rerun of the paper's setting." if v.scale.reduced else ""))
         lines.append("")
-    lines += [v.summary, ""]
-    if deciding:
-        lines += ["| | paper | this run |", "|---|---|---|"]
-        lines += [f"| {q} | {p} | {r} |" for q, p, r in deciding]
+    if deciding:  # the deciding numbers before the prose, so they are within the page's first screen
+        lines += ["| deciding quantity | the paper | this run |", "|---|---|---|"]
+        lines += [f"| {_cell(q)} | {_cell(p)} | {_cell(r)} |" for q, p, r in deciding]
         lines.append("")
-    lines.append("```")
+    lines += [v.summary, "````"]
     return "\n".join(lines)
+
+
+def _cell(x: Any) -> str:
+    """A table cell's text: formatted like :func:`fmt`, with pipes escaped so a cell never splits."""
+    return fmt(x).replace("|", "\\|").replace("\n", " ")
 
 
 def show_verdict(v: Verdict, deciding: list[tuple[str, str, str]] = ()) -> None:
@@ -149,15 +162,87 @@ def show_verdict(v: Verdict, deciding: list[tuple[str, str, str]] = ()) -> None:
 
 def criteria_markdown(v: Verdict) -> str:
     """The criteria list: each criterion's outcome, what it requires, and the interval that decides it."""
-    return "\n".join(f"- {OUTCOME_MARK[c.outcome]} **{c.outcome}**{' (essential)' if c.essential else ''}: "
-                     f"{c.text} — {c.evidence}" for c in v.criteria)
+    return "\n".join(f"- {OUTCOME_MARK[c.outcome]} **{c.outcome}**"
+                     f"{' (essential)' if c.essential and v.kind == 'paper' else ''}: {c.text} — {c.evidence}"
+                     for c in v.criteria)
+
+
+# How this was run --------------------------------------------------------------------------------------------
+def rerun_command(cfg: Config, python: str = "python") -> str:
+    """The exact command that reruns ``cfg``: its profile, plus ``-p key=value`` for every value that differs
+    from the profile's (unhashed settings such as progress bars left out)."""
+    import shlex
+
+    from .experiments import REGISTRY
+
+    base = resolve(cfg.experiment, cfg.profile)
+    nb_name = next((k for k, v in REGISTRY.items() if v == cfg.experiment), cfg.experiment)
+    short = nb_name.split("_", 1)[0]
+    parts = [python, "-m", "memlib", "run", short, "--profile", cfg.profile]
+    for k, val in cfg.values.items():
+        if k in cfg.unhashed or base.values.get(k) == val:
+            continue
+        if isinstance(val, bool):
+            val = str(val).lower()
+        parts += ["-p", shlex.quote(f"{k}={val}")]
+    return " ".join(parts)
+
+
+def _when(prov: dict) -> str:
+    """``finished_at`` of a provenance record as readable text (UTC offset kept), or a plain 'not recorded'."""
+    at = prov.get("finished_at")
+    if not at:
+        return "not recorded"
+    try:
+        from datetime import datetime
+
+        return datetime.strptime(at, "%Y-%m-%dT%H:%M:%S%z").strftime("%Y-%m-%d %H:%M %Z").strip()
+    except ValueError:
+        return str(at)
+
+
+def _value_text(v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, int):
+        return f"{v:,}" if abs(v) >= 10_000 else str(v)
+    return str(v)
 
 
 def describe_run(cfg: Config, result: Result) -> pd.DataFrame:
-    """A small table of the settings and provenance of a run, for the page's 'how this was run' box."""
+    """The settings and provenance of a run, for the page's "How this was run" section: when the result was
+    computed, on what device, the exact command to rerun it, then every setting.  Values are text (never
+    ``None``)."""
     prov = result.provenance
-    rows = [("profile", cfg.profile)] + [(k, v) for k, v in cfg.values.items() if k != "progress"]
-    rows += [("from cache", result.cached), ("wall time of the computation (s)", prov.get("wall_seconds")),
-             ("device", result.scalars.get("device")), ("memlib commit", prov.get("git_commit")),
-             ("torch", prov.get("torch_version"))]
-    return pd.DataFrame(rows, columns=["setting", "value"]).set_index("setting")
+    dev = result.scalars.get("device") or prov.get("cuda") or "not recorded"
+    wall = prov.get("wall_seconds")
+    rows = [("computed at", _when(prov)),
+            ("computed on", dev),
+            ("served from the results store" if result.cached else "computed in this build",
+             "yes (no training in this build)" if result.cached else "yes"),
+            ("wall time of the computation", f"{wall:,.1f} s" if isinstance(wall, (int, float)) else "not recorded"),
+            ("rerun with", rerun_command(cfg)),
+            ("memlib commit", prov.get("git_commit") or "not recorded"),
+            ("torch", prov.get("torch_version") or "not recorded"),
+            ("profile", cfg.profile)]
+    rows += [(k, v) for k, v in cfg.values.items() if k not in cfg.unhashed]
+    return pd.DataFrame([(k, _value_text(v)) for k, v in rows], columns=["setting", "value"]).set_index("setting")
+
+
+def executed_notebook_link(notebook: str, text: str = "Download this page's executed notebook (with outputs)"):
+    """A link to the executed copy of ``notebook`` (e.g. ``"01_gradient_similarity"``) that the book publishes
+    under ``_executed/`` (see ``book/_ext/memlib_book.py``), and to the archive of all of them.  Call it as the last
+    line of a chapter's "How this was run" section; it returns an HTML object (raw HTML, so Sphinx does not try to
+    resolve the link as a cross-reference)."""
+    from IPython.display import HTML
+
+    from .experiments import REGISTRY
+
+    name = next((k for k in REGISTRY if notebook in (k, REGISTRY[k]) or k.startswith(f"{notebook}_")), notebook)
+    return HTML(f'<p class="memlib-executed"><a class="memlib-executed-link" href="../_executed/notebooks/{name}.ipynb"'
+                f' download>{text}</a> · <a href="../_executed/executed-notebooks.zip" download>all executed notebooks'
+                f' (.zip)</a></p>')

@@ -1,24 +1,106 @@
-"""The book's summary: every implemented claim's verdict at a profile, computed from (cached) runs."""
+"""The book's summary: every implemented claim's verdict at a profile, computed from (cached) runs.
+
+:func:`verdicts` gives one row per claim (its verdict, the kind of claim, the scale the verdict holds at);
+:func:`summary_markdown` writes the summary page's tables (one screen tall: a row per claim, linked to its
+chapter, paper-scale evidence apart from reduced-scale evidence) and :func:`vocabulary_markdown` the verdict
+vocabulary, explained once.
+"""
 from __future__ import annotations
 
 import pandas as pd
 
-from .claims import get_claim
-from .config import resolve
+from .claims import HYPOTHESIS_STATUSES, PAPER_STATUSES, STATUS_MEANING, get_claim
+from .config import PROFILES, resolve
 from .experiments import REGISTRY, get_experiment, is_implemented
 from .store import Store
 
 
 def verdicts(profile: str | None = None, store: Store | None = None) -> pd.DataFrame:
-    """One row per claim: status and summary, running (or loading) each experiment at its defaults."""
+    """One row per claim: notebook, title, verdict, kind (paper / hypothesis), scale text, whether the scale is
+    reduced (smoke or quick) and the summary, running (or loading) each experiment at its defaults."""
     store = store or Store()
     rows = []
     for nb, mod in REGISTRY.items():
         if not is_implemented(mod):
-            rows.append({"claim": nb, "title": "", "verdict": "not implemented yet", "summary": ""})
+            rows.append({"claim": nb, "title": "", "verdict": "not implemented yet", "kind": "", "scale": "",
+                         "reduced": True, "summary": ""})
             continue
         exp = get_experiment(mod)
         cfg = resolve(mod, profile)
         v = get_claim(mod).check(exp.run(cfg, store), cfg)
-        rows.append({"claim": nb, "title": exp.TITLE, "verdict": v.status, "summary": v.summary})
+        rows.append({"claim": nb, "title": exp.TITLE, "verdict": v.status, "kind": v.kind,
+                     "scale": v.scale.text() if v.scale else cfg.profile + " profile",
+                     "reduced": v.scale.reduced if v.scale else cfg.profile != "paper", "summary": v.summary})
     return pd.DataFrame(rows)
+
+
+def chapter_link(nb: str, title: str, prefix: str = "/notebooks/") -> str:
+    """A MyST link to a chapter: ``{doc}`01 · title </notebooks/01_...>```."""
+    label = f"{nb.split('_', 1)[0]} · {title or nb}"
+    return f"{{doc}}`{label.replace('`', '')} <{prefix}{nb}>`"
+
+
+def summary_markdown(table: pd.DataFrame) -> str:
+    """The summary's tables: paper-scale evidence first, then reduced-scale evidence; a row per claim with its
+    chapter link, the verdict word and the scale it holds at (the chapters hold the numbers and the reasons)."""
+    out = []
+    for reduced, heading, empty in [
+            (False, "Paper-scale evidence", "No claim has been run at the `paper` profile in this build."),
+            (True, "Reduced-scale evidence (`smoke` / `quick` profiles)",
+             "Every claim was run at the `paper` profile in this build.")]:
+        part = table[table["reduced"] == reduced]
+        out += [f"**{heading}**", ""]
+        if part.empty:
+            out += [empty, ""]
+            continue
+        out += ["| claim | verdict | at what scale |", "|---|---|---|"]
+        for r in part.itertuples():
+            kind = " (the talk's hypothesis)" if r.kind == "hypothesis" else ""
+            out.append(f"| {chapter_link(r.claim, r.title)} | **{r.verdict}**{kind} | {r.scale} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def vocabulary_markdown() -> str:
+    """The verdict vocabulary, once: each word and what it means (a MyST definition list)."""
+    lines = ["For the papers' claims:", ""]
+    for s in PAPER_STATUSES:
+        lines += [f"*{s}*", f": {STATUS_MEANING[s]}.", ""]
+    lines += ["For the talk's own hypothesis:", ""]
+    for s in HYPOTHESIS_STATUSES:
+        lines += [f"*{s}*", f": {STATUS_MEANING[s]}.", ""]
+    return "\n".join(lines)
+
+
+MODEL_SHORT = {"resnet9": "ResNet-9", "mlp": "MLP", "smallcnn": "small CNN"}
+DATA_SHORT = {"mnist": "MNIST", "mnist5k": "MNIST 5k", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10",
+              "synthetic": "synthetic"}
+
+
+def profile_cell(mod: str, profile: str) -> str:
+    """What a claim runs at a profile, in a few words: model (width), data, examples, epochs, seeds."""
+    v = resolve(mod, profile).values
+    model = MODEL_SHORT.get(v.get("model"), v.get("model", "?"))
+    if v.get("model") != "mlp" and v.get("width"):
+        model += f" (width {v['width']})"
+    n = v.get("n_train")
+    names = v["datasets"].split(",") if "datasets" in v else [v.get("dataset", "?")]
+    data = " + ".join(DATA_SHORT.get(d.strip(), d.strip()) for d in names)
+    size = "all" if n == 0 else f"{n:,}" if n is not None else ""
+    parts = [model, f"{data}{', ' + size + ' examples' + (' each' if len(names) > 1 else '') if size else ''}"]
+    if "epochs" in v:
+        parts.append(f"{v['epochs']} epochs")
+    if "seeds" in v:
+        parts.append(f"{v['seeds']} seed{'s' if v['seeds'] != 1 else ''}")
+    return " · ".join(parts)
+
+
+def profiles_markdown() -> str:
+    """What each claim runs at each profile, from the experiments' profile tables (so the intro never drifts)."""
+    lines = ["| claim | " + " | ".join(f"`{p}`" for p in PROFILES) + " |", "|---|" + "---|" * len(PROFILES)]
+    for nb, mod in REGISTRY.items():
+        if not is_implemented(mod):
+            continue
+        title = get_experiment(mod).TITLE
+        lines.append(f"| {chapter_link(nb, title)} | " + " | ".join(profile_cell(mod, p) for p in PROFILES) + " |")
+    return "\n".join(lines)
