@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 
 from .config import PROFILES, ConfigError, default_profile, parse_overrides, resolve
-from .experiments import REGISTRY, get_experiment, is_implemented, module_name
+from .experiments import REGISTRY, find_claim, get_experiment, is_implemented, module_name
 from .store import STORE_ENV, Store, StoreError, StoreWarning, absolute, project_root
 
 # Seconds one notebook cell may run (papermill's execution_timeout), per profile; 0 = no limit (a paper-scale
@@ -206,24 +206,6 @@ def cmd_sweep(args) -> int:
 
 
 # Ergonomics: short claim names, a claim's parameters, progress during a run, how to view its result ------------
-def find_claim(name: str) -> str:
-    """The notebook name of a claim given as its notebook name, module name, number (``01`` or ``1``) or a
-    unique part of either name (``gradient``); a clear error listing the claims otherwise."""
-    key = name.strip().lower().removesuffix(".ipynb")
-    if key in REGISTRY:
-        return key
-    for nb, mod in REGISTRY.items():
-        if key == mod or (key.isdigit() and int(key) == int(nb.split("_", 1)[0])):
-            return nb
-    hits = [nb for nb, mod in REGISTRY.items() if key and (key in nb or key in mod)]
-    if len(hits) == 1:
-        return hits[0]
-    listing = ", ".join(f"{nb.split('_', 1)[0]} ({nb})" for nb in REGISTRY)
-    if hits:
-        raise ConfigError(f"claim {name!r} is ambiguous: it matches {', '.join(hits)}; choose one of: {listing}")
-    raise ConfigError(f"unknown claim {name!r}; choose one of: {listing}")
-
-
 _RANGES = {"check_rate": "[0, 1)", "check_positive": "> 0", "check_nonneg": ">= 0", "check_fraction": "(0, 1]"}
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from .config import Config, ConfigError, resolve
-from .experiments import REGISTRY, get_experiment, module_name
+from .experiments import REGISTRY, find_claim, get_experiment
 from .store import Store
 
 _RANGE = re.compile(r"^\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*$")
@@ -62,15 +62,8 @@ def grid_points(axes: list[str], fixed: Mapping[str, Any] | None = None) -> list
 
 
 def experiment_of(name: str) -> str:
-    """A claim's module name from its notebook name, module name, or number (``03``, ``3``)."""
-    if name.isdigit():
-        hit = [mod for nb, mod in REGISTRY.items() if nb.split("_", 1)[0].lstrip("0") == name.lstrip("0")]
-        if hit:
-            return hit[0]
-    hit = [mod for nb, mod in REGISTRY.items() if name in (nb, mod) or mod.startswith(name)]
-    if len(hit) == 1:
-        return hit[0]
-    return module_name(name)  # raises the usual "unknown experiment" error
+    """A claim's module name from its notebook name, module name, number (``03``, ``3``) or a unique part."""
+    return REGISTRY[find_claim(name)]
 
 
 def resolve_grid(experiment: str, profile: str | None, points: list[dict[str, Any]]) -> list[tuple[dict, Config]]:

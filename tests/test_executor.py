@@ -136,7 +136,7 @@ def test_claim_short_names(name):
 
 
 def test_unknown_claim_name():
-    with pytest.raises(ConfigError, match="unknown experiment 'nope'"):
+    with pytest.raises(ConfigError, match="unknown claim 'nope'"):
         experiment_of("nope")
 
 

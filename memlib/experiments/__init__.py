@@ -38,3 +38,24 @@ def get_experiment(name: str) -> ModuleType:
     if not is_implemented(mod):
         raise ConfigError(f"experiment {name!r} is not implemented yet")
     return importlib.import_module(f"{__name__}.{mod}")
+
+
+def find_claim(name: str) -> str:
+    """The notebook name of a claim given as its notebook name, module name, number (``01`` or ``1``) or a
+    unique part of either name (``gradient``); a clear error listing the claims otherwise."""
+    key = name.strip().lower().removesuffix(".ipynb")
+    if key in REGISTRY:
+        return key
+    for nb, mod in REGISTRY.items():
+        if key == mod or (key.isdigit() and int(key) == int(nb.split("_", 1)[0])):
+            return nb
+    prefix = [nb for nb, mod in REGISTRY.items() if key and mod.startswith(key)]  # "dropout" -> claim 2
+    if len(prefix) == 1:
+        return prefix[0]
+    hits = [nb for nb, mod in REGISTRY.items() if key and (key in nb or key in mod)]
+    if len(hits) == 1:
+        return hits[0]
+    listing = ", ".join(f"{nb.split('_', 1)[0]} ({nb})" for nb in REGISTRY)
+    if hits:
+        raise ConfigError(f"claim {name!r} is ambiguous: it matches {', '.join(hits)}; choose one of: {listing}")
+    raise ConfigError(f"unknown claim {name!r}; choose one of: {listing}")
