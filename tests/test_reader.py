@@ -115,8 +115,9 @@ def test_short_claim_names(name):
 
 
 def test_ambiguous_and_unknown_claim_names_are_clear_errors():
-    with pytest.raises(ConfigError, match="ambiguous: it matches 02_dropout_comparison, 03_outlier_percentiles"):
-        find_claim("o")
+    with pytest.raises(ConfigError, match="ambiguous: it matches 02_dropout_comparison, 05_lth_vs_dropout"):
+        find_claim("op")
+    assert find_claim("o") == "03_outlier_percentiles"  # a unique prefix of a module name wins
     with pytest.raises(ConfigError, match=r"unknown claim '9'; choose one of: 01 \(01_gradient_similarity\)"):
         find_claim("9")
 
