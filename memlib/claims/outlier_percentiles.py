@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..experiments.outlier_percentiles import REGIONS
 from ..measure import Measured, t_interval
-from . import Scale, Verdict, combine, criterion
+from . import DATASET_NAMES, Scale, Verdict, combine, criterion
 
 CITATION = "Carlini, Erlingsson, Papernot (2019), Distribution Density, Tails, and Outliers in Machine Learning"
 # Where the test-accuracy-vs-percentile curve peaks (0th percentile = outliers by the adv metric).
@@ -106,14 +106,17 @@ def check(result, cfg=None) -> Verdict:
     scale = None
     if cfg is not None:
         n_seeds = int(curve.seed.nunique())
-        scale = Scale.from_config(cfg, n_train=cfg.n_train, seeds=n_seeds, dataset=", ".join(datasets),
-                                  noise_rate=0.0, note=f"{cfg.n_windows} windows of {cfg.window_size:,}")
+        pool = int(result.scalars["per_dataset"][datasets[0]]["n_pool"]) if "per_dataset" in result.scalars \
+            else cfg.n_train
+        scale = Scale.from_config(cfg, n_train=pool, seeds=n_seeds, noise_rate=0.0,
+                                  dataset=" and ".join(DATASET_NAMES.get(d, d) for d in datasets),
+                                  note=f"{cfg.n_windows} class-balanced windows of {cfg.window_size:,} per dataset")
     return Verdict("Outliers and percentile training", status, summary, measured, REFERENCE, crit, scale)
 
 
 def caveats(cfg, result) -> str:
     """The chapter's caveats, written from the run's configuration (so a smoke build says smoke)."""
-    from ..claims import DATASET_NAMES, MODEL_NAMES
+    from . import MODEL_NAMES
 
     datasets = result.scalars["datasets"]
     pools = ", ".join(f"{DATASET_NAMES.get(d, d)}: {result.scalars['per_dataset'][d]['n_pool']:,}" for d in datasets)

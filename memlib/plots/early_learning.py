@@ -78,6 +78,7 @@ def early_phase(result):
     sns.lineplot(d[d.step >= 1], x="step", y="grad_norm", hue="who", palette=pal, ax=a_grad, errorbar=None, lw=1)
     a_grad.set_yscale("log")
     a_grad.set_title("mini-batch gradient norm")
+    a_grad.set_ylabel("gradient norm (log scale)")
     for ax, col, title in ((a_dist, "dist_init", "distance from init"), (a_sign, "sign_changed", "sign changes")):
         both = pd.concat([d.assign(v=_relative(d, col)),
                           null.assign(v=_relative(null, f"null_{col}"))], ignore_index=True)
