@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import seaborn as sns
 
-from ..experiments.early_learning import ARM_NAMES, CE, CLEAN, ELR
+from ..experiments.early_learning import ARM_NAMES, CE, CLEAN, ELR, NOISY_ARMS
 from .style import PALETTE, figure
 
 NAMES = {"train_noisy_true": "mislabeled → true class", "train_noisy_acc": "mislabeled → given wrong label (memorized)",
@@ -28,7 +28,7 @@ def fractions(result):
     mislabeled training examples predicted as their true class / as their wrong label, with clean-train and test
     accuracy (mean and 95% band over seeds); panels stacked."""
     long = _long(result.tables["history"])
-    arms = [a for a in (CE, ELR) if a in set(long["arm"])]
+    arms = [a for a in NOISY_ARMS if a in set(long["arm"])]
     fig, axes = figure(len(arms), 1, figsize=(6.5, 2.8 * len(arms) + 0.8), sharex=True, squeeze=False)
     for ax, arm in zip(axes[:, 0], arms):
         sns.lineplot(long[long["arm"] == arm], x="epoch", y="fraction", hue="what", palette=COLORS, ax=ax,
@@ -45,7 +45,7 @@ def fractions(result):
 def test_accuracy(result):
     """Test accuracy per epoch, cross-entropy vs ELR on noisy labels, with each curve's peak marked."""
     h = result.tables["history"].dropna(subset=["test_acc"])
-    h = h[(h.epoch >= 1) & h["arm"].isin([CE, ELR])].assign(arm=lambda d: d["arm"].map(ARM_NAMES))
+    h = h[(h.epoch >= 1) & h["arm"].isin(NOISY_ARMS)].assign(arm=lambda d: d["arm"].map(ARM_NAMES))
     fig, ax = figure(figsize=(6.5, 3.6))
     sns.lineplot(h, x="epoch", y="test_acc", hue="arm", ax=ax, errorbar=("ci", 95), marker="o", markersize=4,
                  palette=ARM_COLORS)
