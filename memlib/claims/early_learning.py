@@ -317,7 +317,7 @@ def caveats(cfg, result) -> str:
            f"One optimizer setting for all arms (SGD lr {cfg.lr}, plain momentum {cfg.momentum}, weight decay "
            f"{cfg.weight_decay}, one cosine decay{', no warm-up' if not cfg.warmup_frac else ''}"
            f"{', no augmentation' if not cfg.augment else ''}); ELR's shipped config uses cosine annealing with "
-           "warm restarts and Frankle et al. lr 0.1 with steps at epochs 80 and 120.",
+           "warm restarts, and Frankle et al. use lr 0.1 divided by 10 at epochs 80 and 120.",
            f"The early phase is probed over the first {cfg.probe_steps:,} iterations "
            f"({cfg.probe_steps / max(1, total):.0%} of training; Frankle et al. look at the first 4,000 of 62,560, "
            "6%): at this scale a few iterations would show nothing. Its null is a random walk with the clean run's "

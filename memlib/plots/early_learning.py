@@ -77,14 +77,14 @@ def early_phase(result):
     pal = {**ARM_COLORS, NULL_NAME: "#888888"}
     sns.lineplot(d[d.step >= 1], x="step", y="grad_norm", hue="who", palette=pal, ax=a_grad, errorbar=None, lw=1)
     a_grad.set_yscale("log")
-    a_grad.set_title("mini-batch gradient norm")
+    a_grad.set_title("mini-batch gradient norm", fontsize=11)
     a_grad.set_ylabel("gradient norm (log scale)")
     for ax, col, title in ((a_dist, "dist_init", "distance from init"), (a_sign, "sign_changed", "sign changes")):
         both = pd.concat([d.assign(v=_relative(d, col)),
                           null.assign(v=_relative(null, f"null_{col}"))], ignore_index=True)
         sns.lineplot(both, x="step", y="v", hue="who", palette=pal, ax=ax, errorbar=None, lw=1.2)
         ax.axhline(0.5, color="#444444", lw=0.8, ls=":")
-        ax.set_title(f"{title} (÷ its end value)")
+        ax.set_title(f"{title} (÷ end value)", fontsize=11)
         ax.set_ylabel("fraction of end value")
     for ax in (a_grad, a_dist, a_sign):
         ax.set_xlabel("iteration")
@@ -92,7 +92,7 @@ def early_phase(result):
     sns.pointplot(r, x="k", y="test_acc", ax=a_rew, errorbar=("ci", 95), color=PALETTE["clean"])
     a_rew.set_xlabel("rewind iteration k")
     a_rew.set_ylabel("test accuracy")
-    a_rew.set_title(f"rewinding ({r.sparsity.mean():.0%} pruned, clean)")
+    a_rew.set_title(f"rewinding ({r.sparsity.mean():.0%} pruned)", fontsize=11)
     h, lab = a_dist.get_legend_handles_labels()
     fig.legend(h, lab, loc="outside lower center", ncol=2, fontsize=10, frameon=False)
     return fig
