@@ -9,7 +9,11 @@
   misclassifies) are broken by ``conf`` (less confident = more of an outlier), then by position.
 * Windows are ``n_windows`` runs of ``window_size`` consecutive ranks, with start positions spread evenly from
   the first rank to the last possible one (consecutive, non-overlapping windows when ``n_windows *
-  window_size == n``).
+  window_size == n``).  :func:`balanced_windows` makes them *class-balanced*: the pool is ranked within each
+  class and window ``w`` takes the same within-class percentile range from every class, so every window holds
+  ``window_size / K`` examples of each of the K classes and class composition cannot shape the curve.
+* Regions: the windows, in percentile order, are cut into three equal groups (*low*, *middle*, *high*), so no
+  region holds more windows than another (``n_windows`` must be a multiple of 3).
 """
 from __future__ import annotations
 
@@ -74,22 +78,47 @@ def windows(n: int, window_size: int, n_windows: int) -> list[tuple[int, int]]:
     return [(int(s), int(s) + window_size) for s in starts]
 
 
-def window_table(n: int, window_size: int, n_windows: int) -> pd.DataFrame:
-    """One row per window: rank range and its percentiles (0 = lowest score)."""
-    rows = []
-    for w, (a, b) in enumerate(windows(n, window_size, n_windows)):
-        rows.append({"window": w, "start": a, "stop": b, "pct_lo": 100 * a / n, "pct_hi": 100 * b / n,
-                     "pct_mid": 100 * (a + b) / (2 * n)})
-    return pd.DataFrame(rows)
+def window_region(window: int, n_windows: int) -> str:
+    """The region of window ``window`` (0-based, in percentile order): the first third of the windows is 'low',
+    the second 'middle', the last 'high'.  ``n_windows`` must be a multiple of 3 (equal-sized regions)."""
+    if n_windows % len(REGIONS):
+        raise ValueError(f"n_windows must be a multiple of {len(REGIONS)} for equal-sized regions, got {n_windows}")
+    if not 0 <= window < n_windows:
+        raise ValueError(f"window {window} is outside 0..{n_windows - 1}")
+    return REGIONS[len(REGIONS) * window // n_windows]
 
 
-def region(pct_mid: float) -> str:
-    """'low' (centre below the 33rd percentile), 'high' (above the 67th) or 'middle'."""
-    if pct_mid < 100 / 3:
-        return "low"
-    if pct_mid > 200 / 3:
-        return "high"
-    return "middle"
+def balanced_windows(labels, scores_rank, window_size: int, n_windows: int,
+                     num_classes: int) -> tuple[list[np.ndarray], pd.DataFrame]:
+    """Class-balanced percentile windows.
+
+    ``labels`` and ``scores_rank`` (any ascending score or rank, lower = more of an outlier) are per pool
+    position.  Each class's positions are sorted by ``scores_rank`` and cut into ``n_windows`` windows of
+    ``window_size // num_classes`` examples (:func:`windows`); window ``w`` is the union over classes of their
+    ``w``-th window.  Returns the positions of each window and a table with, per window, its size, its
+    percentile range averaged over the classes and its region.
+    """
+    labels, scores_rank = np.asarray(labels), np.asarray(scores_rank)
+    per = window_size // num_classes
+    if per < 1:
+        raise ValueError(f"window_size {window_size} is smaller than the {num_classes} classes: a balanced window "
+                         "needs at least one example of each")
+    members: list[list[np.ndarray]] = [[] for _ in range(n_windows)]
+    lo, hi = np.zeros(n_windows), np.zeros(n_windows)
+    for c in range(num_classes):
+        pos = np.flatnonzero(labels == c)
+        if len(pos) < per + n_windows - 1:
+            raise ValueError(f"class {c} has {len(pos)} examples in the pool: too few for {n_windows} windows of "
+                             f"{per} per class; raise n_train or lower window_size / n_windows")
+        ordered = pos[np.argsort(scores_rank[pos], kind="stable")]
+        for w, (a, b) in enumerate(windows(len(pos), per, n_windows)):
+            members[w].append(ordered[a:b])
+            lo[w] += 100 * a / len(pos) / num_classes
+            hi[w] += 100 * b / len(pos) / num_classes
+    out = [np.sort(np.concatenate(m)) for m in members]
+    table = pd.DataFrame({"window": np.arange(n_windows), "size": [len(m) for m in out], "pct_lo": lo, "pct_hi": hi,
+                          "pct_mid": (lo + hi) / 2, "region": [window_region(w, n_windows) for w in range(n_windows)]})
+    return out, table
 
 
 def spearman(a, b) -> float:

@@ -9,8 +9,13 @@ from torch import nn
 
 from memlib.config import ConfigError, resolve
 from memlib.losses import ELRLoss
-from memlib.probes.early_phase import (EarlyPhaseProbe, distance_from_init, gradient_norm, sign_change_fraction,
-                                       tracked_parameters)
+from types import SimpleNamespace
+
+import numpy as np
+
+from memlib.claims import INCONCLUSIVE, NOT_REPRODUCED, PARTLY, REPRODUCED
+from memlib.experiments.early_learning import CE, CLEAN, ELR
+from memlib.probes.early_phase import EarlyPhaseProbe, gradient_norm, tracked_parameters
 from memlib.pruning import MaskCallback, magnitude_prune
 from memlib.store import Result
 
@@ -106,15 +111,53 @@ def test_probe_statistics_on_hand_set_weights():
         m.fc.bias.fill_(7.0)  # biases are not tracked
     params = tracked_parameters(m)
     assert list(params) == ["fc.weight"]
-    init = {n: p.detach().clone() for n, p in params.items()}
+    probe = EarlyPhaseProbe(max_steps=2, every=1, null_seed=3)
+    run = SimpleNamespace(model=m, step=0, steps_per_epoch=4, loss=float("nan"))
+    probe.on_fit_start(run)
     with torch.no_grad():
         m.fc.weight.copy_(torch.tensor([[-1.0, -2.0], [2.0, 0.5 + 3.0]]))  # one sign flip; moved by (-2, 0, 0, 3)
-    d, rel = distance_from_init(params, init)
-    assert d == pytest.approx(math.sqrt(4 + 9))
-    assert rel == pytest.approx(math.sqrt(13) / math.sqrt(1 + 4 + 4 + 0.25))
-    assert sign_change_fraction(params, init) == pytest.approx(0.25)
     m.fc.weight.grad = torch.tensor([[3.0, 0.0], [0.0, 4.0]])
     assert gradient_norm(params) == pytest.approx(5.0)
+    run.step = 1
+    probe.on_step_end(run)
+    row = probe.rows[-1]
+    assert row["dist_init"] == pytest.approx(math.sqrt(4 + 9)) and row["step_norm"] == pytest.approx(math.sqrt(13))
+    assert row["rel_dist_init"] == pytest.approx(math.sqrt(13) / math.sqrt(1 + 4 + 4 + 0.25))
+    assert row["sign_changed"] == pytest.approx(0.25) and row["grad_norm"] == pytest.approx(5.0)
+    assert row["epoch"] == 0.25
+    # the random walk took one step of the same length, in a random direction
+    assert row["null_dist_init"] == pytest.approx(math.sqrt(13), rel=1e-5)
+    # a second step of length 0 (weights unchanged): the walk does not move either
+    run.step = 2
+    probe.on_step_end(run)
+    assert probe.rows[-1]["step_norm"] == 0 and probe.rows[-1]["null_dist_init"] == pytest.approx(math.sqrt(13), rel=1e-5)
+    # beyond max_steps nothing is recorded
+    run.step = 3
+    probe.on_step_end(run)
+    assert len(probe.rows) == 3
+
+
+def test_random_walk_null_grows_like_the_root_of_summed_squared_steps():
+    # many equal steps in random directions in 10,000 dimensions: distance ~ sqrt(t) * step, so half of the final
+    # distance is reached at a quarter of the window; a straight line reaches it at half
+    lin = nn.Linear(100, 100, bias=False)
+    probe = EarlyPhaseProbe(max_steps=64, null_seed=0)
+    run = SimpleNamespace(model=lin, step=0, steps_per_epoch=1, loss=0.0)
+    probe.on_fit_start(run)
+    direction = torch.randn(100, 100)
+    for t in range(1, 65):
+        with torch.no_grad():
+            lin.weight += 0.01 * direction / direction.norm()
+        lin.weight.grad = torch.zeros(100, 100)
+        run.step = t
+        probe.on_step_end(run)
+    rows = pd.DataFrame(probe.rows)
+    assert rows.dist_init.iloc[-1] == pytest.approx(0.64, rel=1e-3)
+    assert rows.null_dist_init.iloc[-1] == pytest.approx(0.08, rel=0.05)
+    from memlib.claims.early_learning import phase_stats
+
+    s = phase_stats(rows.assign(seed=0, arm=CLEAN))
+    assert s["half_dist_step"] == 32 and 14 <= s["null_half_dist_step"] <= 18
 
 
 def test_early_phase_probe_and_rewinding_in_fit():
@@ -125,13 +168,14 @@ def test_early_phase_probe_and_rewinding_in_fit():
     torch.manual_seed(0)
     model = Linear784()
     m = model.net
-    probe = EarlyPhaseProbe(max_steps=5, every=2, keep_steps=[0, 3])
+    probe = EarlyPhaseProbe(max_steps=5, every=2, keep_steps=[0, 3], null_seed=1)
     init_w = m[1].weight.detach().clone()
     fit(model, data, TrainSpec(epochs=2, batch_size=16, progress=False), callbacks=[probe])
     rows = pd.DataFrame(probe.rows)
     assert list(rows.step) == [0, 2, 4]
     assert rows.dist_init.iloc[0] == 0 and rows.sign_changed.iloc[0] == 0 and math.isnan(rows.grad_norm.iloc[0])
     assert (rows.dist_init.iloc[1:] > 0).all() and (rows.grad_norm.iloc[1:] > 0).all()
+    assert (rows.null_dist_init.iloc[1:] > 0).all() and rows.null_sign_changed.iloc[0] == 0
     assert rows.epoch.tolist() == [0, 0.5, 1.0]
     assert sorted(probe.states) == [0, 3]
     assert torch.equal(probe.states[0]["net.1.weight"], init_w)
@@ -159,67 +203,129 @@ def test_config_validation():
     with pytest.raises(ConfigError, match="rewind_steps"):
         resolve("early_learning", "smoke", {"rewind_steps": "0,abc"})
     with pytest.raises(ConfigError, match="beyond the end"):
-        resolve("early_learning", "smoke", {"rewind_steps": "0,1000"})
+        resolve("early_learning", "smoke", {"rewind_steps": "0,3,1000"})
+    with pytest.raises(ConfigError, match="must include 0"):
+        resolve("early_learning", "smoke", {"rewind_steps": "3"})
+    with pytest.raises(ConfigError, match="rewind_k 2 is not on the grid"):
+        resolve("early_learning", "smoke", {"rewind_k": 2})
     with pytest.raises(ConfigError, match="noise_rate > 0"):
         resolve("early_learning", "smoke", {"noise_rate": 0.0})
     with pytest.raises(ConfigError, match="elr_beta"):
         resolve("early_learning", "smoke", {"elr_beta": 1.5})
+    q = resolve("early_learning", "quick")
+    assert q.seeds >= 3 and q.model == "resnet9" and q.rewind_k == 6
 
 
-def _fake_result():
-    rows = []
-    # CE: true-class fraction rises to 0.7 then falls; memorized rises to 0.95; test peaks at epoch 3 then falls
-    ce_true = [0.1, 0.4, 0.6, 0.7, 0.5, 0.2, 0.05]
-    ce_mem = [0.1, 0.05, 0.05, 0.1, 0.4, 0.8, 0.95]
-    ce_test = [0.1, 0.5, 0.7, 0.8, 0.75, 0.7, 0.68]
-    elr_true = [0.1, 0.4, 0.6, 0.7, 0.72, 0.74, 0.75]
-    elr_mem = [0.1, 0.05, 0.05, 0.05, 0.06, 0.07, 0.08]
-    elr_test = [0.1, 0.5, 0.7, 0.8, 0.81, 0.81, 0.82]
-    for loss, t, mem, te in (("ce", ce_true, ce_mem, ce_test), ("elr", elr_true, elr_mem, elr_test)):
-        for e in range(7):
-            rows.append({"seed": 0, "loss": loss, "epoch": e, "train_clean_acc": 0.5 + e / 14,
-                         "train_noisy_acc": mem[e], "train_noisy_true": t[e], "test_acc": te[e]})
-    steps = range(0, 41)
-    ep = pd.DataFrame({"seed": 0, "step": list(steps), "epoch": [s / 10 for s in steps],
-                       "grad_norm": [float("nan")] + [5.0 / s for s in steps if s],
-                       "dist_init": [math.sqrt(s) for s in steps], "rel_dist_init": [math.sqrt(s) / 10 for s in steps],
-                       "sign_changed": [0.2 * math.sqrt(s / 40) for s in steps], "batch_loss": 1.0})
-    rw = pd.DataFrame({"seed": 0, "k": [0, 10], "k_epoch": [0, 1], "sparsity": 0.8, "epochs": 3,
-                       "test_acc": [0.70, 0.74], "train_clean_acc": 1.0, "train_noisy_acc": 0.9,
-                       "train_noisy_true": 0.05, "seconds": 1.0})
-    return Result({"history": pd.DataFrame(rows), "early_phase": ep, "rewind": rw}, {})
+def _history(arm, seed, true, mem, test):
+    return [{"seed": seed, "arm": arm, "epoch": e, "train_clean_acc": 0.5 + e / 14, "train_noisy_acc": mem[e],
+             "train_noisy_true": true[e], "test_acc": test[e]} for e in range(len(true))]
+
+
+def _phase(seed, arm, dist, null, sign, null_sign, grad):
+    steps = np.arange(41)
+    return pd.DataFrame({"seed": seed, "arm": arm, "step": steps, "epoch": steps / 10,
+                         "grad_norm": [float("nan")] + [grad(s) for s in steps[1:]],
+                         "dist_init": dist(steps), "rel_dist_init": dist(steps) / 10, "sign_changed": sign(steps),
+                         "null_dist_init": null(steps), "null_sign_changed": null_sign(steps), "batch_loss": 1.0})
+
+
+def _fake_result(seeds=(0, 1, 2), rewind_gain=(0.03, 0.04, 0.035), phase=None):
+    """A clear effect: early learning then memorization with CE, none with ELR; a front-loaded early phase (distance
+    ~ sqrt(t) against a walk ~ t, i.e. the walk takes growing steps) and rewinding to k=10 better than to 0."""
+    rows, eps, rws = [], [], []
+    for s in seeds:
+        j = 0.01 * s
+        rows += _history(CE, s, [0.1, 0.4, 0.6, 0.7 + j, 0.5, 0.2, 0.05], [0.1, 0.05, 0.05, 0.1, 0.4, 0.8, 0.95 - j],
+                         [0.1, 0.5, 0.7, 0.8 + j, 0.75, 0.7, 0.68])
+        rows += _history(ELR, s, [0.1, 0.4, 0.6, 0.7, 0.72, 0.74, 0.75 + j], [0.1, 0.05, 0.05, 0.05, 0.06, 0.07, 0.08],
+                         [0.1, 0.5, 0.7, 0.8, 0.81, 0.81, 0.82 + j])
+        rows += _history(CLEAN, s, [float("nan")] * 7, [float("nan")] * 7, [0.1, 0.6, 0.8, 0.85, 0.88, 0.9, 0.9])
+        if phase is None:
+            for arm in (CLEAN, CE):
+                eps.append(_phase(s, arm, lambda t: np.sqrt(t) * (1 + j), lambda t: t ** 2.0, lambda t: np.sqrt(t),
+                                  lambda t: t ** 1.5, lambda t: 5.0 / t))
+        else:
+            eps += [phase(s, arm) for arm in (CLEAN, CE)]
+        rws.append(pd.DataFrame({"seed": s, "k": [0, 10], "k_frac": [0, 0.05], "sparsity": 0.8, "epochs": 3,
+                                 "test_acc": [0.70, 0.70 + rewind_gain[s]], "train_acc": 1.0, "seconds": 1.0}))
+    return Result({"history": pd.DataFrame(rows), "early_phase": pd.concat(eps, ignore_index=True),
+                   "rewind": pd.concat(rws, ignore_index=True)}, {"seeds": list(seeds), "n_train": 100})
 
 
 def test_verdicts_on_a_hand_made_result():
-    from memlib.claims import REPRODUCED, early_learning as claim
+    from memlib.claims import early_learning as claim
 
     r = _fake_result()
     a = claim.check_early_learning(r)
-    assert a.status == REPRODUCED
-    assert a.measured["peak_true"] == pytest.approx(0.7) and a.measured["peak_true_epoch"] == 3
-    assert a.measured["peak_test_epoch"] == 3 and a.measured["test_drop"] == pytest.approx(0.12)
-    assert a.measured["crossover_epoch"] == 5
+    assert a.status == REPRODUCED, a.criteria
+    assert a.measured["peak_true"].estimate == pytest.approx(0.71) and a.measured["peak_true_epoch"] == 3
+    assert a.measured["peak_test_epoch"] == 3 and a.measured["test_drop"].estimate == pytest.approx(0.13)
     b = claim.check_elr(r)
-    assert b.status == REPRODUCED
-    assert b.measured["elr_final_memorized"] == pytest.approx(0.08)
+    assert b.status == REPRODUCED, b.criteria
+    assert b.measured["elr_final_memorized"].value == pytest.approx(0.08)
     c = claim.check_early_phase(r)
-    assert c.status == REPRODUCED
-    assert c.measured["half_dist_step"] == 10  # sqrt(s) >= sqrt(40) / 2  <=>  s >= 10
+    assert c.status == REPRODUCED, c.criteria
+    # sqrt(s) >= sqrt(40) / 2  <=>  s >= 10; the walk ~ s^2 reaches half at s >= 40 / sqrt(2), i.e. 29
+    assert c.measured["clean_half_dist_step"].value == 10 and c.measured["clean_null_half_dist_step"].value == 29
+    assert c.measured["dist_lead"].estimate == pytest.approx(19 / 40)
     assert claim.check(r).status == REPRODUCED
-    # ELR that memorizes as much as CE: the ELR verdict fails, the combined one is partial
+    # ELR that memorizes as much as CE: the ELR verdict fails, and so does the chapter (ELR is essential)
     h = r.tables["history"].copy()
-    h.loc[h["loss"] == "elr", ["train_noisy_acc", "train_noisy_true", "test_acc"]] = \
-        h.loc[h["loss"] == "ce", ["train_noisy_acc", "train_noisy_true", "test_acc"]].values
-    r2 = Result({**r.tables, "history": h}, {})
-    assert claim.check_elr(r2).status == "not reproduced"
-    assert claim.check(r2).status == "partly reproduced"
-    # the early phase is part of the chapter's verdict: a flat (not front-loaded) early phase makes it partial
-    ep = r.tables["early_phase"].copy()
-    for col in ("dist_init", "rel_dist_init", "sign_changed"):
-        ep[col] = ep[col].iloc[-1] * ep["step"] / ep["step"].max()
-    r3 = Result({**r.tables, "early_phase": ep}, {})
-    assert claim.check_early_phase(r3).status != REPRODUCED
-    assert claim.check(r3).status == "partly reproduced"
+    cols = ["train_noisy_acc", "train_noisy_true", "test_acc"]
+    h.loc[h["arm"] == ELR, cols] = h.loc[h["arm"] == CE, cols].values
+    r2 = Result({**r.tables, "history": h}, r.scalars)
+    assert claim.check_elr(r2).status == NOT_REPRODUCED
+    assert claim.check(r2).status == NOT_REPRODUCED
+    # rewinding clearly worse than k = 0: that criterion fails; the early phase is supporting -> chapter partly
+    r3 = _fake_result(rewind_gain=(-0.03, -0.04, -0.035))
+    c3 = claim.check_early_phase(r3)
+    assert c3.criteria[-1].outcome == "contradicts" and c3.status == PARTLY
+    assert claim.check(r3).status == PARTLY
+
+
+def test_null_early_learning_front_loaded_like_the_random_walk_is_not_decided():
+    """No effect: the training's distance and sign curves are the random walk's (plus seed noise), gradients are
+    flat and rewinding gains nothing: no early-phase criterion may hold."""
+    from memlib.claims import early_learning as claim
+
+    rng = np.random.default_rng(0)
+
+    def phase(seed, arm):
+        noise = rng.normal(0, 0.3, 3)
+        walk = lambda t: np.sqrt(t * (1 + noise[0] * 0.1))  # noqa: E731
+        return _phase(seed, arm, walk, lambda t: np.sqrt(t), lambda t: 0.1 * np.sqrt((t + noise[1]).clip(0)),
+                      lambda t: 0.1 * np.sqrt(t), lambda t: 1.0 + 0.05 * rng.standard_normal())
+
+    for rep in range(5):
+        r = _fake_result(rewind_gain=tuple(rng.normal(0, 0.01, 3)), phase=phase)
+        c = claim.check_early_phase(r)
+        assert all(x.outcome != "holds" for x in c.criteria), c.criteria
+        assert c.status in (INCONCLUSIVE, NOT_REPRODUCED)
+
+
+def test_null_early_learning_no_memorization_and_elr_equal_to_ce():
+    """No effect in the noisy-label curves: the mislabeled examples stay near chance on both labels, ELR equals
+    cross-entropy up to seed noise: the early-learning and ELR verdicts must not be positive."""
+    from memlib.claims import early_learning as claim
+
+    rng = np.random.default_rng(1)
+    rows = []
+    for s in range(3):
+        for arm in (CE, ELR):
+            flat = lambda: list(0.1 + 0.01 * rng.standard_normal(7))  # noqa: E731
+            rows += _history(arm, s, flat(), flat(), list(0.8 + 0.005 * rng.standard_normal(7)))
+    r = Result({**_fake_result().tables, "history": pd.DataFrame(rows)}, {"seeds": [0, 1, 2], "n_train": 100})
+    assert claim.check_early_learning(r).status == NOT_REPRODUCED
+    assert claim.check_elr(r).status in (INCONCLUSIVE, NOT_REPRODUCED)
+    assert claim.check(r).status == NOT_REPRODUCED
+
+
+def test_one_seed_decides_nothing():
+    from memlib.claims import early_learning as claim
+
+    r = _fake_result(seeds=(0,))
+    for v in (claim.check_early_learning(r), claim.check_elr(r), claim.check_early_phase(r)):
+        assert v.status == INCONCLUSIVE and all(c.outcome == "inconclusive" for c in v.criteria)
 
 
 def test_plots_from_a_result():
@@ -228,7 +334,7 @@ def test_plots_from_a_result():
 
     r = _fake_result()
     for fig in (plots.fractions(r), plots.test_accuracy(r), plots.early_phase(r)):
-        assert fig.axes
+        assert fig.get_size_inches()[0] <= 7 and len(fig.axes) >= 1
         plt.close(fig)
 
 
@@ -236,17 +342,18 @@ def test_smoke_experiment_runs_and_caches(store):
     from memlib.experiments import early_learning as exp
 
     cfg = resolve("early_learning", "smoke", {"epochs": 2, "n_train": 200, "n_test": 100, "rewind_steps": "0,2",
-                                              "probe_steps": 3})
+                                              "rewind_k": 2, "probe_steps": 3, "seeds": 1})
     r = exp.run(cfg, store)
     h = r.tables["history"]
-    assert set(h["loss"]) == {"ce", "elr"}
-    assert len(h) == 2 * 3  # epochs 0..2 per loss
-    # same initialization for both losses
-    e0 = h[h.epoch == 0].set_index("loss")
-    assert e0.loc["ce", "test_acc"] == e0.loc["elr", "test_acc"]
-    assert list(r.tables["early_phase"].step) == [0, 1, 2, 3]
+    assert set(h["arm"]) == {CLEAN, CE, ELR}
+    assert len(h) == 3 * 3  # epochs 0..2 per arm
+    # same initialization for every arm
+    e0 = h[h.epoch == 0].set_index("arm")
+    assert e0.loc[CE, "test_acc"] == e0.loc[ELR, "test_acc"] == e0.loc[CLEAN, "test_acc"]
+    ep = r.tables["early_phase"]
+    assert set(ep["arm"]) == {CLEAN, CE} and list(ep[ep["arm"] == CLEAN].step) == [0, 1, 2, 3]
     assert list(r.tables["rewind"].k) == [0, 2]
-    assert r.scalars["n_noisy"] == int(0.4 * 200)
+    assert r.scalars["n_noisy"] == int(0.36 * 200)
     again = exp.run(cfg, store)
     assert again.cached and again.tables["history"].shape == h.shape
 

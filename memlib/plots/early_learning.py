@@ -1,95 +1,98 @@
-"""Claim 4 figures: per-epoch fractions (cross-entropy vs ELR) and the early-phase timeline."""
+"""Claim 4 figures: per-epoch fractions (cross-entropy vs ELR on noisy labels) and the early-phase timeline (clean
+vs noisy labels, against the random-walk null).  Sized for the book's text column; panels are stacked."""
 from __future__ import annotations
 
 import pandas as pd
 import seaborn as sns
 
+from ..experiments.early_learning import ARM_NAMES, CE, CLEAN, ELR, NOISY_ARMS
 from .style import PALETTE, figure
 
 NAMES = {"train_noisy_true": "mislabeled → true class", "train_noisy_acc": "mislabeled → given wrong label (memorized)",
          "train_clean_acc": "clean train", "test_acc": "test"}
 COLORS = {NAMES["train_noisy_true"]: PALETTE["true"], NAMES["train_noisy_acc"]: PALETTE["noisy"],
           NAMES["train_clean_acc"]: PALETTE["clean"], NAMES["test_acc"]: PALETTE["test"]}
-LOSS_NAMES = {"ce": "cross-entropy", "elr": "cross-entropy + ELR"}
+ARM_COLORS = {ARM_NAMES[CLEAN]: PALETTE["clean"], ARM_NAMES[CE]: PALETTE["noisy"], ARM_NAMES[ELR]: PALETTE["true"]}
+NULL_NAME = "random walk, same step lengths (clean run's)"
 
 
 def _long(history: pd.DataFrame) -> pd.DataFrame:
     h = history.dropna(subset=["test_acc"])
-    long = h.melt(id_vars=["seed", "loss", "epoch"], value_vars=list(NAMES), var_name="what", value_name="fraction")
+    long = h.melt(id_vars=["seed", "arm", "epoch"], value_vars=list(NAMES), var_name="what", value_name="fraction")
     long["what"] = long["what"].map(NAMES)
     return long
 
 
-def fractions(result, axes=None):
-    """Liu et al.'s Figure 1, measured: per epoch, for each loss, the fractions of mislabeled training examples
-    predicted as their true class / as their wrong label, with clean-train and test accuracy."""
+def fractions(result):
+    """Liu et al.'s Figure 1, measured: per epoch, for cross-entropy and for ELR on noisy labels, the fractions of
+    mislabeled training examples predicted as their true class / as their wrong label, with clean-train and test
+    accuracy (mean and 95% band over seeds); panels stacked."""
     long = _long(result.tables["history"])
-    losses = [l for l in ("ce", "elr") if l in set(long["loss"])]
-    if axes is None:
-        fig, axes = figure(1, len(losses), figsize=(5.2 * len(losses), 3.9), sharey=True, squeeze=False)
-        axes = axes[0]
-    for ax, loss in zip(axes, losses):
-        sns.lineplot(long[long["loss"] == loss], x="epoch", y="fraction", hue="what", palette=COLORS, ax=ax,
-                     errorbar="sd", marker="o", markersize=3, legend=ax is axes[0])
-        ax.set_title(LOSS_NAMES[loss])
+    arms = [a for a in NOISY_ARMS if a in set(long["arm"])]
+    fig, axes = figure(len(arms), 1, figsize=(6.5, 2.8 * len(arms) + 0.8), sharex=True, squeeze=False)
+    for ax, arm in zip(axes[:, 0], arms):
+        sns.lineplot(long[long["arm"] == arm], x="epoch", y="fraction", hue="what", palette=COLORS, ax=ax,
+                     errorbar=("ci", 95), marker="o", markersize=4)
+        ax.set_title(ARM_NAMES[arm])
         ax.set_ylim(-0.02, 1.02)
-        ax.set_ylabel("fraction of examples")
-    axes[0].legend(loc="upper left", bbox_to_anchor=(0.0, -0.16), ncol=2, fontsize=7, title=None, frameon=False)
-    return axes[0].figure
+        ax.set_ylabel("fraction")
+        ax.legend().remove()
+    h, lab = axes[0, 0].get_legend_handles_labels()
+    fig.legend(h, lab, loc="outside lower center", ncol=2, fontsize=10, frameon=False)
+    return fig
 
 
-def test_accuracy(result, stats: dict | None = None, ax=None):
-    """Test accuracy per epoch, cross-entropy vs ELR, with each curve's peak marked."""
+def test_accuracy(result):
+    """Test accuracy per epoch, cross-entropy vs ELR on noisy labels, with each curve's peak marked."""
     h = result.tables["history"].dropna(subset=["test_acc"])
-    h = h[h.epoch >= 1].assign(loss=lambda d: d["loss"].map(LOSS_NAMES))
-    if ax is None:
-        fig, ax = figure(figsize=(7, 3.6))
-    sns.lineplot(h, x="epoch", y="test_acc", hue="loss", ax=ax, errorbar="sd", marker="o", markersize=3,
-                 palette={LOSS_NAMES["ce"]: PALETTE["noisy"], LOSS_NAMES["elr"]: PALETTE["true"]})
-    m = h.groupby(["loss", "epoch"]).test_acc.mean().reset_index()
-    for loss, g in m.groupby("loss"):
+    h = h[(h.epoch >= 1) & h["arm"].isin(NOISY_ARMS)].assign(arm=lambda d: d["arm"].map(ARM_NAMES))
+    fig, ax = figure(figsize=(6.5, 3.6))
+    sns.lineplot(h, x="epoch", y="test_acc", hue="arm", ax=ax, errorbar=("ci", 95), marker="o", markersize=4,
+                 palette=ARM_COLORS)
+    m = h.groupby(["arm", "epoch"]).test_acc.mean().reset_index()
+    for arm, g in m.groupby("arm"):
         best = g.loc[g.test_acc.idxmax()]
-        ax.annotate(f"peak {best.test_acc:.1%} (epoch {int(best.epoch)})", (best.epoch, best.test_acc),
-                    xytext=(0, 8), textcoords="offset points", ha="center", fontsize=8)
-        ax.plot([best.epoch], [best.test_acc], marker="*", ms=12,
-                color=PALETTE["noisy"] if loss == LOSS_NAMES["ce"] else PALETTE["true"])
+        ax.plot([best.epoch], [best.test_acc], marker="*", ms=14, color=ARM_COLORS[arm], linestyle="none")
     ax.set_ylabel("test accuracy")
-    ax.set_title("Test accuracy: peak, then fall?")
-    ax.legend(fontsize=8)
-    return ax.figure
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=10, frameon=False, title=None)
+    return fig
+
+
+def _relative(e: pd.DataFrame, col: str) -> pd.Series:
+    """A column as a fraction of its value at the end of the probed window (per seed and arm)."""
+    end = e.sort_values("step").groupby(["seed", "arm"])[col].transform("last")
+    return e[col] / end
 
 
 def early_phase(result):
-    """Frankle et al.'s early-phase timeline, measured: per iteration gradient norm, distance from
-    initialization, fraction of weights with a changed sign; and test accuracy after rewinding to k."""
+    """Frankle et al.'s early-phase timeline, measured on clean and on noisy labels: gradient norm, distance from
+    initialization and sign changes (each as a fraction of its value at the window's end, against the random walk
+    with the clean run's step lengths), and test accuracy after pruning and rewinding to k."""
     e = result.tables["early_phase"]
-    r = result.tables.get("rewind")
-    has_rewind = r is not None and len(r) > 0
-    n = 4 if has_rewind else 3
-    fig, axes = figure(1, n, figsize=(3.6 * n, 3.3), squeeze=False)
-    axes = axes[0]
-    g = e[e.step >= 1]
-    panels = [("grad_norm", "mini-batch gradient norm", True), ("rel_dist_init", "‖w − w₀‖ / ‖w₀‖", False),
-              ("sign_changed", "weights with changed sign", False)]
-    for ax, (col, label, logy) in zip(axes, panels):
-        d = g if col == "grad_norm" else e
-        sns.lineplot(d, x="step", y=col, ax=ax, errorbar="sd", color=PALETTE["ours"], lw=1)
+    r = result.tables["rewind"]
+    fig, axes = figure(2, 2, figsize=(6.8, 5.8))
+    (a_grad, a_dist), (a_sign, a_rew) = axes
+    d = e.assign(who=e["arm"].map(ARM_NAMES))
+    null = e[e["arm"] == CLEAN].assign(who=NULL_NAME)
+    pal = {**ARM_COLORS, NULL_NAME: "#888888"}
+    sns.lineplot(d[d.step >= 1], x="step", y="grad_norm", hue="who", palette=pal, ax=a_grad, errorbar=None, lw=1)
+    a_grad.set_yscale("log")
+    a_grad.set_title("mini-batch gradient norm", fontsize=11)
+    a_grad.set_ylabel("gradient norm (log scale)")
+    for ax, col, title in ((a_dist, "dist_init", "distance from init"), (a_sign, "sign_changed", "sign changes")):
+        both = pd.concat([d.assign(v=_relative(d, col)),
+                          null.assign(v=_relative(null, f"null_{col}"))], ignore_index=True)
+        sns.lineplot(both, x="step", y="v", hue="who", palette=pal, ax=ax, errorbar=None, lw=1.2)
+        ax.axhline(0.5, color="#444444", lw=0.8, ls=":")
+        ax.set_title(f"{title} (÷ end value)", fontsize=11)
+        ax.set_ylabel("fraction of end value")
+    for ax in (a_grad, a_dist, a_sign):
         ax.set_xlabel("iteration")
-        ax.set_ylabel(label)
-        if logy:
-            ax.set_yscale("log")
-        if has_rewind:
-            for k in sorted(set(r.k)):
-                if k <= e.step.max():
-                    ax.axvline(k, color=PALETTE["paper"], lw=0.8, ls="--")
-    axes[0].set_title("gradient magnitude")
-    axes[1].set_title("distance from init")
-    axes[2].set_title("sign changes")
-    if has_rewind:
-        ax = axes[3]
-        sns.pointplot(r, x="k", y="test_acc", ax=ax, errorbar="sd", color=PALETTE["paper"])
-        ax.set_xlabel("rewind iteration k")
-        ax.set_ylabel("test accuracy after retraining")
-        ax.set_title(f"rewinding ({r.sparsity.mean():.0%} pruned)")
-    fig.suptitle("The early phase of training (dashed: rewind points)")
+        ax.legend().remove()
+    sns.pointplot(r, x="k", y="test_acc", ax=a_rew, errorbar=("ci", 95), color=PALETTE["clean"])
+    a_rew.set_xlabel("rewind iteration k")
+    a_rew.set_ylabel("test accuracy")
+    a_rew.set_title(f"rewinding ({r.sparsity.mean():.0%} pruned)", fontsize=11)
+    h, lab = a_dist.get_legend_handles_labels()
+    fig.legend(h, lab, loc="outside lower center", ncol=2, fontsize=10, frameon=False)
     return fig

@@ -1,4 +1,6 @@
-"""Claim 3 figures: accuracy-vs-percentile curves, strips of lowest / highest ranked images, score agreement."""
+"""Claim 3 figures: accuracy-vs-percentile curves, strips of lowest / highest ranked images, score agreement.
+
+Figures are sized for the book's text column (at most 7 in wide); panels of several datasets are stacked."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,37 +8,42 @@ import pandas as pd
 import seaborn as sns
 
 from ..claims.outlier_percentiles import EXPECTED_REGION
+from ..experiments.outlier_percentiles import REGIONS
 from .style import PALETTE, figure, image_grid
 
-REGION_SPAN = {"low": (0, 100 / 3), "middle": (100 / 3, 200 / 3), "high": (200 / 3, 100)}
+REGION_SHADES = {"low": "#f2f2f2", "middle": "#e0e0e0", "high": "#f2f2f2"}
 
 
-def curves(result, ax=None):
-    """Test accuracy of a model trained on each window, against the window's percentile (mean ± sd over seeds)."""
+def curves(result):
+    """Test accuracy of a model trained on each class-balanced window, against the window's percentile (mean and
+    95% interval over seeds), one panel per dataset, stacked; the thirds are shaded and the paper's best one named."""
     c = result.tables["curve"]
     datasets = list(dict.fromkeys(c.dataset))
-    if ax is None:
-        fig, axes = figure(1, len(datasets), figsize=(4.6 * len(datasets), 3.8), squeeze=False)
-        axes = axes[0]
-    else:
-        axes = [ax]
-    for a, ds in zip(axes, datasets):
+    fig, axes = figure(len(datasets), 1, figsize=(6.5, 2.9 * len(datasets)), squeeze=False, sharex=True)
+    for a, ds in zip(axes[:, 0], datasets):
         d = c[c.dataset == ds]
-        sns.lineplot(d, x="pct_mid", y="test_acc", ax=a, errorbar="sd", marker="o", color=PALETTE["ours"],
-                     label="this run (mean ± sd over seeds)")
+        for r in REGIONS:
+            w = d[d.region == r]
+            if len(w):
+                a.axvspan(w.pct_lo.min(), w.pct_hi.max(), color=REGION_SHADES[r], zorder=0)
+                a.text((w.pct_lo.min() + w.pct_hi.max()) / 2, 0.02, r, transform=a.get_xaxis_transform(),
+                       ha="center", fontsize=10, color="#444444")
+        sns.lineplot(d, x="pct_mid", y="test_acc", ax=a, errorbar=("ci", 95), marker="o", color=PALETTE["ours"],
+                     label="this run (mean, 95% band over seeds)")
+        m = d.groupby("region").test_acc.mean().reindex(REGIONS).dropna()
+        for r, v in m.items():
+            w = d[d.region == r]
+            a.hlines(v, w.pct_lo.min(), w.pct_hi.max(), color=PALETTE["noisy"], lw=2,
+                     label="region mean" if r == m.index[0] else None)
         exp = EXPECTED_REGION.get(ds)
-        if exp:
-            lo, hi = REGION_SPAN[exp]
-            a.axvspan(lo, hi, color=PALETTE["paper"], alpha=0.12, label=f"paper: best region ({exp})")
-        m = d.groupby("pct_mid").test_acc.mean()
-        a.plot([m.idxmax()], [m.max()], marker="*", markersize=14, color=PALETTE["noisy"], linestyle="none",
-               label="maximum")
+        a.set_title(f"{ds} (paper: best in the {exp} third)" if exp else ds)
         a.set_xlim(0, 100)
-        a.set_xlabel("window percentile (0 = outliers)")
         a.set_ylabel("test accuracy")
-        a.set_title(ds)
-        a.legend(fontsize=7, loc="lower center")
-    return axes[0].figure
+        a.legend().remove()
+    axes[-1, 0].set_xlabel("window percentile of the adv score within each class (0 = outliers)")
+    h, lab = axes[0, 0].get_legend_handles_labels()
+    fig.legend(h, lab, loc="outside lower center", ncol=2, fontsize=10, frameon=False)
+    return fig
 
 
 def _images(strips: pd.DataFrame, shape) -> np.ndarray:
@@ -52,34 +59,20 @@ def strip(result, dataset: str, group: str = "lowest", ncols: int = 8):
     titles = [f"{lab}\nadv {a:.2f}" for lab, a in zip(s.label, s.adv)]
     what = "outliers: smallest adv distance" if group == "lowest" else "prototypes: largest adv distance"
     shape = result.scalars["per_dataset"][dataset]["image_shape"]
-    return image_grid(_images(s, shape), titles, ncols=ncols, suptitle=f"{dataset}: {what}")
+    return image_grid(_images(s, shape), titles, ncols=ncols, size=6.5 / ncols,
+                      suptitle=f"{dataset}: {what}")
 
 
 def score_agreement(result):
     """Rank of the adv score against rank of the confidence score, per dataset (hexbin of ranks)."""
     sc = result.tables["scores"]
     datasets = list(dict.fromkeys(sc.dataset))
-    fig, axes = figure(1, len(datasets), figsize=(4.2 * len(datasets), 3.8), squeeze=False)
+    fig, axes = figure(1, len(datasets), figsize=(6.5, 3.4), squeeze=False)
     for a, ds in zip(axes[0], datasets):
         d = sc[sc.dataset == ds]
-        ra = d.adv.rank(pct=True) * 100
-        rc = d.conf.rank(pct=True) * 100
-        a.hexbin(ra, rc, gridsize=25, cmap="Blues", mincnt=1)
+        a.hexbin(d.adv.rank(pct=True) * 100, d.conf.rank(pct=True) * 100, gridsize=25, cmap="Blues", mincnt=1)
         a.set_xlabel("adv percentile")
         a.set_ylabel("confidence percentile")
         rho = result.scalars["per_dataset"][ds]["spearman_adv_conf"]
-        a.set_title(f"{ds}: Spearman ρ = {rho:.2f}")
-    return fig
-
-
-def window_composition(result):
-    """Class balance of each window (largest class share), which shapes what a window can teach."""
-    c = result.tables["curve"]
-    c = c[c.seed == c.seed.min()]
-    fig, ax = figure(figsize=(6, 3.2))
-    sns.lineplot(c, x="pct_mid", y="max_class_frac", hue="dataset", marker="o", ax=ax)
-    ax.set_xlabel("percentile of the training window")
-    ax.set_ylabel("share of the largest class")
-    ax.set_ylim(0, 1)
-    ax.set_title("Class balance of each window")
+        a.set_title(f"{ds}: ρ = {rho:.2f}", fontsize=11)
     return fig

@@ -5,6 +5,12 @@ the weights from their initialization (absolute and relative to the initial norm
 whose sign differs from initialization.  "Weights" are the tensors with more than one dimension (convolution
 kernels and linear matrices); BatchNorm scales/shifts and biases are left out.
 
+A null with the same schedule: alongside training, :class:`EarlyPhaseProbe` can move a *random walk* that starts
+at the initial weights and takes, at every iteration, a step of exactly the length the real weights just moved
+(which carries the learning-rate schedule, momentum and gradient sizes) in a uniformly random direction.  The
+same statistics (distance from init, sign changes) of the walk say how "front-loaded" a trajectory with these
+step sizes is by chance; the real trajectory is front-loaded only if it is more so than the walk.
+
 Rewinding: :class:`EarlyPhaseProbe` also keeps copies of the whole model state at chosen iterations ``k``, which
 :mod:`memlib.pruning` rewinds a magnitude-pruned network to (the lottery-ticket procedure with rewinding).
 """
@@ -21,10 +27,6 @@ def tracked_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
     return {n: p for n, p in model.named_parameters() if p.requires_grad and p.dim() > 1}
 
 
-def snapshot(params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {n: p.detach().clone() for n, p in params.items()}
-
-
 def _flat(tensors: Iterable[torch.Tensor]) -> torch.Tensor:
     ts = [t.detach().float().flatten() for t in tensors]
     return torch.cat(ts) if ts else torch.zeros(0)
@@ -36,37 +38,24 @@ def gradient_norm(params: dict[str, nn.Parameter]) -> float:
     return float(torch.as_tensor(sq).sqrt())
 
 
-def distance_from_init(params: dict[str, torch.Tensor], init: dict[str, torch.Tensor]) -> tuple[float, float]:
-    """``(||w - w0||, ||w - w0|| / ||w0||)`` over all tracked weights."""
-    w, w0 = _flat(params[n] for n in init), _flat(init.values())
-    d = (w - w0).norm().item()
-    n0 = w0.norm().item()
-    return d, (d / n0 if n0 > 0 else float("nan"))
-
-
-def sign_change_fraction(params: dict[str, torch.Tensor], init: dict[str, torch.Tensor]) -> float:
-    """Fraction of weights whose sign differs from their sign at initialization (zero counts as its own sign)."""
-    w, w0 = _flat(params[n] for n in init), _flat(init.values())
-    if w.numel() == 0:
-        return float("nan")
-    return (torch.sign(w) != torch.sign(w0)).float().mean().item()
-
-
 class EarlyPhaseProbe:
     """Training callback: early-phase statistics per iteration, and model states kept for rewinding.
 
     ``rows`` gets one dict per probed iteration: ``step`` (iterations done; 0 = initialization), ``epoch``
-    (fractional), ``grad_norm`` (of the mini-batch loss just used; NaN at step 0), ``dist_init``,
-    ``rel_dist_init``, ``sign_changed`` and ``batch_loss``.  Iterations ``1..max_steps`` are probed every
-    ``every`` steps.  ``states[k]`` is a deep copy of the model's ``state_dict`` after ``k`` iterations for each
-    ``k`` in ``keep_steps`` (``k = 0``: the initialization).
+    (fractional), ``grad_norm`` (of the mini-batch loss just used; NaN at step 0), ``step_norm`` (how far the
+    weights moved in that iteration), ``dist_init``, ``rel_dist_init``, ``sign_changed``, ``batch_loss`` and,
+    with ``null_seed``, the random walk's ``null_dist_init`` and ``null_sign_changed`` (see the module
+    docstring).  Iterations ``1..max_steps`` are probed every ``every`` steps (the walk steps every iteration).
+    ``states[k]`` is a deep copy of the model's ``state_dict`` after ``k`` iterations for each ``k`` in
+    ``keep_steps`` (``k = 0``: the initialization).
     """
 
-    def __init__(self, max_steps: int, every: int = 1, keep_steps: Iterable[int] = ()):
+    def __init__(self, max_steps: int, every: int = 1, keep_steps: Iterable[int] = (), null_seed: int | None = None):
         if max_steps < 0 or every < 1:
             raise ValueError(f"EarlyPhaseProbe needs max_steps >= 0 and every >= 1, got {max_steps}, {every}")
         self.max_steps, self.every = int(max_steps), int(every)
         self.keep_steps = sorted(set(int(k) for k in keep_steps))
+        self.null_seed = null_seed
         self.rows: list[dict] = []
         self.states: dict[int, dict[str, torch.Tensor]] = {}
 
@@ -74,23 +63,40 @@ class EarlyPhaseProbe:
         if run.step in self.keep_steps:
             self.states[run.step] = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
 
-    def _record(self, run, grad_norm: float) -> None:
-        d, rel = distance_from_init(self.params, self.init)
-        self.rows.append({"step": run.step, "epoch": run.step / run.steps_per_epoch, "grad_norm": grad_norm,
-                          "dist_init": d, "rel_dist_init": rel,
-                          "sign_changed": sign_change_fraction(self.params, self.init),
-                          "batch_loss": run.loss})
+    def _record(self, run, grad_norm: float, step_norm: float, w: torch.Tensor) -> None:
+        d = (w - self.w0).norm().item()
+        row = {"step": run.step, "epoch": run.step / run.steps_per_epoch, "grad_norm": grad_norm,
+               "step_norm": step_norm, "dist_init": d, "rel_dist_init": d / self.n0 if self.n0 > 0 else float("nan"),
+               "sign_changed": (torch.sign(w) != self.s0).float().mean().item(), "batch_loss": run.loss}
+        if self.null is not None:
+            row["null_dist_init"] = (self.null - self.w0).norm().item()
+            row["null_sign_changed"] = (torch.sign(self.null) != self.s0).float().mean().item()
+        self.rows.append(row)
 
     def on_fit_start(self, run):
         self.params = tracked_parameters(run.model)
-        self.init = snapshot(self.params)
+        self.w0 = _flat(self.params.values())
+        self.n0, self.s0 = self.w0.norm().item(), torch.sign(self.w0)
+        self.prev = self.w0
+        self.null, self.gen = None, None
+        if self.null_seed is not None:
+            self.null = self.w0.clone()
+            self.gen = torch.Generator(device=self.w0.device).manual_seed(int(self.null_seed))
         self._keep(run)
-        self._record(run, float("nan"))
+        self._record(run, float("nan"), float("nan"), self.w0)
 
     def on_step_end(self, run):
         self._keep(run)
-        if run.step <= self.max_steps and run.step % self.every == 0:
-            self._record(run, gradient_norm(self.params))
+        if run.step > self.max_steps:
+            return
+        w = _flat(self.params.values())
+        step = (w - self.prev).norm()
+        self.prev = w
+        if self.null is not None:
+            direction = torch.randn(w.numel(), generator=self.gen, device=w.device)
+            self.null += step * direction / direction.norm()
+        if run.step % self.every == 0:
+            self._record(run, gradient_norm(self.params), step.item(), w)
 
     def missing_states(self) -> list[int]:
         return [k for k in self.keep_steps if k not in self.states]
