@@ -111,7 +111,7 @@ def check(result, cfg=None) -> Verdict:
                   "their wrong label) before the last epoch, as a fraction of training (never = 100%)",
                   end_iv, 1.0, "below", essential=True, paper="by epoch 30 of 50 (60%)"),
         criterion(f"the clean and mislabeled gradients point apart during the window: share of layer × epoch cells "
-                  f"with cosine < 0 ({PROTOCOL_LABELS[protocol]}); a sign-less cosine gives 50%",
+                  f"with cosine < 0 (gradients taken {PROTOCOL_LABELS[protocol]}); a sign-less cosine gives 50%",
                   neg_iv, NEGATIVE_SHARE, "above", essential=True, paper="strongly negative"),
         criterion(f"memorization is delayed: the window starts after {START_AFTER:.0%} of training (the paper's "
                   f"20% less a {TOLERANCE:.0%} tolerance)", start_iv, START_AFTER, "above",
@@ -128,9 +128,9 @@ def check(result, cfg=None) -> Verdict:
     pct = lambda v: Measured(v, "percent")
     summary = (f"Over {n} seed{'s' if n != 1 else ''}, the mislabeled examples were memorized between "
                f"{pct(start_iv.estimate)} and {pct(end_iv.estimate)} of training on average (the paper: 20%–60%); "
-               f"during that window {pct(neg_iv.estimate)} of the layer × epoch cosines were negative with the "
-               f"gradients accounted {PROTOCOL_LABELS[protocol]} ({PROTOCOL_LABELS[other]}: "
-               f"{pct(mean('negative_share', so))}), and the per-layer mean cosine ranged "
+               f"during that window {pct(neg_iv.estimate)} of the layer × epoch cosines were negative, gradients "
+               f"taken {PROTOCOL_LABELS[protocol]} (taken {PROTOCOL_LABELS[other]}: "
+               f"{pct(mean('negative_share', so))}); the per-layer mean cosine in the window ranged "
                f"{Measured(layers.min(), 'cosine')} to {Measured(layers.max(), 'cosine')}.")
     measured = {
         "protocol": protocol,

@@ -32,7 +32,7 @@ TITLE = "Gradient similarity and the memorization window"
 TRAINING, PROBE = "training", "probe"
 PROTOCOLS = (TRAINING, PROBE)
 PROTOCOL_LABELS = {TRAINING: "during training (the paper's accounting)",
-                   PROBE: "fixed-weights probe (evaluation mode)"}
+                   PROBE: "by the fixed-weights probe (evaluation mode)"}
 SIMILARITY_COLUMNS = ("seed", "protocol", "epoch", "layer", "cosine", "norm_clean", "norm_noisy")
 
 PARAMS = [COMMON[n] for n in ("dataset", "model", "width", "noise_rate", "n_train", "n_test", "epochs",
