@@ -126,12 +126,18 @@ def check(result, cfg=None) -> Verdict:
     layers = layer_cosines(result, protocol)
     mean = lambda col, frame=s: float(np.nanmean(frame[col])) if frame[col].notna().any() else math.nan
     pct = lambda v: Measured(v, "percent")
-    summary = (f"Over {n} seed{'s' if n != 1 else ''}, the mislabeled examples were memorized between "
-               f"{pct(start_iv.estimate)} and {pct(end_iv.estimate)} of training on average (the paper: 20%–60%); "
-               f"during that window {pct(neg_iv.estimate)} of the layer × epoch cosines were negative, gradients "
-               f"taken {PROTOCOL_LABELS[protocol]} (taken {PROTOCOL_LABELS[other]}: "
-               f"{pct(mean('negative_share', so))}); the per-layer mean cosine in the window ranged "
-               f"{Measured(layers.min(), 'cosine')} to {Measured(layers.max(), 'cosine')}.")
+    seeds_text = f"Over {n} seed{'s' if n != 1 else ''}"
+    if math.isnan(start_iv.estimate):
+        summary = (f"{seeds_text}, the mislabeled examples were never memorized (their training accuracy on the wrong "
+                   f"label stayed below {START_LEVEL:.0%}; final {Measured(s.final_noisy_acc.mean(), 'percent')}), "
+                   f"so there is no memorization window to compare with the paper's 20%–60% of training.")
+    else:
+        summary = (f"{seeds_text}, the mislabeled examples were memorized between {pct(start_iv.estimate)} and "
+                   f"{pct(end_iv.estimate)} of training on average (the paper: 20%–60%); during that window "
+                   f"{pct(neg_iv.estimate)} of the layer × epoch cosines were negative, gradients taken "
+                   f"{PROTOCOL_LABELS[protocol]} (taken {PROTOCOL_LABELS[other]}: {pct(mean('negative_share', so))}); "
+                   f"the per-layer mean cosine in the window ranged {Measured(layers.min(), 'cosine')} to "
+                   f"{Measured(layers.max(), 'cosine')}.")
     measured = {
         "protocol": protocol,
         "window": f"{pct(start_iv.estimate)}–{pct(end_iv.estimate)}",
