@@ -11,7 +11,8 @@
 Evaluation modes of example-tied dropout (set with :func:`set_etd_mode`):
 
 * ``"drop"`` (default, the paper's test-time mode): memorization channels zeroed, generalization
-  channels scaled by ``(p_gen + p_mem) / p_gen``;
+  channels scaled by ``(p_gen + p_mem) / p_gen``; with ``p_gen = 1`` there are no memorization channels, every
+  channel was active for every example in training, and nothing is dropped or rescaled;
 * ``"own"``: each training example uses its own training-time mask (needs ``idx``);
 * ``"all"``: every channel active, no scaling;
 * ``"mean"``: every channel active, memorization channels scaled by ``p_mem`` (their expected training-time
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+from .seeds import derive
 
 ETD_MODES = ("drop", "own", "all", "mean")
 
@@ -64,7 +67,7 @@ class ExampleTiedDropout(nn.Module):
             if idx is None:
                 raise ValueError("example-tied dropout needs example indices: call model(x, idx=positions)")
             return x * _broadcast(self.example_masks(idx), x)
-        if mode == "all":
+        if mode == "all" or self.n_mem == 0:  # p_gen = 1: no memorization channels, nothing to drop or rescale
             return x
         if mode == "mean":
             keep = torch.full((self.channels,), self.p_mem, dtype=x.dtype, device=x.device)
@@ -112,9 +115,10 @@ def make_factory(kind: str, *, p: float = 0.0, p_gen: float = 1.0, p_mem: float 
     if kind == "dropout":
         return lambda c, site: StandardDropout(p)
     if kind == "sparse":
-        return lambda c, site: FixedChannelMask(c, sparsity, seed=seed * 1000 + site)
+        return lambda c, site: FixedChannelMask(c, sparsity, seed=derive(seed, "sparse mask", site))
     if kind == "example_tied":
-        return lambda c, site: ExampleTiedDropout(c, p_gen, p_mem, n_examples, seed=seed * 1000 + site)
+        return lambda c, site: ExampleTiedDropout(c, p_gen, p_mem, n_examples, seed=derive(seed, "example-tied mask",
+                                                                                            site))
     raise ValueError(f"unknown dropout kind {kind!r}; choose one of: none, dropout, sparse, example_tied")
 
 

@@ -202,7 +202,8 @@ def test_config_validation():
     assert cfg.p_gen == 0.4 and cfg.p_mem == 0.2 and cfg.dropout_p == 0.4 and cfg.sparsity == 0.4
     paper = resolve("dropout_comparison", "paper")
     assert (paper.dataset, paper.model, paper.width, paper.noise_rate) == ("cifar10", "resnet9", 64, 0.1)
-    assert resolve("dropout_comparison", "quick").seeds >= 2
+    quick = resolve("dropout_comparison", "quick")
+    assert quick.seeds >= 3 and quick.model == "resnet9"
     with pytest.raises(ConfigError, match="p_mem"):
         resolve("dropout_comparison", "smoke", {"p_mem": 0})
     with pytest.raises(ConfigError, match="p_gen"):
@@ -232,28 +233,30 @@ def test_forgotten_mask_by_hand():
     assert forgotten_mask(ex).tolist() == [True, False, False, False, False]
 
 
-def _fake_result(etd_noisy=0.03, do_noisy=1.0, forgotten_aum=-1.0):
+def _fake_result(etd_noisy=0.03, do_noisy=1.0, forgotten_score=0.3, seeds=(0, 1, 2), jitter=0.01, rng_seed=0):
+    """Hand-made tables: per-seed accuracies (with a little seed noise) and per-example consistency scores."""
+    rng = np.random.default_rng(rng_seed)
+    j = lambda v: float(np.clip(v + jitter * rng.normal(), 0, 1))
     rows = []
-    for seed in (0, 1):
-        rows += [dict(seed=seed, method="dropout", mode="eval", train_clean_acc=1.0, train_noisy_acc=do_noisy,
-                      train_noisy_true=0.0, test_acc=0.8),
-                 dict(seed=seed, method="sparse", mode="eval", train_clean_acc=1.0, train_noisy_acc=0.99,
-                      train_noisy_true=0.0, test_acc=0.8),
-                 dict(seed=seed, method="example_tied", mode="drop", train_clean_acc=0.9, train_noisy_acc=etd_noisy,
-                      train_noisy_true=0.5, test_acc=0.8),
-                 dict(seed=seed, method="example_tied", mode="own", train_clean_acc=1.0, train_noisy_acc=0.98,
+    for seed in seeds:
+        rows += [dict(seed=seed, method="dropout", mode="eval", train_clean_acc=j(1.0), train_noisy_acc=j(do_noisy),
+                      train_noisy_true=0.0, test_acc=j(0.8)),
+                 dict(seed=seed, method="sparse", mode="eval", train_clean_acc=j(1.0), train_noisy_acc=j(0.99),
+                      train_noisy_true=0.0, test_acc=j(0.8)),
+                 dict(seed=seed, method="example_tied", mode="drop", train_clean_acc=j(0.9),
+                      train_noisy_acc=j(etd_noisy), train_noisy_true=0.5, test_acc=j(0.8)),
+                 dict(seed=seed, method="example_tied", mode="own", train_clean_acc=j(1.0), train_noisy_acc=j(0.98),
                       train_noisy_true=0.0, test_acc=float("nan"))]
-    rng = np.random.default_rng(0)
     n = 200
     noisy = np.zeros(n, bool)
     noisy[:20] = True
     forgotten = np.zeros(n, bool)
     forgotten[20:40] = True
-    aum = rng.normal(3.0, 0.5, n)
-    aum[20:40] = rng.normal(forgotten_aum, 0.5, 20)
+    score = np.clip(rng.normal(0.9, 0.1, n), 0, 1)
+    score[20:40] = np.clip(rng.normal(forgotten_score, 0.1, 20), 0, 1)
     ex = pd.DataFrame({"seed": 0, "noisy": noisy, "label": 1, "forgotten": forgotten,
-                       "etd_pred_drop": np.where(forgotten | noisy, 0, 1), "dropout_aum": aum})
-    return Result({"accuracy": pd.DataFrame(rows), "examples": ex}, {})
+                       "etd_pred_drop": np.where(forgotten | noisy, 0, 1), "cscore": score})
+    return Result({"accuracy": pd.DataFrame(rows), "examples": ex}, {"n_train": n})
 
 
 def test_verdict_from_numbers():
@@ -261,17 +264,97 @@ def test_verdict_from_numbers():
     from memlib.claims import dropout_comparison as claim
 
     v = claim.check(_fake_result())
-    assert v.status == REPRODUCED, v.criteria
-    assert v.measured["etd_clean"] == pytest.approx(0.9) and v.measured["etd_noisy"] == pytest.approx(0.03)
+    assert v.status == REPRODUCED, v._repr_markdown_()
+    assert v.measured["etd_clean"].estimate == pytest.approx(0.9, abs=0.02)
+    assert v.measured["etd_noisy"].estimate == pytest.approx(0.03, abs=0.02)
     assert v.measured["n_forgotten"] == 20 and v.measured["n_kept"] == 160
     assert claim.check(_fake_result(do_noisy=0.5)).status == PARTLY
-    assert claim.check(_fake_result(forgotten_aum=3.0)).status == PARTLY
     assert claim.check(_fake_result(etd_noisy=0.6)).status == NOT_REPRODUCED
-    table = claim.comparison_table(_fake_result())
+    table = claim.comparison_table(_fake_result(jitter=0.0))
     assert table.loc["Standard dropout", "clean (paper)"] == "100.0%"
-    assert table.loc["Example-tied: memorization dropped", "mislabeled (measured)"] == "3.0% ± 0.0"
+    assert table.loc["Example-tied: memorization dropped", "mislabeled (measured)"] == "3.0% [3.0%, 3.0%]"
     at = claim.atypicality(_fake_result())
-    assert at["auc"] > 0.99 and at["p_value"] < 1e-6 and math.isclose(at["forgotten_rate"], 20 / 180)
+    assert at["auc"].estimate > 0.99 and at["auc"].low > 0.9 and at["p_value"] < 1e-6
+    assert math.isclose(at["forgotten_rate"], 20 / 180)
+
+
+def test_null_dropout_comparison_no_forgetting_is_not_reproduced():
+    """Dropping the memorization channels changes nothing (clean and mislabeled accuracy both high)."""
+    from memlib.claims import NOT_REPRODUCED
+    from memlib.claims import dropout_comparison as claim
+
+    v = claim.check(_fake_result(etd_noisy=0.9))
+    assert v.criteria[0].outcome == "fails" and v.status == NOT_REPRODUCED
+
+
+def test_null_dropout_comparison_random_scores_are_not_atypical():
+    """Forgotten and kept clean examples drawn from the same score distribution: the atypicality criterion must not
+    hold (AUC near 0.5, below the floor)."""
+    from memlib.claims import dropout_comparison as claim
+
+    for rs in range(3):
+        v = claim.check(_fake_result(forgotten_score=0.9, rng_seed=rs))
+        at = v.criteria[-1]
+        assert at.outcome != "holds" and v.status != "reproduced", v._repr_markdown_()
+        assert 0.3 < v.measured["cscore_auc"].estimate < 0.7
+
+
+def test_null_dropout_comparison_seed_noise_is_inconclusive():
+    """A gap that is all seed noise (one seed huge, one negative) decides nothing."""
+    from memlib.claims import INCONCLUSIVE
+    from memlib.claims import dropout_comparison as claim
+
+    r = _fake_result(seeds=(0, 1))
+    acc = r.tables["accuracy"]
+    sel = (acc.method == "example_tied") & (acc["mode"] == "drop")
+    acc.loc[sel, "train_noisy_acc"] = [0.0, 0.9]
+    acc.loc[sel, "train_clean_acc"] = [1.0, 0.5]
+    assert claim.check(r).status == INCONCLUSIVE
+
+
+def test_p_gen_one_has_nothing_to_drop():
+    m = ExampleTiedDropout(8, 1.0, 0.2, 10)
+    assert m.n_mem == 0
+    x = torch.randn(3, 8, 2, 2)
+    m.train()
+    assert torch.equal(m(x, torch.arange(3)), x)
+    m.eval()
+    for mode in ETD_MODES:
+        m.mode = mode
+        assert torch.equal(m(x, torch.arange(3)), x)  # not rescaled by 1 + p_mem
+
+
+def test_held_out_scores_by_hand():
+    from memlib.probes.consistency import held_out_scores, random_subsets
+
+    subsets = torch.tensor([[0, 1], [1, 2], [2, 3]])  # 3 models, 4 examples
+    correct = torch.tensor([[1, 1, 0, 1], [0, 1, 1, 0], [1, 0, 1, 1]], dtype=torch.bool)
+    score, count = held_out_scores(correct, subsets)
+    # example 0 held out by models 1, 2 -> (0 + 1) / 2; 1 by 2 -> 0; 2 by 0 -> 0; 3 by 0, 1 -> (1 + 0) / 2
+    assert count.tolist() == [2, 1, 1, 2]
+    assert score.tolist() == [0.5, 0.0, 0.0, 0.5]
+    s = random_subsets(101, 6, 2, seed=1)
+    assert s.shape == (6, 50) and all(len(set(r.tolist())) == 50 for r in s)
+    assert not set(s[0].tolist()) & set(s[1].tolist())  # one round of 2 folds: disjoint halves
+    assert held_out_scores(torch.ones(6, 101, dtype=torch.bool), s)[1].min() >= 3  # every example held out 3x
+    assert torch.equal(s, random_subsets(101, 6, 2, seed=1)) and not torch.equal(s, random_subsets(101, 6, 2, 2))
+    with pytest.raises(ValueError, match="multiple of folds"):
+        random_subsets(100, 5, 2, seed=0)
+
+
+def test_consistency_scores_flag_mislabeled_examples():
+    """On separable synthetic data, models that did not see an example predict its true class, so mislabeled
+    examples score low and clean ones high."""
+    from memlib.data import load
+    from memlib.probes.consistency import consistency_scores
+    from memlib.train import TrainSpec
+
+    d = load("synthetic", n_train=300, n_test=20, noise_rate=0.2, seed=0)
+    tr = d.train
+    score, count, _ = consistency_scores(tr.x, tr.y, k=8, folds=2, model="mlp", width=32,
+                                         spec=TrainSpec(epochs=5, batch_size=50, progress=False), seed=0)
+    assert count.min() >= 4
+    assert score[~tr.noisy].mean() > 0.8 and score[tr.noisy].mean() < 0.2
 
 
 def test_tiny_run_end_to_end(store):
@@ -288,15 +371,17 @@ def test_tiny_run_end_to_end(store):
     assert set(acc[acc.method == "example_tied"]["mode"]) == set(exp.ETD_EVAL_MODES)
     ex = r.tables["examples"]
     assert len(ex) == 2 * 120 and ex.noisy.sum() == 2 * 24
-    for col in ("etd_pred_drop", "etd_pred_own", "dropout_pred", "sparse_pred", "dropout_aum", "forgotten"):
+    for col in ("etd_pred_drop", "etd_pred_own", "dropout_pred", "sparse_pred", "dropout_aum", "forgotten", "cscore",
+                "cscore_models"):
         assert col in ex.columns
     assert r.scalars["seeds"] == [0, 1] and r.scalars["n_train"] == 120
     g = r.tables["grid"]
     assert len(g) == min(cfg.grid_size, int(ex[ex.seed == 0].forgotten.sum()))
+    assert ex.cscore.between(0, 1).all() and (ex.cscore_models >= 1).all()
     v = claim.check(r, cfg)
-    assert v.status in ("reproduced", "partly reproduced", "not reproduced")
+    assert len(v.criteria) == 6 and v.scale.seeds == 2
     for fig in (plots.accuracy_bars(r), plots.forgotten_grid(r), plots.atypicality(r)):
-        assert fig is not None
+        assert len(fig.axes) >= 1 and fig.get_figwidth() <= 7
     # Cached: a second call loads the same tables.
     r2 = exp.run(cfg, store)
     assert r2.cached and len(r2.tables["examples"]) == len(ex)

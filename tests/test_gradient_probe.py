@@ -108,3 +108,82 @@ def tiny_run():
     probe = GradientSimilarityProbe(probe_size=20)
     hist = fit(m, d, TrainSpec(epochs=2, batch_size=50, progress=False), callbacks=[probe])
     return hist, probe, m
+
+
+# ---- the training protocol (Maini et al.'s accounting during training) ----------------------------------------
+
+def _tiny(n=60, noise=0.2, model="resnet9", width=4):
+    from memlib.data import load
+    from memlib.models import build_model
+
+    d = load("synthetic", n_train=n, n_test=20, noise_rate=noise, seed=0)
+    torch.manual_seed(0)
+    return d, build_model(model, width, d.image_shape, 10)
+
+
+def test_training_accounting_leaves_training_unchanged():
+    """The surrogate loss has the batch gradient: the same weights (BatchNorm statistics too) as plain training."""
+    import copy
+
+    from memlib.probes.gradients import TrainingGradientAccounting
+    from memlib.train import TrainSpec, fit
+
+    d, m = _tiny()
+    m2 = copy.deepcopy(m)
+    spec = TrainSpec(epochs=2, batch_size=16, progress=False, precision="fp32")
+    acc = TrainingGradientAccounting()
+    h1 = fit(m, d, spec, callbacks=[acc], loss_fn=acc)
+    h2 = fit(m2, d, spec)
+    for (n, a), b in zip(m.state_dict().items(), m2.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-5), n
+    assert h1.train_loss[1:].tolist() == pytest.approx(h2.train_loss[1:].tolist(), rel=1e-5)
+    assert sorted({r["epoch"] for r in acc.rows}) == [1, 2]
+    assert [r["layer"] for r in acc.rows if r["epoch"] == 1] == list(m.LAYER_GROUPS)
+
+
+def test_training_accounting_sums_the_two_parts_of_each_batch():
+    """One batch per epoch, plain SGD with lr 0: the epoch sums are the parts of the batch loss at the initial
+    weights, i.e. (n_group / n) x each group's mean-loss gradient, with BatchNorm in training mode."""
+    from memlib.probes.gradients import TrainingGradientAccounting
+    from memlib.train import TrainSpec, fit
+
+    d, m = _tiny(n=40)
+    m.train()
+    tr = d.train
+    n, noisy = len(tr), tr.noisy
+    pos = torch.arange(n)
+    clean_g = mean_loss_gradient_train(m, tr.x, tr.y, pos, ~noisy)
+    noisy_g = mean_loss_gradient_train(m, tr.x, tr.y, pos, noisy)
+    acc = TrainingGradientAccounting()
+    fit(m, d, TrainSpec(epochs=1, batch_size=n, lr=1e-12, momentum=0.0, weight_decay=0.0, warmup_frac=0.0,
+                        schedule="constant", progress=False, precision="fp32"), callbacks=[acc], loss_fn=acc)
+    for name in clean_g:
+        assert torch.allclose(acc_sum(acc, "clean", name), clean_g[name], atol=1e-5), name
+        assert torch.allclose(acc_sum(acc, "noisy", name), noisy_g[name], atol=1e-5), name
+
+
+def mean_loss_gradient_train(model, x, y, idx, mask):
+    """Gradient of sum over ``mask`` of the per-example loss / n on the whole batch (BatchNorm in training mode)."""
+    import torch.nn.functional as F
+
+    params = dict(model.named_parameters())
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    per = F.cross_entropy(model(x, idx=idx), y, reduction="none")
+    gs = torch.autograd.grad((per * mask.float()).sum() / len(y), list(params.values()))
+    model.load_state_dict(state)  # undo the BatchNorm running-statistics update of this forward pass
+    return dict(zip(params, gs))
+
+
+def acc_sum(acc, group, name):
+    """The epoch sum of the last epoch (kept by the test through ``last_sums``)."""
+    return acc.last_sums[group][name]
+
+
+def test_training_accounting_needs_mislabeled_examples():
+    from memlib.probes.gradients import TrainingGradientAccounting
+    from memlib.train import TrainSpec, fit
+
+    d, m = _tiny(noise=0.0, model="mlp", width=8)
+    acc = TrainingGradientAccounting()
+    with pytest.raises(ValueError, match="noise_rate > 0"):
+        fit(m, d, TrainSpec(epochs=1, progress=False), callbacks=[acc], loss_fn=acc)

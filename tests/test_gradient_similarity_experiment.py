@@ -1,35 +1,110 @@
-"""Claim 1 end to end at a tiny scale: experiment -> store -> verdict, and the CLI's validation."""
+"""Claim 1 end to end at a tiny scale: experiment -> store -> verdict; the verdict on hand-made results (a clear
+effect, no effect, no memorization); the CLI's validation."""
 import subprocess
 import sys
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from memlib.claims import REPRODUCED, PARTLY, NOT_REPRODUCED
+from memlib.claims import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED
 from memlib.claims import gradient_similarity as claim
-from memlib.config import resolve
+from memlib.config import ConfigError, resolve
 from memlib.experiments import gradient_similarity as exp
+from memlib.store import Result
+
+
+TINY = dict(dataset="synthetic", model="mlp", width=16, n_train=200, n_test=50, epochs=3, probe_size=20, seeds=2)
 
 
 @pytest.fixture
 def tiny_cfg():
-    return resolve("gradient_similarity", "smoke", dataset="synthetic", model="mlp", width=16, n_train=200,
-                   n_test=50, epochs=3, probe_size=20, seeds=2)
+    return resolve("gradient_similarity", "smoke", **TINY)
 
 
-def test_run_is_cached_per_seed_and_checked(tiny_cfg, store):
+def test_run_records_both_protocols_is_cached_per_seed_and_checked(tiny_cfg, store):
     r = exp.run(tiny_cfg, store)
     assert not r.cached and sorted(r.tables["history"].seed.unique()) == [0, 1]
     sim = r.tables["similarity"]
-    assert set(sim.layer) == {"fc1", "fc2"} and sorted(sim.epoch.unique()) == [0, 1, 2, 3]
-    assert exp.run(tiny_cfg, store).cached
+    assert list(sim.columns) == list(exp.SIMILARITY_COLUMNS)
+    assert set(sim.layer) == {"fc1", "fc2"}
+    assert sorted(sim[sim.protocol == exp.PROBE].epoch.unique()) == [0, 1, 2, 3]
+    assert sorted(sim[sim.protocol == exp.TRAINING].epoch.unique()) == [1, 2, 3]
+    # the protocol picks the verdict's accounting only: same cache entry
+    probe_cfg = resolve("gradient_similarity", "smoke", **TINY, protocol="probe")
+    assert exp.run(probe_cfg, store).cached
     assert len(store.runs("gradient_similarity/seed")) == 2
     v = claim.check(r, tiny_cfg)
-    assert v.status in (REPRODUCED, PARTLY, NOT_REPRODUCED) and len(v.criteria) == 4
+    assert len(v.criteria) == 5 and sum(c.essential for c in v.criteria) == 2
+    assert v.measured["protocol"] == "training"
+    assert claim.check(r, probe_cfg).measured["protocol"] == "probe"
+
+
+def test_protocol_must_be_known():
+    with pytest.raises(ConfigError, match="unknown protocol 'bogus'"):
+        resolve("gradient_similarity", "smoke", protocol="bogus")
+
+
+def _result(noisy_acc: list[list[float]], cosine, layers=("conv1", "conv2", "fc")) -> Result:
+    """Hand-made tables: per seed a mislabeled-accuracy curve (epochs 0..E) and ``cosine(seed, epoch, layer)``."""
+    hist, sim = [], []
+    for seed, curve in enumerate(noisy_acc):
+        for e, a in enumerate(curve):
+            hist.append({"seed": seed, "epoch": e, "train_noisy_acc": a, "train_clean_acc": 0.9, "test_acc": 0.8,
+                         "train_noisy_true": 0.1})
+            for p in exp.PROTOCOLS:
+                if p == exp.TRAINING and e == 0:
+                    continue
+                for layer in layers:
+                    sim.append({"seed": seed, "protocol": p, "epoch": e, "layer": layer,
+                                "cosine": cosine(seed, e, layer), "norm_clean": 1.0, "norm_noisy": 1.0})
+    return Result({"history": pd.DataFrame(hist), "similarity": pd.DataFrame(sim)}, {"n_train": 1000})
+
+
+def _curve(start: int, end: int, epochs: int = 20, jitter: float = 0.0, rng=None) -> list[float]:
+    out = [0.1] + [0.0 if e < start else min(1.0, 0.1 + 0.85 * (e - start) / max(1, end - start)) for e in
+                   range(1, epochs + 1)]
+    if rng is not None:
+        out = [min(1.0, max(0.0, v + jitter * rng.normal())) for v in out]
+    return out
+
+
+def test_clear_effect_is_reproduced():
+    # windows at 30%-50% of 20 epochs, every cosine in the window negative
+    r = _result([_curve(6, 10), _curve(6, 11), _curve(7, 10)], lambda s, e, l: -0.5 - 0.05 * s)
+    v = claim.check(r)
+    assert v.status == REPRODUCED, v._repr_markdown_()
+    assert v.measured["negative_share"].estimate == 1.0
+
+
+def test_null_gradient_similarity_random_cosines_are_inconclusive():
+    """No sign preference (cosines drawn around 0): the essential sign criterion cannot decide."""
+    rng = np.random.default_rng(0)
+    cos = {(s, e, l): rng.normal(0, 0.3) for s in range(3) for e in range(21) for l in ("conv1", "conv2", "fc")}
+    r = _result([_curve(6, 10), _curve(5, 11), _curve(7, 12)], lambda s, e, l: cos[(s, e, l)])
+    v = claim.check(r)
+    sign = v.criteria[1]
+    assert sign.outcome == "inconclusive" and v.status == INCONCLUSIVE, v._repr_markdown_()
+
+
+def test_null_gradient_similarity_positive_cosines_are_not_reproduced():
+    r = _result([_curve(6, 10), _curve(6, 11), _curve(7, 10)], lambda s, e, l: 0.6 + 0.05 * s)
+    assert claim.check(r).status == NOT_REPRODUCED
+
+
+def test_no_memorization_is_not_reproduced():
+    flat = [0.1] + [0.02] * 20
+    r = _result([flat, flat, flat], lambda s, e, l: -0.5)
+    v = claim.check(r)
+    assert v.criteria[0].outcome == "fails" and v.status == NOT_REPRODUCED
+
+
+def test_one_seed_decides_nothing():
+    v = claim.check(_result([_curve(6, 10)], lambda s, e, l: -0.5))
+    assert v.status == INCONCLUSIVE and all(c.outcome == "inconclusive" for c in v.criteria)
 
 
 def test_memorization_window_from_a_history():
-    import pandas as pd
-
     h = pd.DataFrame({"seed": 0, "epoch": range(6), "train_noisy_acc": [0.1, 0.02, 0.05, 0.3, 0.95, 1.0]})
     assert claim.memorization_window(h) == (3, 4)  # epoch 0 (chance level at init) does not count
     h2 = h.assign(train_noisy_acc=[0.1, 0.0, 0.0, 0.0, 0.05, 0.5])
@@ -38,7 +113,8 @@ def test_memorization_window_from_a_history():
 
 def test_cli_rejects_bad_parameters_before_training():
     for args, msg in [(["-p", "noise_rate=1.5"], "noise_rate must be in [0, 1)"),
-                      (["-p", "epochz=3"], "unknown parameter 'epochz'")]:
+                      (["-p", "epochz=3"], "unknown parameter 'epochz'"),
+                      (["-p", "protocol=bogus"], "unknown protocol 'bogus'")]:
         out = subprocess.run([sys.executable, "-m", "memlib", "run", "01_gradient_similarity", "--profile",
                               "smoke", *args], capture_output=True, text=True, timeout=120)
         assert out.returncode == 2 and msg in out.stderr

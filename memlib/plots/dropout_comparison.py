@@ -6,10 +6,16 @@ import pandas as pd
 import seaborn as sns
 
 from ..claims import dropout_comparison as claim
+from ..experiments.dropout_comparison import DROP, DROPOUT, EVAL, EXAMPLE_TIED, OWN, SPARSE
 from .style import PALETTE, figure, image_grid
 
-SHORT = {("dropout", "eval"): "standard\ndropout", ("sparse", "eval"): "sparse\nnetwork",
-         ("example_tied", "drop"): "example-tied\n(mem. dropped)", ("example_tied", "own"): "example-tied\n(mem. kept)"}
+WIDTH = 6.8  # inches: the book's text column
+SHORT = {(DROPOUT, EVAL): "standard\ndropout", (SPARSE, EVAL): "sparse\nnetwork",
+         (EXAMPLE_TIED, DROP): "example-tied\n(mem. dropped)", (EXAMPLE_TIED, OWN): "example-tied\n(mem. kept)"}
+SCORES = {"cscore": ("held-out consistency score (C-score estimate): accuracy of models that did not see the "
+                     "example", "Held-out consistency of each group"),
+          "dropout_aum": ("standard-dropout model: margin on the given label, averaged over training",
+                          "How well the standard-dropout model fits each group")}
 
 
 def accuracy_bars(result, ax=None):
@@ -23,13 +29,13 @@ def accuracy_bars(result, ax=None):
     order = [v for k, v in SHORT.items() if v in set(long.model)]
     colors = {"clean": PALETTE["clean"], "mislabeled": PALETTE["noisy"]}
     if ax is None:
-        fig, ax = figure(figsize=(8, 3.8))
+        fig, ax = figure(figsize=(WIDTH, 3.8))
     sns.barplot(long, x="model", y="accuracy", hue="group", order=order, hue_order=["clean", "mislabeled"],
                 palette=colors, errorbar=None, alpha=0.85, ax=ax)
     sns.stripplot(long, x="model", y="accuracy", hue="group", order=order, hue_order=["clean", "mislabeled"],
                   palette=colors, dodge=True, color="k", size=3, ax=ax, legend=False, edgecolor="k", linewidth=0.6)
-    ref = {SHORT[("dropout", "eval")]: claim.REFERENCE["dropout"], SHORT[("sparse", "eval")]: claim.REFERENCE["sparse"],
-           SHORT[("example_tied", "drop")]: claim.REFERENCE["example_tied"]}
+    ref = {SHORT[(DROPOUT, EVAL)]: claim.REFERENCE[DROPOUT], SHORT[(SPARSE, EVAL)]: claim.REFERENCE[SPARSE],
+           SHORT[(EXAMPLE_TIED, DROP)]: claim.REFERENCE[EXAMPLE_TIED]}
     first = True
     for i, name in enumerate(order):
         if name in ref:
@@ -40,13 +46,13 @@ def accuracy_bars(result, ax=None):
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("")
     ax.set_ylabel("training accuracy (given label)")
-    ax.set_title("Who fits the mislabeled examples?")
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    ax.tick_params(labelsize=9)
+    ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
     return ax.figure
 
 
-def forgotten_grid(result, n: int | None = None, ncols: int = 8):
-    """Clean training examples forgotten when the memorization channels are dropped (hardest first)."""
+def forgotten_grid(result, n: int | None = None, ncols: int = 6):
+    """Clean training examples forgotten when the memorization channels are dropped (least consistent first)."""
     g = result.tables["grid"]
     classes = result.scalars["classes"]
     if n is not None:
@@ -60,12 +66,15 @@ def forgotten_grid(result, n: int | None = None, ncols: int = 8):
     pix = g[[c for c in g.columns if c.startswith("p") and c[1:].isdigit()]].to_numpy(dtype=np.float32)
     images = pix.reshape(len(g), *shape)
     titles = [f"given: {classes[int(a)]}\nnow: {classes[int(b)]}" for a, b in zip(g.label, g.etd_pred_drop)]
-    return image_grid(images, titles, ncols=ncols, size=1.3)
+    fig = image_grid(images, titles, ncols=ncols, size=WIDTH / ncols)
+    for ax in fig.axes:
+        ax.title.set_fontsize(9)
+    return fig
 
 
-def atypicality(result, column: str = "dropout_aum", ax=None):
-    """Distribution of the standard-dropout model's per-example score for kept clean, forgotten clean and
-    mislabeled training examples (all seeds)."""
+def atypicality(result, column: str = "cscore", ax=None):
+    """Distribution of a per-example score (``cscore``: held-out consistency; ``dropout_aum``: the standard-dropout
+    model's area under the margin) for kept clean, forgotten clean and mislabeled training examples (all seeds)."""
     ex = result.tables["examples"]
     clean = ~ex.noisy.astype(bool)
     group = np.where(~clean, "mislabeled", np.where(ex.forgotten.astype(bool), "clean, forgotten",
@@ -76,14 +85,16 @@ def atypicality(result, column: str = "dropout_aum", ax=None):
     colors = {"clean, kept": PALETTE["clean"], "clean, forgotten": PALETTE["paper"],
               "clean, never fit": PALETTE["test"], "mislabeled": PALETTE["noisy"]}
     if ax is None:
-        fig, ax = figure(figsize=(8, 3.4))
+        fig, ax = figure(figsize=(WIDTH, 3.2))
     sns.boxplot(df, x="score", y="group", order=order, hue="group", palette=colors, ax=ax, showfliers=False,
                 legend=False)
     sns.stripplot(df, x="score", y="group", order=order, color="k", size=1.5, alpha=0.25, ax=ax)
     counts = df.group.value_counts()
     ax.set_yticks(range(len(order)), [f"{g} (n = {counts[g]:,})" for g in order])
-    ax.axvline(0, color="k", lw=0.8, ls=":")
-    ax.set_xlabel("standard-dropout model: margin on the given label, averaged over training")
+    if column == "dropout_aum":
+        ax.axvline(0, color="k", lw=0.8, ls=":")
+    xlabel, title = SCORES.get(column, (column, column))
+    ax.set_xlabel(xlabel, fontsize=10)
     ax.set_ylabel("")
-    ax.set_title("How well the standard-dropout model fits each group")
+    ax.tick_params(labelsize=9)
     return ax.figure

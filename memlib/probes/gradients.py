@@ -1,9 +1,17 @@
 """Per-layer gradient similarity between two groups of examples (e.g. clean vs mislabeled).
 
-Each group's *average gradient* is the gradient of its mean loss, so no per-example gradients are needed.
-For every parameter tensor we take the cosine between the two groups' average gradients; a layer group's
-cosine is the mean over its tensors (as in Maini et al.'s accounting).  Norms are of the whole layer
-group's gradient, per group of examples.
+Two protocols (claim 1):
+
+* ``training`` (Maini et al.'s accounting, :class:`TrainingGradientAccounting`): in every training batch, the
+  batch's mean loss is split into the part of its clean examples and the part of its mislabeled examples (each
+  divided by the batch size, so the two add up to the batch loss); each part's gradient is taken at the current
+  weights with BatchNorm in training mode, from the batch's one forward pass, and summed over the epoch.
+* ``probe`` (:class:`GradientSimilarityProbe`): at the end of every epoch, at fixed weights, the gradient of the
+  mean loss of a fixed subset of clean examples and of mislabeled examples, with BatchNorm in evaluation mode.
+
+Either way, for every parameter tensor we take the cosine between the two groups' gradients; a layer group's
+cosine is the mean over its tensors (as in Maini et al.'s accounting).  Norms are of the whole layer group's
+gradient, per group of examples.
 """
 from __future__ import annotations
 
@@ -40,6 +48,20 @@ def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a.flatten() @ b.flatten() / (na * nb)).item()
 
 
+def layer_rows(model: nn.Module, ga: dict[str, torch.Tensor], gb: dict[str, torch.Tensor]) -> list[dict]:
+    """Per layer group of ``model``: the mean over its tensors of the cosine between ``ga`` and ``gb`` (dicts of
+    gradients by parameter name), and each side's norm over the whole group."""
+    rows = []
+    for layer, named in layer_groups(model).items():
+        cosines = [_cos(ga[n], gb[n]) for n, _ in named]
+        cosines = [c for c in cosines if c == c]
+        va = torch.cat([ga[n].flatten() for n, _ in named])
+        vb = torch.cat([gb[n].flatten() for n, _ in named])
+        rows.append({"layer": layer, "cosine": sum(cosines) / len(cosines) if cosines else float("nan"),
+                     "norm_a": va.norm().item(), "norm_b": vb.norm().item()})
+    return rows
+
+
 def group_similarity(model: nn.Module, group_a: tuple, group_b: tuple, eval_mode: bool = True) -> list[dict]:
     """Cosine similarity and norms of two groups' average gradients, per layer group of ``model``.
 
@@ -53,15 +75,7 @@ def group_similarity(model: nn.Module, group_a: tuple, group_b: tuple, eval_mode
         gb = mean_loss_gradient(model, *group_b)
     finally:
         model.train(was)
-    rows = []
-    for layer, named in layer_groups(model).items():
-        cosines = [_cos(ga[n], gb[n]) for n, _ in named]
-        cosines = [c for c in cosines if c == c]
-        va = torch.cat([ga[n].flatten() for n, _ in named])
-        vb = torch.cat([gb[n].flatten() for n, _ in named])
-        rows.append({"layer": layer, "cosine": sum(cosines) / len(cosines) if cosines else float("nan"),
-                     "norm_a": va.norm().item(), "norm_b": vb.norm().item()})
-    return rows
+    return layer_rows(model, ga, gb)
 
 
 class GradientSimilarityProbe:
@@ -102,3 +116,67 @@ class GradientSimilarityProbe:
 
     def on_epoch_end(self, run):
         self._probe(run)
+
+
+class TrainingGradientAccounting:
+    """Maini et al.'s gradient accounting during training: a loss function for :func:`memlib.train.fit` that is
+    also its callback.
+
+    Called as ``loss_fn(logits, y, idx)`` on every training batch, it splits the batch's mean cross-entropy into
+    the clean part and the mislabeled part (per-example losses masked by ``data.train.noisy[idx]``, each summed
+    and divided by the batch size), takes each part's gradient with :func:`torch.autograd.grad` from the batch's
+    one forward pass (BatchNorm in training mode, as the optimizer sees it), adds them in fp32 to the epoch's two
+    sums, and returns a surrogate loss whose value is the batch loss and whose gradient is the sum of the two parts
+    -- exactly the batch gradient -- so the optimizer step is unchanged and no third backward pass is needed.
+
+    At the end of every epoch (``on_epoch_end``), one row per layer group is appended to ``self.rows`` (epoch,
+    layer, cosine, norm_clean, norm_noisy); the epoch's sums are kept as ``self.last_sums`` and new ones started.  The gradients are taken outside autocast, from
+    fp32 logits; under bf16 training the backward pass through the model follows its forward dtypes, so they are
+    exactly the gradients that training used.
+    """
+
+    def __init__(self):
+        self.rows: list[dict] = []
+        self._noisy: torch.Tensor | None = None
+        self._params: dict[str, torch.Tensor] = {}
+
+    def on_fit_start(self, run) -> None:
+        if not bool(run.data.train.noisy.any()):
+            raise ValueError("gradient accounting needs mislabeled examples: set noise_rate > 0")
+        self._noisy = run.data.train.noisy
+        self._model = run.model
+        self._params = {n: p for n, p in run.model.named_parameters() if p.requires_grad}
+        self._reset()
+
+    def _reset(self) -> None:
+        self.sum_clean = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in self._params.items()}
+        self.sum_noisy = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in self._params.items()}
+
+    def __call__(self, logits: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        if self._noisy is None:
+            raise RuntimeError("TrainingGradientAccounting must also be passed to fit as a callback")
+        per_example = F.cross_entropy(logits.float(), y, reduction="none")
+        noisy = self._noisy[idx].to(per_example.dtype)
+        b = len(y)
+        parts = ((per_example * (1 - noisy)).sum() / b, (per_example * noisy).sum() / b)
+        names, params = list(self._params), list(self._params.values())
+        total = []
+        for part, sums in zip(parts, (self.sum_clean, self.sum_noisy)):
+            grads = torch.autograd.grad(part, params, retain_graph=True, allow_unused=True)
+            for n, g in zip(names, grads):
+                if g is not None:
+                    sums[n] += g.float()
+            total.append(grads)
+        surrogate = per_example.mean().detach()
+        for p, gc, gn in zip(params, *total):
+            g = (gc if gc is not None else 0) + (gn if gn is not None else 0)
+            if isinstance(g, torch.Tensor):
+                surrogate = surrogate + ((p - p.detach()) * g.detach()).sum()  # value 0, gradient g
+        return surrogate
+
+    def on_epoch_end(self, run) -> None:
+        for r in layer_rows(self._model, self.sum_clean, self.sum_noisy):
+            self.rows.append({"epoch": run.epoch, "layer": r["layer"], "cosine": r["cosine"],
+                              "norm_clean": r["norm_a"], "norm_noisy": r["norm_b"]})
+        self.last_sums = {"clean": self.sum_clean, "noisy": self.sum_noisy}
+        self._reset()
