@@ -224,7 +224,7 @@ class Config:
 
         exp = get_experiment(self.experiment)
         merged = {**self.values, **overrides}
-        return build(self.experiment, self.profile, exp.PARAMS, merged, exp.validate)
+        return build(self.experiment, self.profile, exp.PARAMS, merged, getattr(exp, "validate", None))
 
     def __repr__(self) -> str:  # short and readable in notebooks
         inner = ", ".join(f"{k}={v!r}" for k, v in self.values.items())
