@@ -228,16 +228,18 @@ def caveats(cfg, result) -> str:
     if cfg.prune_rate != 0.2:
         items.append(f"Pruning removes {cfg.prune_rate:.0%} of the remaining weights a round for {cfg.rounds} round(s) "
                      f"({Measured(final_sparsity(cfg.values), 'percent')} sparse); open_lth removes 20% a round "
-                     "(11 rounds for 91.4%). Larger steps find tickets less well, so this favours the random mask "
-                     "less than it would at 20% a round.")
+                     "(11 rounds for 91.4%). Larger steps find weaker tickets (one-shot pruning does worse than "
+                     "iterative pruning in Frankle & Carbin), so a ticket-vs-random difference may be smaller here "
+                     "than at 20% a round.")
     if cfg.scope != "global":
         items.append("Pruning is per layer (Frankle & Carbin's small networks); open_lth's default is global.")
     items.append(f"Each pruned network retrains for the full {cfg.epochs} epochs with the full learning-rate schedule "
                  f"from its rewound weights; open_lth continues from iteration k = {cfg.rewind_step} to the end "
                  f"({Measured(cfg.rewind_step / steps, 'percent')} fewer iterations).")
-    items.append("Example-tied dropout sits after every conv block and both residual blocks of ResNet-9 (six sites; "
-                 "after the hidden layer for an MLP). The authors' public code is ambiguous about which placement "
-                 "produced their Table 3: this placement is our reading.")
+    where = {"resnet9": "after every conv block and both residual blocks of ResNet-9 (six sites)",
+             "mlp": "after the MLP's hidden layer", "smallcnn": "after each conv block of the small CNN"}
+    items.append(f"Example-tied dropout sits {where.get(cfg.model, 'at the model sites')}. The authors' public code is "
+                 "ambiguous about which placement produced their Table 3: this placement is our reading.")
     if cfg.model == "resnet9":
         gen = [max(1, int(cfg.p_gen * c)) for c in (cfg.width, 2 * cfg.width, 4 * cfg.width)]
         items.append(f"At width {cfg.width} a site has only {gen[0]}–{gen[2]} generalization channels "
@@ -248,15 +250,23 @@ def caveats(cfg, result) -> str:
                  "construction.")
     items.append(f"Mislabeled examples get a uniformly drawn *wrong* class ({cfg.noise_rate:.0%} of the labels).")
     items.append("Each network is evaluated once, at the end of its training (no learning curves).")
-    items.append(f"Intervals are 95% t-intervals over {len(sc['seeds'])} seed(s): with three seeds an effect must be "
-                 "about 2.5 seed standard deviations from its threshold to decide a step.")
+    n = len(sc["seeds"])
+    if n < 2:
+        items.append("One seed gives no interval, so no step is decided: run with `-p seeds=3` or more.")
+    else:
+        from scipy import stats
+
+        k = float(stats.t.ppf(0.975, n - 1)) / n ** 0.5
+        items.append(f"Intervals are 95% t-intervals over {n} seeds: a step is decided only when its mean effect is "
+                     f"more than about {k:.1f} seed standard deviations from the threshold.")
     return "\n".join(f"- {i}" for i in items)
 
 
 def deciding(v: Verdict) -> list[tuple[str, str, str]]:
     """The verdict box's rows: the numbers that decide the steps, beside what the talk predicts."""
     m = v.measured
-    return [("mean |w − w0|, memorization / generalization channels", "below 1 (hypothesised)",
+    return [("mean distance moved from initialisation, memorization / generalization channels",
+             "below 1 (hypothesised)",
              str(m["moved_ratio"])),
             ("share of pruned weights in memorization channels / chance", "above 1 (hypothesised)",
              str(m["enrichment"])),
