@@ -74,18 +74,16 @@ def pruning_enrichment(overlap: pd.DataFrame, rnd: int = 1) -> pd.DataFrame:
     return out
 
 
-def final_arms(arms: pd.DataFrame, chain: Chain) -> pd.DataFrame:
-    """The chain's arms at its last pruning round: one row per seed, one column per arm, for every metric."""
-    a = arms[(arms.chain == chain.value) & (arms["round"] == arms["round"].max())]
-    return a.pivot_table(index="seed", columns="arm", values=["train_clean_acc", "train_noisy_acc", "test_acc"])
-
-
 def gap(arms: pd.DataFrame, chain: Chain, metric: str = "train_noisy_acc", a: Arm = Arm.RANDOM_K,
         b: Arm = Arm.MAGNITUDE_K) -> pd.Series:
     """Per seed, at the last round of ``chain``: ``metric`` of arm ``a`` minus arm ``b`` (default: how many more
     mislabeled examples the random mask fits than the ticket)."""
-    f = final_arms(arms, chain)[metric]
-    return f[a.value] - f[b.value]
+    last = arms[(arms.chain == chain.value) & (arms["round"] == arms["round"].max())]
+
+    def of(arm: Arm) -> pd.Series:
+        return last.loc[last.arm == arm.value].set_index("seed")[metric]
+
+    return of(a) - of(b)
 
 
 def dense(arms: pd.DataFrame, chain: Chain = Chain.ORDINARY) -> pd.DataFrame:
