@@ -99,7 +99,7 @@ def tickets_by_sparsity(result):
            METRICS["test_acc"]: PALETTE["test"]}
     sns.lineplot(long, x="sparsity", y="accuracy", hue="metric", palette=pal, marker="o", errorbar=("ci", 95), ax=ax)
     sns.scatterplot(rl, x="sparsity", y="accuracy", hue="metric", palette=pal, marker="X", s=70, ax=ax, legend=False)
-    ax.set_xlabel("fraction of weights pruned (ordinary ticket; ✕ = random mask at the last level)", fontsize=10)
+    ax.set_xlabel("fraction of weights pruned (✕: random mask)", fontsize=10)
     ax.set_ylabel("accuracy", fontsize=10)
     ax.set_ylim(-0.02, 1.02)
     ax.legend(**LEGEND)
