@@ -1,27 +1,48 @@
-"""Lottery-ticket pruning (Frankle & Carbin 2019; Frankle et al. 2020) and per-channel weight statistics.
+"""Lottery tickets (Frankle & Carbin 2019; Frankle et al. 2020) written once, and per-channel weight statistics.
 
-* Masks are ``{parameter name: bool tensor}`` over the *prunable* weights (conv and linear weights; biases and
-  BatchNorm parameters are never pruned).  ``True`` = kept.
-* :func:`magnitude_prune` removes a fraction ``rate`` of the *remaining* weights per round, by smallest
-  ``|w|``, over the whole network (``scope="global"``) or within each layer (``scope="layer"``).
-* :func:`random_masks` is the control: random masks with exactly the same number of kept weights per layer.
-* Resets: :func:`snapshot` / :func:`rewind` (weights saved at iteration 0 or at iteration k, captured during
-  training by :class:`CaptureAt`), or :func:`reinit` (a fresh random initialisation).
-* :class:`MaskCallback` keeps pruned weights at exactly zero during :func:`memlib.train.fit`: it masks the
-  gradients (so neither momentum nor the gradient moves a pruned weight; weight decay of a zero weight is zero)
-  and, after every optimizer step, re-zeroes the weights and the optimizer's momentum buffers.
-* :func:`channel_stats` / :func:`pruned_share`: for every example-tied dropout site, the weights of the layer
-  that precedes it, split into generalization and memorization channels (its output channels / units).
+Used by chapter 5 (``memlib.experiments.lth_vs_dropout``) and chapter 4's rewinding (``early_learning``).
+
+The procedure, after open_lth's ``lottery`` runner (facebookresearch/open_lth):
+
+1. **capture** -- train the dense network once, saving its weights at iteration 0 and at iteration ``k``
+   (:class:`CaptureAt` -> :class:`RewindPoints`);
+2. **prune** -- :func:`magnitude_prune` removes a fraction ``rate`` of the *remaining* weights, by smallest
+   ``|w|``, over every conv and linear weight together (``scope="global"``, open_lth's ``sparse_global``: 20% a
+   round) or within each layer (``scope="layer"``, Frankle & Carbin's small nets); biases and BatchNorm are never
+   pruned;
+3. **rewind** -- :func:`start` puts a fresh network at the start named by an :class:`Arm` (open_lth's branches):
+   the magnitude mask with the weights of iteration ``k`` (the lottery ticket) or of iteration 0, the magnitude
+   mask with a random re-initialisation (``randomly_reinitialize``), or a random mask with the same number of kept
+   weights in every layer, rewound to ``k`` (``randomly_prune``);
+4. **retrain** -- :func:`retrain` trains it under the mask (:class:`MaskCallback` keeps pruned weights at zero).
+
+:class:`LotteryTicket` repeats 2--4 (iterative magnitude pruning, IMP): each level's mask is pruned from the
+previous level's trained ticket, so its :meth:`LotteryTicket.levels` yield the tickets at sparsities
+``1 - (1 - rate)^r``.  The training itself is a function the caller passes (any architecture, any data, the one
+loop of :mod:`memlib.train`), so the procedure has no Config and no data of its own.
+
+Masks are ``{parameter name: bool tensor}`` over the prunable weights; ``True`` = kept.  Random streams come from
+:func:`memlib.seeds.derive` (the run's seed, the arm and the level), never from the global generator.
+
+:func:`channel_stats` / :func:`pruned_share`: for every example-tied dropout site, the weights of the layer that
+precedes it, split into generalization and memorization channels (its output channels / units): their size
+``|w|``, and how far they moved from initialisation ``|w - w0|``.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Callable, Iterator
 
 import pandas as pd
 import torch
 from torch import nn
 
 from .dropout import ExampleTiedDropout
+from .seeds import derive
 
 Masks = dict[str, torch.Tensor]
+State = dict[str, torch.Tensor]
 SCOPES = ("global", "layer")
 
 
@@ -45,10 +66,6 @@ def sparsity(masks: Masks) -> float:
     total = sum(m.numel() for m in masks.values())
     kept = sum(int(m.sum()) for m in masks.values())
     return 1.0 - kept / max(1, total)
-
-
-def layer_sparsity(masks: Masks) -> dict[str, float]:
-    return {n: 1.0 - m.float().mean().item() for n, m in masks.items()}
 
 
 def _prune_scores(scores: torch.Tensor, mask: torch.Tensor, n_remove: int) -> torch.Tensor:
@@ -151,14 +168,14 @@ class MaskCallback:
         self._hooks = []
 
 
-# ----------------------------------------------------------------------------- resets
+# ----------------------------------------------------------------------------- capture and rewind
 
-def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+def snapshot(model: nn.Module) -> State:
     """A detached copy of the model's parameters and buffers (what rewinding restores)."""
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def rewind(model: nn.Module, saved: dict[str, torch.Tensor], masks: Masks | None = None) -> nn.Module:
+def rewind(model: nn.Module, saved: State, masks: Masks | None = None) -> nn.Module:
     """Load the saved weights into ``model`` (keys the model lacks are ignored, e.g. dropout masks of another
     variant of the same architecture) and zero the pruned ones."""
     own = model.state_dict()
@@ -192,7 +209,7 @@ class CaptureAt:
 
     def __init__(self, steps):
         self.steps = sorted(set(int(s) for s in steps))
-        self.saved: dict[int, dict[str, torch.Tensor]] = {}
+        self.saved: dict[int, State] = {}
 
     def on_fit_start(self, run):
         if 0 in self.steps:
@@ -203,9 +220,150 @@ class CaptureAt:
             self.saved[run.step] = snapshot(run.model)
 
 
-def strip_example_tied(model: nn.Module, plain: nn.Module) -> nn.Module:
-    """Copy ``model``'s weights into ``plain``, the same architecture built without channel dropout."""
-    return rewind(plain, snapshot(model))
+@dataclass(frozen=True)
+class RewindPoints:
+    """The dense training's weights at iteration 0 (``init``) and after ``k`` iterations (``at_k``)."""
+
+    init: State
+    at_k: State
+    k: int
+
+
+# ----------------------------------------------------------------------------- the branches
+
+class Arm(str, Enum):
+    """Where a network starts its (re)training: the unpruned reference and open_lth's lottery branches.
+
+    The value is the label used in tables, figures and on the page; claims and plots import this enum.
+    """
+
+    DENSE = "dense"
+    MAGNITUDE_K = "magnitude / rewind to k"
+    MAGNITUDE_0 = "magnitude / rewind to 0"
+    REINIT = "magnitude / random re-init"
+    RANDOM_K = "random mask / rewind to k"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def description(self) -> str:
+        return _DESCRIPTIONS[self]
+
+    @property
+    def pruned(self) -> bool:
+        return self is not Arm.DENSE
+
+
+_DESCRIPTIONS = {
+    Arm.DENSE: "no pruning, from iteration 0 (the reference)",
+    Arm.MAGNITUDE_K: "magnitude mask, surviving weights rewound to iteration k (the lottery ticket; open_lth's "
+                     "main line with rewinding)",
+    Arm.MAGNITUDE_0: "magnitude mask, surviving weights reset to iteration 0 (Frankle & Carbin 2019)",
+    Arm.REINIT: "magnitude mask, weights randomly re-initialised (open_lth's randomly_reinitialize)",
+    Arm.RANDOM_K: "random mask with the magnitude mask's per-layer counts, rewound to iteration k "
+                  "(open_lth's randomly_prune)",
+}
+
+
+def start(arm: Arm, model: nn.Module, masks: Masks, points: RewindPoints, seed: int, level: int = 0) -> Masks:
+    """Put ``model`` (a fresh network of the ticket's architecture) at ``arm``'s start for the mask ``masks`` of
+    pruning level ``level``; returns the mask it must train under.  Random choices (re-initialisation, random
+    mask) are drawn from ``derive(seed, arm, level)``."""
+    arm = Arm(arm)
+    if arm is Arm.DENSE:
+        rewind(model, points.init)
+        return full_masks(model)
+    if arm is Arm.MAGNITUDE_K:
+        rewind(model, points.at_k, masks)
+        return masks
+    if arm is Arm.MAGNITUDE_0:
+        rewind(model, points.init, masks)
+        return masks
+    if arm is Arm.REINIT:
+        reinit(model, derive(seed, arm.name, level), masks)
+        return masks
+    rmasks = random_masks(masks, derive(seed, arm.name, level))
+    rewind(model, points.at_k, rmasks)
+    return rmasks
+
+
+Build = Callable[[], nn.Module]
+Train = Callable[[nn.Module, list, str], pd.DataFrame]  # (model, callbacks, description) -> per-epoch history
+
+
+def retrain(arm: Arm, build: Build, train: Train, masks: Masks, points: RewindPoints, seed: int,
+            level: int = 0) -> tuple[nn.Module, pd.DataFrame, Masks]:
+    """Build a network, :func:`start` it as ``arm``, train it under its mask: ``(model, history, mask)``."""
+    arm = Arm(arm)
+    model = build()
+    used = start(arm, model, masks, points, seed, level)
+    callbacks = [MaskCallback(used)] if arm.pruned else []
+    return model, train(model, callbacks, f"level {level}: {arm.value}"), used
+
+
+@dataclass
+class Level:
+    """One level of iterative magnitude pruning.
+
+    ``masks`` is this level's mask (all True at level 0), pruned from ``previous`` by the magnitudes of
+    ``ranked_by`` (the previous level's trained network); ``model`` / ``history`` are the network trained under
+    ``masks`` from iteration ``k`` (the dense network from iteration 0 at level 0), or None when the level was
+    only pruned, not trained.
+    """
+
+    round: int
+    masks: Masks
+    model: nn.Module | None
+    history: pd.DataFrame | None
+    previous: Masks | None = None
+    ranked_by: nn.Module | None = None
+
+    @property
+    def sparsity(self) -> float:
+        return sparsity(self.masks)
+
+
+class LotteryTicket:
+    """Iterative magnitude pruning with rewinding (open_lth's lottery runner), for any network.
+
+    ``build()`` returns a fresh network of the chain's architecture (its initial weights do not matter after
+    level 0: every level is rewound); ``train(model, callbacks, description)`` trains it and returns the
+    history.  :meth:`levels` trains the dense network (capturing :attr:`points`), then per round prunes
+    ``rate`` of the remaining weights (``scope``) and retrains the ticket from iteration ``k``.
+    """
+
+    def __init__(self, build: Build, train: Train, rate: float, scope: str = "global", rewind_step: int = 0):
+        if not 0.0 < rate < 1.0:
+            raise ValueError(f"pruning rate must be in (0, 1), got {rate}")
+        if scope not in SCOPES:
+            raise ValueError(f"unknown pruning scope {scope!r}; choose one of: {', '.join(SCOPES)}")
+        if rewind_step < 0:
+            raise ValueError(f"rewind_step must be >= 0, got {rewind_step}")
+        self.build, self.train, self.rate, self.scope, self.rewind_step = build, train, rate, scope, rewind_step
+        self.points: RewindPoints | None = None
+
+    def levels(self, rounds: int, train_last: bool = True) -> Iterator[Level]:
+        """Level 0 (dense) to ``rounds``; with ``train_last=False`` the last level is pruned but not trained
+        (when only its mask is needed)."""
+        model = self.build()
+        cap = CaptureAt([0, self.rewind_step])
+        hist = self.train(model, [cap], "level 0: dense")
+        if self.rewind_step not in cap.saved:
+            raise ValueError(f"rewind_step {self.rewind_step} is beyond the end of the dense training")
+        self.points = RewindPoints(cap.saved[0], cap.saved[self.rewind_step], self.rewind_step)
+        level = Level(0, full_masks(model), model, hist)
+        yield level
+        for rnd in range(1, rounds + 1):
+            masks = magnitude_prune(level.model, level.masks, self.rate, self.scope)
+            if rnd == rounds and not train_last:
+                yield Level(rnd, masks, None, None, level.masks, level.model)
+                return
+            model = self.build()
+            start(Arm.MAGNITUDE_K, model, masks, self.points, 0, rnd)
+            hist = self.train(model, [MaskCallback(masks)], f"level {rnd}: {Arm.MAGNITUDE_K.value}")
+            level = Level(rnd, masks, model, hist, level.masks, level.model)
+            yield level
 
 
 # ----------------------------------------------------------------------------- channel statistics
@@ -224,17 +382,28 @@ def etd_sites(model: nn.Module) -> list[tuple[int, str, nn.Module, ExampleTiedDr
     return out
 
 
-def channel_stats(model: nn.Module) -> pd.DataFrame:
+GENERALIZATION, MEMORIZATION = "generalization", "memorization"
+
+
+def channel_stats(model: nn.Module, init: State | None = None) -> pd.DataFrame:
     """Per output channel of each layer before an example-tied dropout site: group (generalization /
-    memorization), mean |w| and L2 norm of its incoming weights."""
+    memorization), mean |w| and L2 norm of its incoming weights, and with ``init`` (the weights at iteration 0)
+    ``moved``: the mean |w - w0| of its incoming weights, how far the channel moved from its initialisation."""
     rows = []
     for site, lname, layer, etd in etd_sites(model):
         w = layer.weight.detach().float().flatten(1).cpu()
         mean_abs, l2 = w.abs().mean(1), w.norm(dim=1)
+        moved = None
+        if init is not None:
+            w0 = init[f"{lname}.weight"].detach().float().flatten(1).cpu()
+            moved = (w - w0).abs().mean(1)
         for c in range(w.shape[0]):
-            rows.append({"site": site, "layer": lname, "channel": c,
-                         "group": "generalization" if c < etd.n_gen else "memorization",
-                         "mean_abs": mean_abs[c].item(), "l2": l2[c].item()})
+            row = {"site": site, "layer": lname, "channel": c,
+                   "group": GENERALIZATION if c < etd.n_gen else MEMORIZATION,
+                   "mean_abs": mean_abs[c].item(), "l2": l2[c].item()}
+            if moved is not None:
+                row["moved"] = moved[c].item()
+            rows.append(row)
     return pd.DataFrame(rows)
 
 

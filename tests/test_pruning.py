@@ -5,8 +5,9 @@ from torch import nn
 from memlib.data import load
 from memlib.dropout import make_factory
 from memlib.models import build_model
-from memlib.pruning import (CaptureAt, MaskCallback, apply_masks, channel_stats, full_masks, magnitude_prune,
-                            prunable, pruned_share, random_masks, reinit, rewind, snapshot, sparsity)
+from memlib.pruning import (Arm, CaptureAt, LotteryTicket, MaskCallback, RewindPoints, apply_masks, channel_stats,
+                            full_masks, magnitude_prune, prunable, pruned_share, random_masks, reinit, retrain, rewind,
+                            snapshot, sparsity, start)
 from memlib.train import TrainSpec, fit
 
 
@@ -164,3 +165,99 @@ def test_etd_sites_of_resnet9_are_the_layers_before_each_site():
     m = build_model("resnet9", 4, (1, 28, 28), 10, f)
     st = channel_stats(m)
     assert list(dict.fromkeys(st.layer)) == ["conv1.0", "conv2.0", "res1.b.0", "conv3.0.0", "res2.b.0", "conv4.0"]
+
+
+# ----------------------------------------------------------------------------- the procedure and its branches
+
+def _points(m):
+    """RewindPoints whose iteration-0 and iteration-k weights differ in a known way."""
+    init = snapshot(m)
+    at_k = {k: v + 1.0 if v.is_floating_point() else v for k, v in init.items()}
+    return RewindPoints(init, at_k, 5)
+
+
+def test_every_branch_starts_where_its_name_says():
+    m = _mlp(16)
+    pts = _points(m)
+    masks = magnitude_prune(m, None, 0.5, "global")
+    keep = masks["fc1.weight"]
+    started = {}
+    for arm in Arm:
+        net = _mlp(16)
+        used = start(arm, net, masks, pts, seed=0, level=1)
+        started[arm] = (net.fc1.weight.detach().clone(), used)
+    w, used = started[Arm.DENSE]
+    assert torch.equal(w, pts.init["fc1.weight"]) and all(u.all() for u in used.values())
+    w, used = started[Arm.MAGNITUDE_K]
+    assert torch.equal(w[keep], pts.at_k["fc1.weight"][keep]) and (w[~keep] == 0).all() and used is masks
+    w, _ = started[Arm.MAGNITUDE_0]
+    assert torch.equal(w[keep], pts.init["fc1.weight"][keep]) and (w[~keep] == 0).all()
+    w, _ = started[Arm.REINIT]
+    assert (w[~keep] == 0).all() and not torch.equal(w[keep], pts.init["fc1.weight"][keep])
+    w, used = started[Arm.RANDOM_K]
+    assert all(int(used[n].sum()) == int(masks[n].sum()) for n in masks)  # same per-layer counts
+    assert not torch.equal(used["fc1.weight"], keep)
+    assert torch.equal(w[used["fc1.weight"]], pts.at_k["fc1.weight"][used["fc1.weight"]])
+    # random choices are derived from (seed, branch, level): reproducible, and different at another level
+    again = start(Arm.RANDOM_K, _mlp(16), masks, pts, seed=0, level=1)
+    other = start(Arm.RANDOM_K, _mlp(16), masks, pts, seed=0, level=2)
+    assert torch.equal(again["fc1.weight"], used["fc1.weight"]) and not torch.equal(other["fc1.weight"],
+                                                                                    used["fc1.weight"])
+    assert Arm("magnitude / rewind to k") is Arm.MAGNITUDE_K and str(Arm.RANDOM_K) == "random mask / rewind to k"
+
+
+def test_lottery_ticket_levels_prune_iteratively_and_rewind_to_k():
+    d = load("synthetic", n_train=90, n_test=30, noise_rate=0.0, seed=0)
+    starts = []
+
+    def build():
+        return _mlp(16)
+
+    def train(model, callbacks, desc):
+        starts.append((desc, model.fc1.weight.detach().clone()))
+        return fit(model, d, TrainSpec(epochs=2, batch_size=30, lr=0.1, progress=False, eval_every=2),
+                   callbacks=callbacks)
+
+    ticket = LotteryTicket(build, train, rate=0.5, scope="global", rewind_step=2)
+    levels = list(ticket.levels(3, train_last=False))
+    assert [lv.round for lv in levels] == [0, 1, 2, 3]
+    assert [round(lv.sparsity, 2) for lv in levels] == [0.0, 0.5, 0.75, 0.88]
+    assert levels[-1].model is None and levels[-1].ranked_by is levels[-2].model  # last level pruned, not trained
+    for prev, lv in zip(levels, levels[1:]):
+        assert all(not (lv.masks[n] & ~prev.masks[n]).any() for n in lv.masks)  # pruned weights stay pruned
+        assert lv.previous is prev.masks
+    # levels 1 and 2 started from the weights of iteration k = 2, masked
+    assert len(starts) == 3 and ticket.points.k == 2
+    for (desc, w), lv in zip(starts[1:], levels[1:3]):
+        keep = lv.masks["fc1.weight"]
+        assert "level" in desc and torch.equal(w[keep], ticket.points.at_k["fc1.weight"][keep])
+        assert (w[~keep] == 0).all()
+    with pytest.raises(ValueError, match="rate"):
+        LotteryTicket(build, train, rate=1.0)
+    with pytest.raises(ValueError, match="beyond the end"):
+        list(LotteryTicket(build, train, rate=0.5, rewind_step=10_000).levels(1))
+
+
+def test_retrain_trains_under_the_branch_mask():
+    d = load("synthetic", n_train=60, n_test=20, noise_rate=0.0, seed=0)
+    m = _mlp(16)
+    pts = _points(m)
+    masks = magnitude_prune(m, None, 0.6, "layer")
+
+    def train(model, callbacks, desc):
+        return fit(model, d, TrainSpec(epochs=1, batch_size=30, lr=0.1, progress=False), callbacks=callbacks)
+
+    model, hist, used = retrain(Arm.RANDOM_K, lambda: _mlp(16), train, masks, pts, seed=3, level=1)
+    assert len(hist) == 2
+    for n, p in prunable(model).items():
+        assert (p.detach()[~used[n]] == 0).all() and int(used[n].sum()) == int(masks[n].sum())
+
+
+def test_channel_stats_distance_moved_from_initialisation():
+    m = _mlp(4, etd=True, n=10)
+    init = snapshot(m)
+    with torch.no_grad():
+        m.fc1.weight.add_(torch.tensor([0.4, 0.3, 0.0, 0.1]).view(4, 1))
+    st = channel_stats(m, init)
+    assert st.moved.tolist() == pytest.approx([0.4, 0.3, 0.0, 0.1], abs=1e-6)
+    assert "moved" not in channel_stats(m).columns
