@@ -25,8 +25,12 @@ data:
 # The book at the default (quick, CPU, offline) profile, into _build/html.  `--all` re-executes every page even
 # when its source is unchanged (a change in memlib or in the profile must show); the results store makes that
 # cheap: a re-run with nothing changed loads every result instead of training.
+# Experiment parts (seeds, arms, windows) run side by side on a private local Ray instance, one single-threaded
+# process per core (tools/build_book.py); MEMLIB_EXECUTOR=local runs them in turn in each notebook's kernel.
+BOOK_EXECUTOR ?= ray
 book: $(STAMP) data
-	MEMLIB_PROFILE=$${MEMLIB_PROFILE:-quick} $(BIN)/jupyter-book build . --all --keep-going
+	MEMLIB_PROFILE=$${MEMLIB_PROFILE:-quick} MEMLIB_EXECUTOR=$${MEMLIB_EXECUTOR:-$(BOOK_EXECUTOR)} \
+	  $(BIN)/python tools/build_book.py . --all --keep-going
 	@echo "book: $(CURDIR)/_build/html/index.html"
 
 # Unit tests, every notebook under nbval, and the book at the smoke profile with warnings as errors.

@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterator
 from tqdm.std import tqdm
 
 from .config import Config, ConfigError
+from .device import THREADS_ENV
 from .store import Result
 
 EXECUTORS = ("local", "ray")
@@ -163,6 +164,10 @@ class RayExecutor:
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
         self.max_retries = max_retries
+        # Parts run on as many torch threads as CPUs per task; the results store keys on that count
+        # (memlib.device.planned_threads), so the driver's lookups must name the same number as the workers.
+        cpus = num_cpus if num_cpus is not None else _float_env(CPUS_ENV, 1.0)
+        os.environ.setdefault(THREADS_ENV, str(max(1, int(cpus))))
 
     # connection ---------------------------------------------------------------------------------------------
     def connect(self):

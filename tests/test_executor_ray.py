@@ -78,12 +78,12 @@ def _comparable(df: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("experiment", ["outlier_percentiles", "early_learning"])
-def test_smoke_parts_give_the_same_numbers_as_local(experiment, tmp_path):
+def test_smoke_parts_give_the_same_numbers_as_local(experiment, tmp_path, monkeypatch):
     exp = get_experiment(experiment)
     cfg = resolve(experiment, "smoke")
     local, remote = Store(tmp_path / "local"), Store(tmp_path / "ray")
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # what a Ray task with one CPU runs on
+    monkeypatch.setenv("MEMLIB_THREADS", "1")  # what a Ray task with one CPU runs on (memlib's thread policy)
     try:
         with ex.use("local"):
             exp.run(cfg, local)

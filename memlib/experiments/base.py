@@ -39,11 +39,11 @@ def run_parts(cfg: Config, store: Store, part: str, keys: list[dict], compute: P
     (after storing every part that succeeded) when some parts failed for good.
     """
     kind = f"{cfg.experiment}/{part}"
+    ex = executor or current_executor()  # first: an executor may fix the thread count the store keys on
     out: list[Result | None] = [store.get(kind, params(cfg, **k)) for k in keys]
     todo = [i for i, r in enumerate(out) if r is None]
     show = bool(cfg.values.get("progress", True)) and len(keys) > 1
     if todo:
-        ex = executor or current_executor()
 
         def on_done(j: int, produce: Callable[[], Result]) -> None:
             i = todo[j]

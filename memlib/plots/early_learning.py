@@ -70,7 +70,7 @@ def early_phase(result):
     with the clean run's step lengths), and test accuracy after pruning and rewinding to k."""
     e = result.tables["early_phase"]
     r = result.tables["rewind"]
-    fig, axes = figure(2, 2, figsize=(6.8, 5.8))
+    fig, axes = figure(2, 2, figsize=(6.5, 5.8))
     (a_grad, a_dist), (a_sign, a_rew) = axes
     d = e.assign(who=e["arm"].map(ARM_NAMES))
     null = e[e["arm"] == CLEAN].assign(who=NULL_NAME)

@@ -1,0 +1,38 @@
+"""Build the book (``jupyter-book build`` with the given arguments), running experiment parts on the executor that
+``$MEMLIB_EXECUTOR`` names.
+
+With ``ray``, one private local Ray instance is started here and shared with every notebook kernel (through
+``$MEMLIB_RAY_ADDRESS``), parts run one per core as single-threaded processes (``$MEMLIB_THREADS=1``: independent
+parts side by side beat one two-threaded process on a 2-core machine and do not oversubscribe it), and the
+instance stops when the build ends.  With ``local`` (or Ray not installed), parts run in each kernel in turn.
+
+    .venv/bin/python tools/build_book.py . --all --keep-going
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def main(args: list[str]) -> int:
+    executor = os.environ.get("MEMLIB_EXECUTOR", "local")
+    if executor == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            print("book: Ray is not installed; parts run locally (pip install -e '.[ray]')", file=sys.stderr)
+            os.environ["MEMLIB_EXECUTOR"] = "local"
+        else:
+            os.environ.setdefault("MEMLIB_THREADS", "1")
+            from memlib.executor import RayExecutor
+
+            print(f"book: experiment parts run on a local Ray instance at {RayExecutor().share_with_children()}",
+                  flush=True)
+    jb = Path(sys.executable).with_name("jupyter-book")
+    return subprocess.call([str(jb), "build", *args])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
