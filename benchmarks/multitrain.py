@@ -20,7 +20,7 @@ import time
 import numpy as np
 import torch
 
-from memlib.config import resolve
+from memlib.experiments import resolve
 from memlib.data import load
 from memlib.device import describe, pick_device
 from memlib.experiments.outlier_percentiles import _fresh_models

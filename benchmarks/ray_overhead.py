@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 from memlib import executor as ex
-from memlib.config import resolve
+from memlib.experiments import resolve
 from memlib.experiments import get_experiment
 from memlib.experiments.base import run_parts
 from memlib.store import Result, Store

@@ -8,6 +8,7 @@ import os as _os
 # effect if torch's OpenMP runtime has not started yet, so it comes before any import of torch.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .config import ConfigError, resolve  # noqa: E402,F401
+from .config import ConfigError
+from .experiments import resolve  # noqa: E402,F401
 from .data import DatasetUnavailable  # noqa: E402,F401
 from .store import Result, Store  # noqa: E402,F401

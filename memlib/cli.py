@@ -10,7 +10,8 @@ import time
 import warnings
 from pathlib import Path
 
-from .config import PROFILES, ConfigError, default_profile, parse_overrides, resolve
+from .config import PROFILES, ConfigError, default_profile, parse_overrides
+from .experiments import resolve
 from .experiments import REGISTRY, find_claim, get_experiment, is_implemented, module_name
 from .store import STORE_ENV, Store, StoreError, StoreWarning, absolute, project_root
 

@@ -196,6 +196,9 @@ class Config:
     profile: str
     values: Mapping[str, Any]
     unhashed: frozenset = field(default_factory=frozenset)
+    # The schema and validation hook it was built with, so that :meth:`replace` needs no registry lookup.
+    _schema: tuple = field(default=(), compare=False, repr=False)
+    _validate: Callable[[dict], None] | None = field(default=None, compare=False, repr=False)
 
     def __getattr__(self, name: str) -> Any:
         values = object.__getattribute__(self, "values")
@@ -219,12 +222,9 @@ class Config:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def replace(self, **overrides: Any) -> "Config":
-        """A new Config with some values changed (validated like :func:`resolve`)."""
-        from .experiments import get_experiment  # local import: experiments import config
-
-        exp = get_experiment(self.experiment)
+        """A new Config with some values changed (validated like :func:`memlib.experiments.resolve`)."""
         merged = {**self.values, **overrides}
-        return build(self.experiment, self.profile, exp.PARAMS, merged, getattr(exp, "validate", None))
+        return build(self.experiment, self.profile, list(self._schema), merged, self._validate)
 
     def __repr__(self) -> str:  # short and readable in notebooks
         inner = ", ".join(f"{k}={v!r}" for k, v in self.values.items())
@@ -260,35 +260,8 @@ def build(experiment: str, profile: str, params: list[Param], values: Mapping[st
     if validate is not None:
         validate(out)
     unhashed = frozenset(p.name for p in params if not p.hashed)
-    return Config(experiment=experiment, profile=profile, values=out, unhashed=unhashed)
-
-
-def resolve(experiment: str, profile: str | None = None, overrides: Mapping[str, Any] | None = None,
-            **kw: Any) -> Config:
-    """Resolve ``profile`` (default: ``$MEMLIB_PROFILE`` or ``quick``) plus overrides for an experiment.
-
-    Overrides whose value is ``None`` are ignored, so a notebook's parameters cell can leave a parameter
-    at ``None`` to mean "take the profile's value".
-    """
-    from .experiments import get_experiment
-
-    exp = get_experiment(experiment)
-    profile = profile or default_profile()
-    if profile not in PROFILES:
-        raise ConfigError(f"unknown profile {profile!r}{_suggest(profile, PROFILES)}; choose one of: "
-                          f"{', '.join(PROFILES)}")
-    values = dict(exp.PROFILES[profile])
-    merged = {**(overrides or {}), **kw}
-    schema = {p.name for p in exp.PARAMS}
-    for k, v in merged.items():
-        if k not in schema:
-            raise ConfigError(
-                f"unknown parameter {k!r} for experiment {exp.NAME!r}{_suggest(k, schema)}; "
-                f"valid parameters: {', '.join(sorted(schema))}"
-            )
-        if v is not None:
-            values[k] = v
-    return build(exp.NAME, profile, exp.PARAMS, values, getattr(exp, "validate", None))
+    return Config(experiment=experiment, profile=profile, values=out, unhashed=unhashed, _schema=tuple(params),
+                  _validate=validate)
 
 
 def parse_overrides(pairs: Iterable[str]) -> dict[str, str]:

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .seeds import derive
+
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 DATA_ENV = "MEMLIB_DATA"
 
@@ -366,7 +368,7 @@ def load(name: str, n_train: int = 0, n_test: int = 0, noise_rate: float = 0.0, 
     xte = (xte - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
     classes = CLASS_NAMES[name]
     ytr = raw.y_train[tr]
-    y_noisy, mask = symmetric_noise(ytr, len(classes), noise_rate, seed=seed + 7919)
+    y_noisy, mask = symmetric_noise(ytr, len(classes), noise_rate, seed=derive(seed, "label noise"))
     train = Split(xtr, y_noisy, ytr, mask, tr)
     yte = raw.y_test[te]
     test = Split(xte, yte, yte.clone(), torch.zeros(len(yte), dtype=torch.bool), te)

@@ -5,9 +5,10 @@ hundred examples; one at a time, each step is too small to keep a device busy). 
 :func:`memlib.train.fit` step for step so that the two are interchangeable:
 
 * model ``k`` is whatever module you pass (build it after ``seed_everything(seed_k)`` as ``fit``'s callers do);
-* its batch order comes from ``torch.Generator().manual_seed(seed_k + 12345)``, one ``randperm`` per epoch,
+* its batch order comes from ``torch.Generator().manual_seed(derive(seed_k, "batch order"))``, one ``randperm``
+  per epoch,
   over its own subset of the shared training tensor (exactly ``fit``'s order on ``data.train.subset(...)``);
-* SGD with (Nesterov) momentum and weight decay, linear warm-up then cosine decay stepped per iteration
+* SGD with momentum (plain unless ``spec.nesterov``) and weight decay, linear warm-up then cosine decay stepped per iteration
   (``memlib.train.lr_lambda``), mean cross-entropy per model.
 
 Stacked parameters have shape ``[K, ...]`` and every SGD operation is element-wise, so one ``torch.optim.SGD``

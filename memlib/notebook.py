@@ -9,7 +9,8 @@ from typing import Any
 import pandas as pd
 
 from .claims import OUTCOME_MARK, Verdict, get_claim
-from .config import Config, resolve
+from .config import Config
+from .experiments import resolve
 from .experiments import get_experiment
 from .measure import Interval, Measured
 from .store import Result, Store

@@ -10,7 +10,8 @@ from __future__ import annotations
 import pandas as pd
 
 from .claims import HYPOTHESIS_STATUSES, PAPER_STATUSES, STATUS_MEANING, get_claim
-from .config import PROFILES, resolve
+from .config import PROFILES
+from .experiments import resolve
 from .experiments import REGISTRY, get_experiment, is_implemented
 from .store import Store
 

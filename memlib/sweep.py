@@ -17,7 +17,8 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from .config import Config, ConfigError, resolve
+from .config import Config, ConfigError
+from .experiments import resolve
 from .experiments import REGISTRY, find_claim, get_experiment
 from .store import Store
 

@@ -2,7 +2,7 @@
 import pytest
 
 from memlib import cli
-from memlib.config import resolve
+from memlib.experiments import resolve
 from memlib.store import Result, Store
 
 RUN = ["run", "01_gradient_similarity", "--profile", "smoke", "--quiet"]

@@ -1,6 +1,7 @@
 import pytest
 
-from memlib.config import ConfigError, parse_overrides, resolve
+from memlib.config import ConfigError, parse_overrides
+from memlib.experiments import resolve
 
 
 def test_profiles_resolve_and_differ():

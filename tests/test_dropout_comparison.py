@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
-from memlib.config import ConfigError, resolve
+from memlib.config import ConfigError
+from memlib.experiments import resolve
 from memlib.dropout import (ETD_MODES, ExampleTiedDropout, FixedChannelMask, StandardDropout, etd_modules,
                             make_factory, set_etd_mode)
 from memlib.models import build_model

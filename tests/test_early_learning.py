@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from memlib.config import ConfigError, resolve
+from memlib.config import ConfigError
+from memlib.experiments import resolve
 from memlib.losses import ELRLoss
 from types import SimpleNamespace
 

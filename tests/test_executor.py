@@ -6,7 +6,8 @@ import pytest
 
 from memlib import executor as ex
 from memlib.cli import main
-from memlib.config import ConfigError, resolve
+from memlib.config import ConfigError
+from memlib.experiments import resolve
 from memlib.experiments import get_experiment
 from memlib.experiments.base import part_params, run_parts
 from memlib.store import Result, Store

@@ -19,7 +19,7 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.
 
 from memlib import executor as ex  # noqa: E402
 from memlib.cli import main  # noqa: E402
-from memlib.config import resolve  # noqa: E402
+from memlib.experiments import resolve  # noqa: E402
 from memlib.experiments import get_experiment  # noqa: E402
 from memlib.experiments.base import part_params, run_parts  # noqa: E402
 from memlib.store import Result, Store  # noqa: E402

@@ -9,7 +9,8 @@ import pytest
 
 from memlib.claims import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED
 from memlib.claims import gradient_similarity as claim
-from memlib.config import ConfigError, resolve
+from memlib.config import ConfigError
+from memlib.experiments import resolve
 from memlib.experiments import gradient_similarity as exp
 from memlib.store import Result
 

@@ -5,7 +5,8 @@ import pytest
 from memlib.claims import (CONTRADICTED, CONTRADICTS, FAILS, HOLDS, INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED,
                            UNDECIDED)
 from memlib.claims import lth_vs_dropout as claim
-from memlib.config import ConfigError, resolve
+from memlib.config import ConfigError
+from memlib.experiments import resolve
 from memlib.experiments import lth_vs_dropout as exp
 from memlib.experiments.lth_vs_dropout import FINAL_ARMS, Chain
 from memlib.notebook import fmt

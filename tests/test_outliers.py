@@ -10,7 +10,8 @@ from torch import nn
 from memlib.attacks import linear_min_distance, min_l2_distance
 from memlib.claims import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED
 from memlib.claims import outlier_percentiles as claim
-from memlib.config import ConfigError, resolve
+from memlib.config import ConfigError
+from memlib.experiments import resolve
 from memlib.experiments import outlier_percentiles as exp
 from memlib.outliers import balanced_windows, rank_order, spearman, window_region, windows
 

