@@ -111,13 +111,13 @@ def fmt(v: Any) -> str:
     return str(v)
 
 
-def glue_verdict(prefix: str, v: Verdict) -> None:
-    """Glue ``<prefix>_status``, ``<prefix>_summary``, ``<prefix>_scale`` and every measured value as
-    ``<prefix>_<name>`` (measured values are :class:`~memlib.measure.Measured`, intervals, ints or text)."""
+def glue_verdict(prefix: str, v: Verdict, measured: bool = True) -> None:
+    """Glue ``<prefix>_status``, ``<prefix>_summary``, ``<prefix>_scale`` and (with ``measured``) every measured
+    value as ``<prefix>_<name>`` (measured values are :class:`~memlib.measure.Measured`, intervals, ints or text)."""
     glue(f"{prefix}_status", v.status)
     glue(f"{prefix}_summary", v.summary)
     glue(f"{prefix}_scale", v.scale.text() if v.scale else "—")
-    for k, val in v.measured.items():
+    for k, val in (v.measured.items() if measured else ()):
         glue(f"{prefix}_{k}", fmt(val))
 
 
