@@ -103,11 +103,11 @@ PROFILES = {
     "smoke": {**_paper, "dataset": "mnist5k", "model": "mlp", "width": 64, "noise_rate": 0.2, "n_train": 400,
               "n_test": 200, "epochs": 3, "batch_size": 50, "lr": 0.1, "seeds": 1, "prune_rate": 0.5,
               "rounds": 2, "rewind_step": 1, "progress": False},
-    # ResNet-9 with example-tied dropout at its six sites, narrow (width 8) and on 600 images, so that the 10
-    # trainings per seed x 3 seeds fit the chapter's CPU budget (about 450,000 images trained; 1,000 images took
-    # ~580 s on the 2-core machine, 3x the budget); 25 epochs of batch 64 at lr 0.1 is where the dense network fit
-    # ~all mislabeled examples at 1,000 images (20 epochs: ~72%); 2 rounds of 70% (91% sparse) instead of 11 of
-    # 20%; rewinding to iteration 5 of 250 (2%).  See the chapter's caveats.
+    # ResNet-9 with example-tied dropout at its six sites, narrow (width 8) and on 600 images: 10 trainings per seed,
+    # 3 seeds.  On 1,000 images a seed took 194 s on the nearly idle 2-core CPU (~580 s for the chapter, 3x its
+    # budget); 600 images took 250 s for the chapter with its parts on two single-threaded Ray workers.  25 epochs
+    # of batch 64 at lr 0.1 is where the dense network fit ~all mislabeled examples at 1,000 images (20 epochs:
+    # ~72%).  2 rounds of 70% (91% sparse) instead of 11 of 20%; rewinding to iteration 5 of 250 (2%).
     "quick": {**_paper, "dataset": "fashion-mnist", "model": "resnet9", "width": 8, "noise_rate": 0.2,
               "n_train": 600, "n_test": 1000, "epochs": 25, "batch_size": 64, "lr": 0.1, "seeds": 3,
               "prune_rate": 0.7, "rounds": 2, "rewind_step": 5},
