@@ -25,11 +25,16 @@ def main(args: list[str]) -> int:
             print("book: Ray is not installed; parts run locally (pip install -e '.[ray]')", file=sys.stderr)
             os.environ["MEMLIB_EXECUTOR"] = "local"
         else:
-            os.environ.setdefault("MEMLIB_THREADS", "1")
             from memlib.executor import RayExecutor
 
-            print(f"book: experiment parts run on a local Ray instance at {RayExecutor().share_with_children()}",
-                  flush=True)
+            try:
+                address = RayExecutor().share_with_children()
+            except Exception as e:  # noqa: BLE001 - Ray could not start here: build anyway, parts in turn
+                print(f"book: Ray did not start ({type(e).__name__}: {e}); parts run locally", file=sys.stderr)
+                os.environ["MEMLIB_EXECUTOR"] = "local"
+                os.environ.pop("MEMLIB_THREADS", None)
+            else:
+                print(f"book: experiment parts run on a local Ray instance at {address}", flush=True)
     jb = Path(sys.executable).with_name("jupyter-book")
     return subprocess.call([str(jb), "build", *args])
 
