@@ -136,7 +136,10 @@ def t_interval(values: Iterable[float], unit: str = "number", level: float = LEV
     if n == 1:
         return Interval(m, -math.inf, math.inf, 1, f"t-interval over 1 {what.rstrip('s')}", unit, level)
     half = _t_quantile(level, n - 1) * float(v.std(ddof=1)) / math.sqrt(n)
-    return Interval(m, m - half, m + half, n, f"t-interval over {n} {what}", unit, level)
+    low, high = m - half, m + half
+    if unit == "percent":  # a share cannot leave [0, 100%]: the interval is clipped to it
+        low, high = max(0.0, low), min(1.0, high)
+    return Interval(m, low, high, n, f"t-interval over {n} {what}", unit, level)
 
 
 def bootstrap_interval(values: Sequence, statistic=np.mean, unit: str = "number", level: float = LEVEL,

@@ -17,6 +17,13 @@ def test_t_interval_matches_hand_computation():
     assert iv.n == 3 and "3 seeds" in iv.method
 
 
+def test_percent_intervals_stay_within_0_and_100_percent():
+    iv = t_interval([0.98, 1.0, 1.0], unit="percent")
+    assert iv.high == 1.0 and iv.low < 1.0
+    assert t_interval([0.0, 0.02, 0.0], unit="percent").low == 0.0
+    assert t_interval([0.98, 1.0, 1.0]).high > 1.0  # other units are not clipped
+
+
 def test_one_seed_gives_an_unbounded_interval_that_decides_nothing():
     iv = t_interval([0.9])
     assert math.isinf(iv.low) and math.isinf(iv.high)
