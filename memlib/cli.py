@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .config import PROFILES, ConfigError, default_profile, parse_overrides
 from .experiments import resolve
-from .experiments import REGISTRY, find_claim, get_experiment, is_implemented, module_name
+from .experiments import REGISTRY, find_claim, get_experiment, module_name
 from .store import STORE_ENV, Store, StoreError, StoreWarning, absolute, project_root
 
 # Seconds one notebook cell may run (papermill's execution_timeout), per profile; 0 = no limit (a paper-scale
@@ -30,11 +30,8 @@ def _notebook_path(name: str) -> Path:
 def cmd_list(args) -> int:
     store = Store()
     profile = args.profile or default_profile()
-    print(f"{'claim':28} {'implemented':12} {'cached (' + profile + ')':16} title")
+    print(f"{'claim':28} {'cached (' + profile + ')':16} title")
     for nb, mod in REGISTRY.items():
-        if not is_implemented(mod):
-            print(f"{nb:28} {'no':12} {'-':16}")
-            continue
         exp = get_experiment(mod)
         cfg = resolve(mod, profile)
         with warnings.catch_warnings(record=True) as caught:  # a bad entry: quarantined, shown as a miss
@@ -42,7 +39,7 @@ def cmd_list(args) -> int:
             hit = store.get(exp.NAME, cfg.hashed_dict()) is not None
         for w in caught:
             print(f"warning: {w.message}", file=sys.stderr)
-        print(f"{nb:28} {'yes':12} {'yes' if hit else 'no':16} {exp.TITLE}")
+        print(f"{nb:28} {'yes' if hit else 'no':16} {exp.TITLE}")
     print(f"\nresults store: {store.root}")
     return 0
 

@@ -19,7 +19,6 @@ import torch.nn.functional as F
 
 from .config import ConfigError
 
-ELR_CIFAR10 = {"beta": 0.7, "lam": 3.0}  # Liu et al. (2020), CIFAR-10 settings
 CLAMP = 1e-4
 
 

@@ -1,4 +1,4 @@
-"""The book's summary: every implemented claim's verdict at a profile, computed from (cached) runs.
+"""The book's summary: every claim's verdict at a profile, computed from (cached) runs.
 
 :func:`verdicts` gives one row per claim (its verdict, the kind of claim, the scale the verdict holds at);
 :func:`summary_markdown` writes the summary page's tables (one screen tall: a row per claim, linked to its
@@ -12,7 +12,7 @@ import pandas as pd
 from .claims import HYPOTHESIS_STATUSES, PAPER_STATUSES, STATUS_MEANING, get_claim
 from .config import PROFILES
 from .experiments import resolve
-from .experiments import REGISTRY, get_experiment, is_implemented
+from .experiments import REGISTRY, get_experiment
 from .store import Store
 
 
@@ -22,10 +22,6 @@ def verdicts(profile: str | None = None, store: Store | None = None) -> pd.DataF
     store = store or Store()
     rows = []
     for nb, mod in REGISTRY.items():
-        if not is_implemented(mod):
-            rows.append({"claim": nb, "title": "", "verdict": "not implemented yet", "kind": "", "scale": "",
-                         "reduced": True, "summary": ""})
-            continue
         exp = get_experiment(mod)
         cfg = resolve(mod, profile)
         v = get_claim(mod).check(exp.run(cfg, store), cfg)
@@ -100,8 +96,6 @@ def profiles_markdown() -> str:
     """What each claim runs at each profile, from the experiments' profile tables (so the intro never drifts)."""
     lines = ["| claim | " + " | ".join(f"`{p}`" for p in PROFILES) + " |", "|---|" + "---|" * len(PROFILES)]
     for nb, mod in REGISTRY.items():
-        if not is_implemented(mod):
-            continue
         title = get_experiment(mod).TITLE
         lines.append(f"| {chapter_link(nb, title)} | " + " | ".join(profile_cell(mod, p) for p in PROFILES) + " |")
     return "\n".join(lines)
