@@ -12,7 +12,6 @@ Run each side ``--repeats`` times and keep the fastest, in the same process.
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import json
 import time
@@ -20,12 +19,13 @@ import time
 import numpy as np
 import torch
 
-from memlib.experiments import resolve
 from memlib.data import load
+from memlib.experiments import resolve
+from memlib.experiments.setup import train_spec
 from memlib.device import describe, pick_device
 from memlib.experiments.outlier_percentiles import _fresh_models
 from memlib.multitrain import accuracy_stacked, fit_stacked
-from memlib.train import TrainSpec, fit
+from memlib.train import fit
 
 
 def main() -> None:
@@ -45,7 +45,7 @@ def main() -> None:
     starts = np.rint(np.linspace(0, len(data.train) - cfg.window_size, cfg.n_windows)).astype(int)
     subsets = torch.stack([order[s:s + cfg.window_size] for s in starts]).to(device)
     seeds = list(range(cfg.n_windows))
-    spec = TrainSpec.from_config(cfg, seed=0, eval_every=cfg.epochs, progress=False)
+    spec = train_spec(cfg, seed=0, eval_every=cfg.epochs, progress=False)
 
     def sync():
         if device.type == "cuda":
@@ -66,9 +66,8 @@ def main() -> None:
         t0 = time.perf_counter()
         accs = []
         for m, s, sub in zip(models, seeds, subsets):
-            d = copy.copy(data)
-            d.train = data.train.subset(sub)
-            hist = fit(m, d, dataclasses.replace(spec, seed=s))
+            d = dataclasses.replace(data, train=data.train.subset(sub))
+            hist = fit(m, d, spec.replace(seed=s))
             accs.append(hist.test_acc.iloc[-1])
         sync()
         return time.perf_counter() - t0, np.asarray(accs)

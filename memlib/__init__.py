@@ -1,5 +1,5 @@
 """memlib: experiments on neural-network memorization, for the memlib book."""
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: F401
 
 import os as _os
 

@@ -204,12 +204,11 @@ def cmd_sweep(args) -> int:
 
 
 # Ergonomics: short claim names, a claim's parameters, progress during a run, how to view its result ------------
-_RANGES = {"check_rate": "[0, 1)", "check_positive": "> 0", "check_nonneg": ">= 0", "check_fraction": "(0, 1]"}
-
-
 def param_rows(nb_name: str) -> list[dict]:
-    """Each parameter of a claim: name, type, value per profile, allowed values or range, help."""
+    """Each parameter of a claim: name, group (data, model, training, run or the experiment's own), type, value per
+    profile, allowed values or range, help (with the unit)."""
     from .config import PROFILES as NAMES
+    from .config import group_of
 
     exp = get_experiment(module_name(nb_name))
     rows = []
@@ -217,12 +216,13 @@ def param_rows(nb_name: str) -> list[dict]:
         if prm.choices:
             allowed = " | ".join(map(str, prm.choices))
         elif prm.check is not None:
-            allowed = _RANGES.get(getattr(prm.check, "__name__", ""), "checked")
+            allowed = getattr(prm.check, "range", "checked")
         else:
             allowed = "true | false" if prm.type is bool else "any"
-        row = {"parameter": prm.name, "type": prm.type.__name__ + (" or None" if prm.nullable else "")}
+        row = {"parameter": prm.name, "group": group_of(prm.name),
+               "type": prm.type.__name__ + (" or None" if prm.nullable else "")}
         row.update({p: _text(exp.PROFILES[p].get(prm.name)) for p in NAMES})
-        row.update(allowed=allowed, help=prm.help)
+        row.update(allowed=allowed, help=prm.help + (f" [{prm.unit}]" if prm.unit else ""))
         rows.append(row)
     return rows
 

@@ -19,35 +19,51 @@ PROFILES = ("smoke", "quick", "paper")
 DEFAULT_PROFILE = "quick"
 PROFILE_ENV = "MEMLIB_PROFILE"
 
-DATASETS = ("mnist", "mnist5k", "fashion-mnist", "cifar10", "synthetic")
-MODELS = ("resnet9", "smallcnn", "mlp")
+from .catalog import DATASETS as _DATASETS
+from .specs import DATA, MODEL, TRAINING, TrainSpec, training_values
+from .catalog import MODELS as _MODELS
+
+DATASETS = tuple(_DATASETS)
+MODELS = tuple(_MODELS)
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
-TRAIN_SIZES = {"mnist": 60000, "mnist5k": 4000, "fashion-mnist": 60000, "cifar10": 50000, "synthetic": 2000}
 
 
 class ConfigError(ValueError):
     """A parameter or profile is invalid; the message says which and how to fix it."""
 
 
-def check_rate(name: str, v: float) -> None:
-    if not 0.0 <= v < 1.0:
-        raise ConfigError(f"{name} must be in [0, 1), got {v!r}")
+def bounds(low: float | None = None, high: float | None = None, *, low_open: bool = False, high_open: bool = True,
+           why: str = "") -> Callable[[str, Any], None]:
+    """A range check for :class:`Param`: ``check(name, value)`` raises :class:`ConfigError` outside the range.
+
+    The check's ``range`` attribute is the range as text (``[0, 1)``, ``> 0``), which ``memlib params`` prints;
+    ``why`` is added to the error message.
+    """
+    if low is not None and high is not None:
+        text = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    elif low is not None:
+        text = f"{'>' if low_open else '>='} {low:g}"
+    elif high is not None:
+        text = f"{'<' if high_open else '<='} {high:g}"
+    else:
+        raise ValueError("bounds() needs a low or a high end")
+
+    def check(name: str, v: float) -> None:
+        above = low is None or (v > low if low_open else v >= low)
+        below = high is None or (v < high if high_open else v <= high)
+        if not (above and below):
+            raise ConfigError(f"{name} must be {text}{f' ({why})' if why else ''}, got {v!r}")
+
+    check.range = text.removeprefix("in ")
+    return check
 
 
-def check_positive(name: str, v: float) -> None:
-    if v <= 0:
-        raise ConfigError(f"{name} must be > 0, got {v!r}")
-
-
-def check_nonneg(name: str, v: float) -> None:
-    if v < 0:
-        raise ConfigError(f"{name} must be >= 0, got {v!r}")
-
-
-def check_fraction(name: str, v: float) -> None:
-    if not 0.0 < v <= 1.0:
-        raise ConfigError(f"{name} must be in (0, 1], got {v!r}")
+check_rate = bounds(0, 1)  # [0, 1): noise rates, momentum, dropout probabilities
+check_positive = bounds(0, low_open=True)  # > 0
+check_nonneg = bounds(0)  # >= 0
+check_fraction = bounds(0, 1, low_open=True, high_open=False)  # (0, 1]
+check_open_fraction = bounds(0, 1, low_open=True)  # (0, 1)
 
 
 SEED_LIMIT = 2 ** 32  # numpy's generators take seeds below 2**32; torch's take any 64-bit value
@@ -57,6 +73,9 @@ def check_seed(name: str, v: int) -> None:
     """Seeds are in ``[0, 2**32)``: every generator memlib seeds (torch, numpy, Python) accepts that range."""
     if not 0 <= v < SEED_LIMIT:
         raise ConfigError(f"{name} must be in [0, 2**32) = [0, {SEED_LIMIT - 1}], got {v!r}")
+
+
+check_seed.range = "[0, 2**32)"
 
 
 def check_device(name: str, v: str) -> None:
@@ -76,10 +95,11 @@ def check_flips_labels(values: Mapping[str, Any], experiment: str) -> None:
     """Raise unless ``noise_rate`` flips at least one training label (``int(rate * n_train) >= 1``).
 
     For experiments whose claim is about mislabeled examples; ``n_train`` 0 (or more than the dataset has)
-    means the whole training set, of :data:`TRAIN_SIZES` examples.
+    means the whole training set (its size from :mod:`memlib.catalog`).
     """
     rate, n = values["noise_rate"], values.get("n_train", 0)
-    pool = TRAIN_SIZES.get(values.get("dataset", ""))
+    info = _DATASETS.get(values.get("dataset", ""))
+    pool = info.train_size if info else 0
     if pool and (n == 0 or n > pool):
         n = pool
     if rate <= 0:
@@ -105,6 +125,7 @@ class Param:
     check: Callable[[str, Any], None] | None = None
     hashed: bool = True
     nullable: bool = False
+    unit: str = ""
 
     def coerce(self, value: Any) -> Any:
         """Convert ``value`` (possibly a string from the command line) to this parameter's type."""
@@ -161,28 +182,54 @@ def _parse_str(name: str, s: str, t: type) -> Any:
     return s
 
 
-# Parameters shared by most experiments.  Experiments list the ones they use.
+# Parameters shared by the experiments, in groups named after memlib.specs' fields (data, model, training) plus
+# the run group (seeds, device, progress).  An experiment's schema is ``common("data", "model", "training", "run")``
+# plus its own parameters.
 COMMON: dict[str, Param] = {p.name: p for p in [
     Param("dataset", str, "dataset name", choices=DATASETS),
+    Param("noise_rate", float, "fraction of training labels flipped to a different class", check=check_rate,
+          unit="fraction of examples"),
+    Param("n_train", int, "number of training examples (0 = the whole training set)", check=check_nonneg,
+          unit="examples"),
+    Param("n_test", int, "number of test examples (0 = the whole test set)", check=check_nonneg, unit="examples"),
     Param("model", str, "model architecture", choices=MODELS),
-    Param("width", int, "base channel width of the model (64 = the paper's ResNet9)", check=check_positive),
-    Param("noise_rate", float, "fraction of training labels flipped to a different class", check=check_rate),
-    Param("n_train", int, "number of training examples (0 = the whole training set)", check=check_nonneg),
-    Param("n_test", int, "number of test examples (0 = the whole test set)", check=check_nonneg),
-    Param("epochs", int, "training epochs", check=check_positive),
-    Param("batch_size", int, "mini-batch size", check=check_positive),
-    Param("lr", float, "peak learning rate", check=check_positive),
-    Param("momentum", float, "SGD momentum", check=check_rate),
-    Param("weight_decay", float, "L2 weight decay", check=check_nonneg),
-    Param("warmup_frac", float, "fraction of iterations with linear warm-up before cosine decay", check=check_rate),
-    Param("augment", bool, "random crop + horizontal flip during training"),
+    Param("width", int, "base channel width of the model (64 = the paper's ResNet9)", check=check_positive,
+          unit="channels"),
+    Param("epochs", int, "training epochs", check=check_positive, unit="passes over the training set"),
+    Param("batch_size", int, "mini-batch size", check=check_positive, unit="examples per step"),
+    Param("lr", float, "peak learning rate (after the warm-up)", check=check_positive, unit="per step"),
+    Param("momentum", float, "SGD momentum (plain, heavy-ball)", check=check_rate),
+    Param("weight_decay", float, "L2 weight decay", check=check_nonneg, unit="L2 coefficient"),
+    Param("warmup_frac", float, "fraction of iterations with linear warm-up before cosine decay", check=check_rate,
+          unit="fraction of iterations"),
+    Param("augment", bool, "random crop + horizontal flip during training (no flip for digits)"),
+    Param("precision", str, "training arithmetic: 'auto' = bf16 autocast on CUDA and on CPUs with AMX, else fp32",
+          choices=PRECISIONS),
     Param("seed", int, "random seed (data noise, initialisation, batch order), in [0, 2**32)", check=check_seed),
     Param("seeds", int, "number of seeds to run (seed, seed+1, ...)", check=check_positive),
     Param("device", str, "compute device ('auto' picks cuda > mps > cpu)", choices=DEVICES, check=check_device),
-    Param("precision", str, "training arithmetic: 'auto' = bf16 autocast on CUDA and on CPUs with AMX, else fp32",
-          choices=PRECISIONS),
     Param("progress", bool, "show progress bars", hashed=False),
 ]}
+RUN = ("seed", "seeds", "device", "progress")
+GROUPS = {"data": DATA, "model": MODEL, "training": TRAINING, "run": RUN}
+
+
+def common(*groups: str) -> list[Param]:
+    """The common parameters of the named groups (``data``, ``model``, ``training``, ``run``), in order."""
+    unknown = [g for g in groups if g not in GROUPS]
+    if unknown:
+        raise ValueError(f"unknown parameter group {unknown[0]!r}; choose from: {', '.join(GROUPS)}")
+    return [COMMON[n] for g in groups for n in GROUPS[g]]
+
+
+def group_of(name: str) -> str:
+    """The group a parameter belongs to (``data``, ``model``, ``training``, ``run``), else ``experiment``."""
+    return next((g for g, names in GROUPS.items() if name in names), "experiment")
+
+
+def paper_values(training: TrainSpec, **values: Any) -> dict[str, Any]:
+    """Profile values: the training group of a paper's :class:`~memlib.specs.TrainSpec`, then ``values``."""
+    return {**training_values(training), **values}
 
 
 @dataclass(frozen=True)

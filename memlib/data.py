@@ -25,20 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import catalog
+from .paths import absolute
 from .seeds import derive
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 DATA_ENV = "MEMLIB_DATA"
 
-CLASS_NAMES = {
-    "mnist": [str(i) for i in range(10)],
-    "mnist5k": [str(i) for i in range(10)],
-    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                      "Sneaker", "Bag", "Ankle boot"],
-    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
-    "synthetic": [f"c{i}" for i in range(10)],
-}
-DATASETS = tuple(CLASS_NAMES)
+DATASETS = tuple(catalog.DATASETS)
 
 
 class DatasetUnavailable(RuntimeError):
@@ -55,8 +49,6 @@ class DamagedFile(ValueError):
 
 def data_root() -> Path:
     """``$MEMLIB_DATA`` (``~`` expanded; relative to the project folder), else ``~/.cache/memlib/data``."""
-    from .store import absolute
-
     return absolute(os.environ.get(DATA_ENV) or Path.home() / ".cache" / "memlib" / "data")
 
 
@@ -334,6 +326,11 @@ class DataBundle:
         return len(self.classes)
 
     @property
+    def mirror_invariant(self) -> bool:
+        """Whether a horizontal flip keeps the label (so flip augmentation is allowed): not for digits."""
+        return catalog.dataset(self.name).mirror_invariant
+
+    @property
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.train.x.shape[1:])
 
@@ -366,7 +363,7 @@ def load(name: str, n_train: int = 0, n_test: int = 0, noise_rate: float = 0.0, 
     std = xtr.std(dim=(0, 2, 3)).clamp_min(1e-6)
     xtr = (xtr - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
     xte = (xte - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
-    classes = CLASS_NAMES[name]
+    classes = list(catalog.dataset(name).classes)
     ytr = raw.y_train[tr]
     y_noisy, mask = symmetric_noise(ytr, len(classes), noise_rate, seed=derive(seed, "label noise"))
     train = Split(xtr, y_noisy, ytr, mask, tr)

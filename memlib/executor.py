@@ -207,7 +207,7 @@ class RayExecutor:
         gpus = self.num_gpus if self.num_gpus is not None else _float_env(GPUS_ENV, None)
         if gpus is None:
             has_gpu = ray.cluster_resources().get("GPU", 0) > 0
-            gpus = 1.0 if has_gpu and cfg.values.get("device", "auto") != "cpu" else 0.0
+            gpus = 1.0 if has_gpu and cfg.device != "cpu" else 0.0
         return {"num_cpus": cpus, "num_gpus": gpus}
 
     # running ------------------------------------------------------------------------------------------------

@@ -66,6 +66,23 @@ def fmt(value, unit: str = "number", signed: bool | None = None) -> str:
     return s.replace("-", "−") if s.startswith("-") else s
 
 
+
+def show(v) -> str:
+    """Text of a value on a page: :class:`Measured` values and intervals format themselves; other values must
+    already be text or integers (no format is guessed from a number's range: a bare float is refused)."""
+    if isinstance(v, (Measured, Interval)):
+        return str(v)
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        raise TypeError(f"a bare float ({v!r}) has no declared format: wrap it in memlib.measure.Measured(value, "
+                        f"unit)")
+    if v is None:
+        return MISSING
+    return str(v)
+
 @dataclass(frozen=True)
 class Measured:
     """A measured value with its unit; ``str()`` formats it."""

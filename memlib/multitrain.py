@@ -5,9 +5,8 @@ hundred examples; one at a time, each step is too small to keep a device busy). 
 :func:`memlib.train.fit` step for step so that the two are interchangeable:
 
 * model ``k`` is whatever module you pass (build it after ``seed_everything(seed_k)`` as ``fit``'s callers do);
-* its batch order comes from ``torch.Generator().manual_seed(derive(seed_k, "batch order"))``, one ``randperm``
-  per epoch,
-  over its own subset of the shared training tensor (exactly ``fit``'s order on ``data.train.subset(...)``);
+* its batch order comes from :func:`memlib.train.batch_orders` (``seed_k``), one permutation per epoch over its own
+  subset of the shared training tensor (exactly ``fit``'s order on ``data.train.subset(...)``);
 * SGD with momentum (plain unless ``spec.nesterov``) and weight decay, linear warm-up then cosine decay stepped per iteration
   (``memlib.train.lr_lambda``), mean cross-entropy per model.
 
@@ -31,8 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from .seeds import derive
-from .train import TrainSpec, make_optimizer
+from .train import TrainSpec, batch_orders, make_optimizer
 
 
 @contextmanager
@@ -128,11 +126,11 @@ def fit_stacked(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, s
     stack = Stack(models)
     steps_per_epoch = math.ceil(n / spec.batch_size)
     opt, sched = make_optimizer(list(stack.params.values()), spec, steps_per_epoch * spec.epochs)
-    gens = [torch.Generator().manual_seed(derive(int(s), "batch order")) for s in seeds]
+    orders = [batch_orders(int(s), n) for s in seeds]
     rows = torch.arange(k_models, device=device)[:, None]
     t0 = time.perf_counter()
     for epoch in range(1, spec.epochs + 1):
-        perms = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)  # [K, n]
+        perms = torch.stack([next(o) for o in orders]).to(device)  # [K, n]
         total = torch.zeros(k_models, device=device)
         for s in range(steps_per_epoch):
             ib = perms[:, s * spec.batch_size:(s + 1) * spec.batch_size]  # [K, B] positions in each subset

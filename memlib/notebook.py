@@ -12,7 +12,7 @@ from .claims import OUTCOME_MARK, Verdict, get_claim
 from .config import Config
 from .experiments import resolve
 from .experiments import get_experiment
-from .measure import Interval, Measured
+from .measure import show as fmt  # noqa: F401  (notebooks format measured values with nb.fmt)
 from .store import Result, Store
 
 
@@ -92,23 +92,6 @@ def glue(name: str, value: Any, display: bool = False) -> None:
     except ImportError:  # pragma: no cover - myst-nb comes with jupyter-book
         return
     _glue(name, value, display=display)
-
-
-def fmt(v: Any) -> str:
-    """Text of a measured value: :class:`~memlib.measure.Measured` and intervals format themselves; other
-    values must already be text or integers (no format is guessed from a number's range)."""
-    if isinstance(v, (Measured, Interval)):
-        return str(v)
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, int):
-        return f"{v:,}"
-    if isinstance(v, float):
-        raise TypeError(f"a bare float ({v!r}) has no declared format: wrap it in memlib.measure.Measured(value, "
-                        f"unit)")
-    if v is None:
-        return "—"
-    return str(v)
 
 
 def glue_verdict(prefix: str, v: Verdict, measured: bool = True) -> None:

@@ -58,6 +58,8 @@ from typing import Any, Callable, Mapping
 
 import pandas as pd
 
+from .paths import absolute, project_root  # noqa: F401  (project_root: re-exported for the CLI)
+
 STORE_ENV = "MEMLIB_STORE"
 PACKAGE_DIR = Path(__file__).resolve().parent
 FORMAT = 2  # bump when the layout or the serialization of results changes
@@ -157,26 +159,6 @@ def environment(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- paths
-
-def project_root(start: Path | None = None) -> Path | None:
-    p = (start or Path.cwd()).resolve()
-    for d in (p, *p.parents):
-        if (d / "pyproject.toml").exists() and (d / "memlib").is_dir():
-            return d
-    return None
-
-
-def absolute(path: Path | str) -> Path:
-    """``~`` expanded and made absolute once, so every process (CLI, kernel in notebooks/, book) agrees.
-
-    A relative path is taken relative to the project folder when the current directory is inside one (the
-    notebook kernel runs in ``notebooks/``), else relative to the current directory.
-    """
-    p = Path(path).expanduser()
-    if not p.is_absolute():
-        p = (project_root() or Path.cwd()) / p
-    return p.resolve()
-
 
 def default_root() -> Path:
     if os.environ.get(STORE_ENV):
@@ -555,7 +537,7 @@ class Store:
 def provenance() -> dict[str, Any]:
     import torch
 
-    from . import __version__
+    from ._version import __version__
 
     return {
         "memlib_version": __version__,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import pandas as pd
 import torch
@@ -20,37 +20,12 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.std import tqdm
 
-from .data import DataBundle, Split, augment_batch, load
-from .device import autocast, configure_threads, pick_device, resolve_precision
+from .data import DataBundle, Split, augment_batch
+from .device import autocast, configure_threads, resolve_precision
 from .seeds import derive
+from .specs import TrainSpec
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-@dataclass
-class TrainSpec:
-    epochs: int
-    batch_size: int = 128
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    warmup_frac: float = 0.1
-    nesterov: bool = False  # the three papers use plain (heavy-ball) momentum
-    schedule: str = "cosine"  # linear warm-up then cosine decay to 0, stepped per iteration; or "constant"
-    augment: bool = False
-    seed: int = 0
-    precision: str = "auto"  # "auto" | "fp32" | "bf16": bf16 autocast on CUDA and on AMX CPUs (memlib.device)
-    eval_every: int = 1
-    progress: bool = True
-    desc: str = "train"
-
-    @classmethod
-    def from_config(cls, cfg, **kw) -> "TrainSpec":
-        names = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "warmup_frac", "augment", "seed",
-                 "progress", "precision")
-        vals = {n: cfg[n] for n in names if n in cfg.values}
-        vals.update(kw)
-        return cls(**vals)
 
 
 @dataclass
@@ -76,6 +51,17 @@ class Run:
 
 def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
+
+
+def batch_orders(seed: int, n: int) -> Iterator[torch.Tensor]:
+    """The batch order of a training with ``seed`` over ``n`` examples: one permutation per epoch, forever.
+
+    The one batch-order generator of :func:`fit` and of the stacked trainer (:mod:`memlib.multitrain`), so that
+    a model trained either way sees the same batches.
+    """
+    g = torch.Generator().manual_seed(derive(seed, "batch order"))
+    while True:
+        yield torch.randperm(n, generator=g)
 
 
 def lr_lambda(spec: TrainSpec, total_steps: int) -> Callable[[int], float]:
@@ -197,7 +183,7 @@ def fit(model: nn.Module, data: DataBundle, spec: TrainSpec, callbacks: Iterable
     steps_per_epoch = math.ceil(n / spec.batch_size)
     optimizer, sched = make_optimizer(model.parameters(), spec, steps_per_epoch * spec.epochs, optimizer)
     run = Run(model, optimizer, data, spec, device, steps_per_epoch)
-    g = torch.Generator().manual_seed(derive(spec.seed, "batch order"))
+    orders = batch_orders(spec.seed, n)
     ga = torch.Generator(device=device).manual_seed(derive(spec.seed, "augmentation")) if spec.augment else None
 
     rec = {"epoch": 0, "train_loss": float("nan"), "lr": 0.0, "seconds": 0.0}
@@ -210,15 +196,14 @@ def fit(model: nn.Module, data: DataBundle, spec: TrainSpec, callbacks: Iterable
     for epoch in bar:
         run.epoch = epoch
         model.train()
-        perm = torch.randperm(n, generator=g).to(device)
+        perm = next(orders).to(device)
         total, count = torch.zeros((), device=device), 0
         t0 = time.perf_counter()
         for s in range(steps_per_epoch):
             ib = perm[s * spec.batch_size:(s + 1) * spec.batch_size]
             xb, yb = x_all[ib], y_all[ib]
             if spec.augment:
-                xb = augment_batch(xb, pad=4 if xb.shape[-1] >= 32 else 2,
-                                   flip=data.name not in ("mnist", "mnist5k"), generator=ga)
+                xb = augment_batch(xb, pad=4 if xb.shape[-1] >= 32 else 2, flip=data.mirror_invariant, generator=ga)
             if channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with autocast(device, prec):
@@ -254,28 +239,3 @@ def fit(model: nn.Module, data: DataBundle, spec: TrainSpec, callbacks: Iterable
     hist.attrs["images_per_second"] = n * spec.epochs / max(1e-9, hist["seconds"].sum())
     hist.attrs["precision"] = prec
     return hist
-
-
-def load_data(cfg, seed: int | None = None, device=None) -> DataBundle:
-    """The data a Config names (dataset/n_train/n_test/noise_rate), with the label noise of ``seed``
-    (default ``cfg.seed``), on ``device`` (default: the Config's device)."""
-    return load(cfg.dataset, n_train=cfg.n_train, n_test=cfg.n_test, noise_rate=cfg.noise_rate,
-                seed=cfg.seed if seed is None else seed, device=device if device is not None else pick_device(cfg.device))
-
-
-def make_model(cfg, data: DataBundle, seed: int | None = None, channel_dropout=None) -> nn.Module:
-    """A fresh model of the Config's kind and width for ``data``, on the data's device.  With ``seed``, the
-    random state is reset first, so the same seed gives the same initialisation whatever the dropout module."""
-    from .models import build_model
-
-    if seed is not None:
-        seed_everything(seed)
-    model = build_model(cfg.model, cfg.width, data.image_shape, data.num_classes, channel_dropout)
-    return model.to(data.train.x.device)
-
-
-def make_model_and_data(cfg, channel_dropout=None, seed: int | None = None):
-    """Common set-up from a Config with dataset/model/width/noise_rate/n_train/n_test/seed/device."""
-    seed = cfg.seed if seed is None else seed
-    data = load_data(cfg, seed)
-    return make_model(cfg, data, seed, channel_dropout), data, data.train.x.device

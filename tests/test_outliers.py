@@ -179,6 +179,8 @@ def test_experiment_is_reproducible_and_cached(tiny, store, tmp_path):
     low = r1.tables["strips"].query("group == 'lowest'").adv
     assert (low <= sc.adv.median()).all()
     assert exp.run(tiny, store).cached
+    scale = claim.check(r1, tiny).scale  # the verdict's scale from a Config with several datasets, clean labels
+    assert (scale.dataset, scale.noise_rate, scale.n_train, scale.seeds) == ("synthetic data", 0.0, 200, 2)
     r2 = exp.run(tiny, Store(tmp_path / "other"))  # computed again from scratch: same numbers
     assert not r2.cached
     pd.testing.assert_frame_equal(r1.tables["curve"], r2.tables["curve"])

@@ -1,5 +1,4 @@
 """Stacked training of K models (torch.func + vmap) ends where memlib.train.fit takes each model."""
-import copy
 import dataclasses
 
 import pytest
@@ -29,9 +28,8 @@ def test_stacked_equals_sequential_fit(name):
     acc = accuracy_stacked(stack, data.test.x, data.test.y)
     for k, s in enumerate(seeds):
         m = _model(name, s, data)
-        d = copy.copy(data)
-        d.train = data.train.subset(subsets[k])
-        hist = fit(m, d, dataclasses.replace(spec, seed=s))
+        d = dataclasses.replace(data, train=data.train.subset(subsets[k]))
+        hist = fit(m, d, spec.replace(seed=s))
         for p, q in zip(m.parameters(), stack.models[k].parameters()):
             torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
         assert acc[k].item() == pytest.approx(hist.test_acc.iloc[-1], abs=0.02)

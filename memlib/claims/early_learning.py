@@ -16,8 +16,9 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from ..catalog import dataset_title, model_title
 from ..experiments.early_learning import CE, CLEAN, ELR
-from ..measure import Interval, Measured, t_interval
+from ..measure import Interval, Measured, show, t_interval
 from . import Scale, Verdict, combine, criterion
 
 CITATION = ("Liu, Niles-Weed, Razavian, Fernandez-Granda (2020), Early-Learning Regularization Prevents "
@@ -285,28 +286,24 @@ def schedule_text(cfg, steps_per_epoch: int) -> str:
 
 def deciding(v: Verdict) -> list[tuple[str, str, str]]:
     """The rows of the chapter's verdict box (``v`` from :func:`check`): the numbers that decide each part."""
-    from ..notebook import fmt
-
     m = v.measured
     return [("mislabeled predicted as their true class, at its peak (cross-entropy)", "rises first",
-             fmt(m["el_peak_true"])),
+             show(m["el_peak_true"])),
             ("mislabeled predicted as their wrong label, at the end (cross-entropy)", "→ ~100%",
-             fmt(m["el_final_memorized"])),
-            ("ELR's memorized fraction ÷ cross-entropy's", "much lower", fmt(m["elr_memorized_ratio"])),
+             show(m["el_final_memorized"])),
+            ("ELR's memorized fraction ÷ cross-entropy's", "much lower", show(m["elr_memorized_ratio"])),
             ("clean labels: half the distance from init, lead over a random walk (fraction of the window)",
-             "early phase fast, then settles", fmt(m["ep_dist_lead"])),
+             "early phase fast, then settles", show(m["ep_dist_lead"])),
             (f"rewinding to k = {m['ep_rewind_k']} minus k = 0 (test accuracy)", "k ≈ 500–2,000 works, 0 does not",
-             fmt(m["ep_rewind_gain"]))]
+             show(m["ep_rewind_gain"]))]
 
 
 def caveats(cfg, result) -> str:
     """The chapter's caveats, written from the run's configuration (so a smoke build says smoke)."""
-    from . import DATASET_NAMES, MODEL_NAMES
-
     spe = int(result.scalars["steps_per_epoch"])
     total = spe * cfg.epochs
-    model = f"{MODEL_NAMES.get(cfg.model, cfg.model)} (width {cfg.width})"
-    data = DATASET_NAMES.get(cfg.dataset, cfg.dataset)
+    model = f"{model_title(cfg.model)} (width {cfg.width})"
+    data = dataset_title(cfg.dataset)
     out = [f"This run is at the `{cfg.profile}` profile: {model} on {int(result.scalars['n_train']):,} {data} "
            f"images, {cfg.epochs} epochs of {spe} iterations ({total:,} in all), {len(result.scalars['seeds'])} "
            "seeds. The papers train ResNet-34 (Liu et al.) and ResNet-20 (Frankle et al.) on CIFAR-10: compare the "

@@ -96,7 +96,7 @@ def _epoch(v) -> Measured:
 
 
 def check(result, cfg=None) -> Verdict:
-    protocol = cfg.protocol if cfg is not None and "protocol" in cfg.values else TRAINING
+    protocol = cfg.protocol if cfg is not None else TRAINING
     other = PROBE if protocol == TRAINING else TRAINING
     s = per_seed(result, protocol)
     so = per_seed(result, other)

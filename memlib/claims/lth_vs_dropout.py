@@ -34,11 +34,12 @@ from dataclasses import replace
 
 import pandas as pd
 
+from ..catalog import dataset_title, model_title
 from ..experiments.lth_vs_dropout import Chain, final_sparsity
 from ..measure import Interval, Measured, t_interval
 from ..pruning import GENERALIZATION, MEMORIZATION, Arm
 from . import (CONTRADICTED, CONTRADICTS, FAILS, HOLDS, INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, UNDECIDED,
-               MODEL_NAMES, Criterion, Scale, Verdict, combine, criterion)
+               Criterion, Scale, Verdict, combine, criterion)
 
 CITATION = ("The talk's own hypothesis, on lottery tickets (Frankle & Carbin 2019; Frankle et al. 2020) and "
             "example-tied dropout (Maini et al. 2023)")
@@ -206,7 +207,7 @@ def setting(cfg, result) -> str:
     """One sentence: what was trained, on what, how it was pruned."""
     sc = result.scalars
     steps = int(sc["total_steps"])
-    return (f"{MODEL_NAMES.get(cfg.model, cfg.model)} (width {cfg.width}) on {sc['n_train']:,} {cfg.dataset} training "
+    return (f"{model_title(cfg.model)} (width {cfg.width}) on {sc['n_train']:,} {dataset_title(cfg.dataset)} training "
             f"images with {cfg.noise_rate:.0%} label noise ({sc['n_noisy']:,} mislabeled), {cfg.epochs} epochs of batch "
             f"{cfg.batch_size} per training; {cfg.rounds} pruning round{'s' if cfg.rounds != 1 else ''} of "
             f"{cfg.prune_rate:.0%} ({cfg.scope}) to {Measured(final_sparsity(cfg.values), 'percent')} sparse; "
@@ -220,8 +221,8 @@ def caveats(cfg, result) -> str:
     steps = int(sc["total_steps"])
     items = []
     if cfg.profile != "paper":
-        items.append(f"This is the `{cfg.profile}` profile: {MODEL_NAMES.get(cfg.model, cfg.model)} of width "
-                     f"{cfg.width} on {sc['n_train']:,} {cfg.dataset} images, not ResNet-9 (width 64) / ResNet-20 on "
+        items.append(f"This is the `{cfg.profile}` profile: {model_title(cfg.model)} of width "
+                     f"{cfg.width} on {sc['n_train']:,} {dataset_title(cfg.dataset)} images, not ResNet-9 (width 64) / ResNet-20 on "
                      "CIFAR-10. Lottery tickets and example-tied dropout were reported at that larger scale.")
     if cfg.prune_rate != 0.2:
         items.append(f"Pruning removes {cfg.prune_rate:.0%} of the remaining weights a round for {cfg.rounds} round(s) "

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..catalog import dataset_title, model_title
 from ..experiments.outlier_percentiles import REGIONS
-from ..measure import Measured, t_interval
-from . import DATASET_NAMES, Scale, Verdict, combine, criterion
+from ..measure import Measured, show, t_interval
+from . import Scale, Verdict, combine, criterion
 
 CITATION = "Carlini, Erlingsson, Papernot (2019), Distribution Density, Tails, and Outliers in Machine Learning"
 # Where the test-accuracy-vs-percentile curve peaks (0th percentile = outliers by the adv metric).
@@ -109,19 +110,17 @@ def check(result, cfg=None) -> Verdict:
         pool = int(result.scalars["per_dataset"][datasets[0]]["n_pool"]) if "per_dataset" in result.scalars \
             else cfg.n_train
         scale = Scale.from_config(cfg, n_train=pool, seeds=n_seeds, noise_rate=0.0,
-                                  dataset=" and ".join(DATASET_NAMES.get(d, d) for d in datasets),
+                                  dataset=" and ".join(dataset_title(d) for d in datasets),
                                   note=f"{cfg.n_windows} class-balanced windows of {cfg.window_size:,} per dataset")
     return Verdict("Outliers and percentile training", status, summary, measured, REFERENCE, crit, scale)
 
 
 def caveats(cfg, result) -> str:
     """The chapter's caveats, written from the run's configuration (so a smoke build says smoke)."""
-    from . import MODEL_NAMES
-
     datasets = result.scalars["datasets"]
-    pools = ", ".join(f"{DATASET_NAMES.get(d, d)}: {result.scalars['per_dataset'][d]['n_pool']:,}" for d in datasets)
+    pools = ", ".join(f"{dataset_title(d)}: {result.scalars['per_dataset'][d]['n_pool']:,}" for d in datasets)
     n_train = len(datasets) * (cfg.metric_models + cfg.n_windows * cfg.seeds)
-    model = f"{MODEL_NAMES.get(cfg.model, cfg.model)} (width {cfg.width})"
+    model = f"{model_title(cfg.model)} (width {cfg.width})"
     out = [f"This run is at the `{cfg.profile}` profile: pools of {pools} training images, {cfg.n_windows} windows "
            f"of {cfg.window_size:,} examples, {cfg.seeds} seeds, {model} trained for {cfg.epochs} epochs "
            f"({n_train} trainings in all); the paper trains on 5,000-example windows of the full training sets."]
@@ -144,13 +143,11 @@ def caveats(cfg, result) -> str:
 def deciding(v: Verdict) -> list[tuple[str, str, str]]:
     """The rows of the verdict box: per dataset, the best third (paper's beside ours) and the differences that
     decide it."""
-    from ..notebook import fmt
-
     rows = []
     for key in [k[: -len("_best_region")] for k in v.measured if k.endswith("_best_region")]:
         ds = key.replace("_", "-")
         exp = EXPECTED_REGION.get(ds)
         rows.append((f"{ds}: best third", exp or "—", v.measured[f"{key}_best_region"]))
-        rows += [(f"{ds}: {exp} minus {other} third (test accuracy)", "> 0", fmt(v.measured[f"{key}_{exp}_minus_{other}"]))
+        rows += [(f"{ds}: {exp} minus {other} third (test accuracy)", "> 0", show(v.measured[f"{key}_{exp}_minus_{other}"]))
                  for other in REGIONS if exp and other != exp]
     return rows

@@ -14,7 +14,7 @@ from ..store import Result, Store
 
 
 def seed_list(cfg: Config) -> list[int]:
-    return [cfg.seed + i for i in range(cfg.seeds if "seeds" in cfg.values else 1)]
+    return [cfg.seed + i for i in range(cfg.seeds)]
 
 
 def part_params(cfg: Config, **extra) -> dict:
@@ -42,7 +42,7 @@ def run_parts(cfg: Config, store: Store, part: str, keys: list[dict], compute: P
     ex = executor or current_executor()  # first: an executor may fix the thread count the store keys on
     out: list[Result | None] = [store.get(kind, params(cfg, **k)) for k in keys]
     todo = [i for i, r in enumerate(out) if r is None]
-    show = bool(cfg.values.get("progress", True)) and len(keys) > 1
+    show = cfg.progress and len(keys) > 1
     if todo:
 
         def on_done(j: int, produce: Callable[[], Result]) -> None:

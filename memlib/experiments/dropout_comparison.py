@@ -44,15 +44,17 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ..config import (COMMON, ConfigError, Param, check_flips_labels, check_fraction, check_nonneg, check_positive,
-                      check_rate)
+from ..config import (ConfigError, Param, check_flips_labels, check_fraction,
+                      check_nonneg, check_positive, check_rate, common, paper_values)
 from ..device import describe
 from ..dropout import make_factory, set_etd_mode
 from ..multitrain import cpu_threads
 from ..probes.consistency import consistency_scores
 from ..store import Result, Store
-from ..train import TrainSpec, fit, load_data, make_model, predict, split_metrics
+from ..specs import MAINI_2023
+from ..train import fit, predict, split_metrics
 from .base import concat, merge_scalars, run_parts, seed_list
+from .setup import load_data, make_model, train_spec
 
 NAME = "dropout_comparison"
 NOTEBOOK = "02_dropout_comparison"
@@ -68,9 +70,7 @@ ETD_EVAL_MODES = (DROP, OWN, ALL, MEAN)
 ACCURACY_COLUMNS = ("train_clean_acc", "train_noisy_acc", "train_noisy_true", "test_acc")
 
 
-PARAMS = [COMMON[n] for n in ("dataset", "model", "width", "noise_rate", "n_train", "n_test", "epochs",
-                              "batch_size", "lr", "momentum", "weight_decay", "warmup_frac", "augment",
-                              "seed", "seeds", "device", "precision", "progress")] + [
+PARAMS = common("data", "model", "training", "run") + [
     Param("p_gen", float, "example-tied dropout: fraction of generalization channels (always active)",
           check=check_fraction),
     Param("p_mem", float, "example-tied dropout: fraction of memorization channels each example activates",
@@ -88,10 +88,10 @@ PARAMS = [COMMON[n] for n in ("dataset", "model", "width", "noise_rate", "n_trai
     Param("cscore_epochs", int, "held-out consistency score: training epochs of each small MLP", check=check_positive),
 ]
 
-_paper = dict(dataset="cifar10", model="resnet9", width=64, noise_rate=0.1, n_train=0, n_test=0, epochs=50,
-              batch_size=512, lr=0.01, momentum=0.9, weight_decay=5e-4, warmup_frac=0.1, augment=False,
-              seed=0, seeds=3, device="auto", precision="auto", progress=True, p_gen=0.4, p_mem=0.2, dropout_p=0.4, sparsity=0.4,
-              eval_every=5, grid_size=32, cscore_models=32, cscore_folds=2, cscore_width=512, cscore_epochs=30)
+_paper = paper_values(MAINI_2023, dataset="cifar10", model="resnet9", width=64, noise_rate=0.1, n_train=0, n_test=0,
+                      seed=0, seeds=3, device="auto", progress=True, p_gen=0.4, p_mem=0.2, dropout_p=0.4,
+                      sparsity=0.4, eval_every=5, grid_size=32, cscore_models=32, cscore_folds=2, cscore_width=512,
+                      cscore_epochs=30)
 PROFILES = {
     "smoke": {**_paper, "dataset": "mnist5k", "model": "mlp", "width": 64, "n_train": 400, "n_test": 200,
               "epochs": 3, "batch_size": 100, "lr": 0.05, "seeds": 1, "eval_every": 1, "grid_size": 8,
@@ -167,8 +167,8 @@ def _accuracy_row(model, data, seed, method, mode, test: bool = True) -> dict:
 def _consistency(cfg, seed: int) -> Result:
     data = load_data(cfg, seed)
     tr = data.train
-    spec = TrainSpec(epochs=cfg.cscore_epochs, batch_size=cfg.batch_size, lr=cfg.lr, momentum=cfg.momentum,
-                     weight_decay=cfg.weight_decay, warmup_frac=cfg.warmup_frac, seed=seed, progress=False)
+    # the small models train like the compared ones (batch, lr, schedule), for their own epochs, unaugmented
+    spec = train_spec(cfg, epochs=cfg.cscore_epochs, seed=seed, progress=False, augment=False)
     t0 = time.perf_counter()
     with cpu_threads(1, tr.x.device):  # many tiny kernels: one thread is faster on a busy CPU
         score, count, _ = consistency_scores(tr.x, tr.y, k=cfg.cscore_models, folds=cfg.cscore_folds, model="mlp",
@@ -187,8 +187,7 @@ def _one(cfg, seed: int, method: str) -> Result:
     device = data.train.x.device
     # the same seed before building: the same initialisation draws for the three methods
     model = make_model(cfg, data, seed, factory(cfg, method, len(data.train), seed))
-    spec = TrainSpec.from_config(cfg, seed=seed, eval_every=cfg.eval_every,
-                                 desc=f"claim 2, {method}, seed {seed}")
+    spec = train_spec(cfg, seed=seed, eval_every=cfg.eval_every, desc=f"claim 2, {method}, seed {seed}")
     recorder = MarginRecorder(cfg.eval_every) if method == DROPOUT else None
     t0 = time.perf_counter()
     hist = fit(model, data, spec, callbacks=[recorder] if recorder else [])

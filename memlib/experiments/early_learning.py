@@ -21,21 +21,24 @@ rewind iteration).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 
 import pandas as pd
 
-from ..config import COMMON, ConfigError, Param, check_flips_labels, check_nonneg, check_positive, check_rate
-from ..data import load
-from ..device import describe, pick_device
+from ..config import (ConfigError, Param, check_flips_labels, check_nonneg, check_positive,
+                      check_rate, common, paper_values)
+from ..device import describe
 from ..losses import ELRLoss, LossTracker
 from ..probes.early_phase import EarlyPhaseProbe, tracked_parameters
 from ..pruning import MaskCallback, magnitude_prune, rewind, sparsity
 from ..seeds import derive
 from ..store import Result, Store
-from ..train import TrainSpec, fit, make_model
+from ..specs import ELR_2020, TrainSpec
+from ..train import fit
 from .base import concat, merge_scalars, run_parts, seed_list
+from .setup import data_spec, load_data, make_model, train_spec
 
 NAME = "early_learning"
 NOTEBOOK = "04_early_learning"
@@ -52,9 +55,7 @@ NOISY_ARMS = (CE, ELR)
 
 REWIND_COLUMNS = ["seed", "k", "k_frac", "sparsity", "epochs", "test_acc", "train_acc", "seconds"]
 
-PARAMS = [COMMON[n] for n in ("dataset", "model", "width", "noise_rate", "n_train", "n_test", "epochs",
-                              "batch_size", "lr", "momentum", "weight_decay", "warmup_frac", "augment",
-                              "seed", "seeds", "device", "precision", "progress")] + [
+PARAMS = common("data", "model", "training", "run") + [
     Param("eval_every", int, "evaluate the noisy-label arms every n-th epoch (and at the last); the clean arm "
           "only at the end", check=check_positive),
     Param("elr_beta", float, "ELR: momentum of the per-example running-average targets", check=check_rate),
@@ -74,11 +75,10 @@ PARAMS = [COMMON[n] for n in ("dataset", "model", "width", "noise_rate", "n_trai
 # Frankle et al.: ResNet-20 on CIFAR-10, 160 epochs of 391 iterations (62,560); rewinding to iterations
 # ~500-2,000 (0.8%-3.2% of training) starts to work.  The grids below bracket that fraction of training.
 # Noise: 36% of labels wrong = what ELR's code calls "40% symmetric" (it draws the new label from all 10 classes).
-_paper = dict(dataset="cifar10", model="resnet9", width=64, noise_rate=0.36, n_train=0, n_test=0, epochs=160,
-              batch_size=128, lr=0.02, momentum=0.9, weight_decay=1e-3, warmup_frac=0.0, augment=True,
-              seed=0, seeds=3, device="auto", precision="auto", progress=True, eval_every=1, elr_beta=0.7,
-              elr_lambda=3.0, probe_steps=4000, probe_every=4, rewind_steps="0,250,500,1000,2000,4000",
-              rewind_k=1000, rewind_sparsity=0.8, rewind_epochs=0)
+_paper = paper_values(ELR_2020, dataset="cifar10", model="resnet9", width=64, noise_rate=0.36, n_train=0, n_test=0,
+                      seed=0, seeds=3, device="auto", progress=True, eval_every=1, elr_beta=0.7, elr_lambda=3.0,
+                      probe_steps=4000, probe_every=4, rewind_steps="0,250,500,1000,2000,4000", rewind_k=1000,
+                      rewind_sparsity=0.8, rewind_epochs=0)
 PROFILES = {
     "smoke": {**_paper, "dataset": "mnist5k", "model": "smallcnn", "width": 8, "n_train": 300, "n_test": 200,
               "epochs": 3, "batch_size": 100, "lr": 0.05, "weight_decay": 5e-4, "augment": False, "seeds": 2,
@@ -133,7 +133,7 @@ def validate(values: dict) -> None:
 
 
 def _spec(cfg, seed: int, **kw) -> TrainSpec:
-    return TrainSpec.from_config(cfg, seed=seed, **kw)
+    return train_spec(cfg, seed=seed, **kw)
 
 
 def _rewind(cfg, seed, model, data, probe) -> pd.DataFrame:
@@ -154,9 +154,9 @@ def _rewind(cfg, seed, model, data, probe) -> pd.DataFrame:
 
 
 def _train(cfg, seed: int, arm: str) -> Result:
-    device = pick_device(cfg.device)
-    data = load(cfg.dataset, n_train=cfg.n_train, n_test=cfg.n_test,
-                noise_rate=0.0 if arm == CLEAN else cfg.noise_rate, seed=seed, device=device)
+    spec = data_spec(cfg)
+    data = load_data(cfg, seed, spec=dataclasses.replace(spec, noise_rate=0.0) if arm == CLEAN else spec)
+    device = data.train.x.device
     model = make_model(cfg, data, seed)
     t0 = time.perf_counter()
     tables, callbacks, loss_fn = {}, [], None

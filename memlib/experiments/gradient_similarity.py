@@ -18,12 +18,14 @@ import time
 
 import pandas as pd
 
-from ..config import COMMON, Param, check_flips_labels, check_positive
+from ..config import Param, check_flips_labels, check_positive, common, paper_values
 from ..device import describe
 from ..probes.gradients import GradientSimilarityProbe, TrainingGradientAccounting
 from ..store import Result, Store
-from ..train import TrainSpec, fit, make_model_and_data
+from ..specs import MAINI_2023
+from ..train import fit
 from .base import concat, merge_scalars, run_parts, seed_list
+from .setup import make_model_and_data, train_spec
 
 NAME = "gradient_similarity"
 NOTEBOOK = "01_gradient_similarity"
@@ -35,9 +37,7 @@ PROTOCOL_LABELS = {TRAINING: "during training (the paper's accounting)",
                    PROBE: "by the fixed-weights probe (evaluation mode)"}
 SIMILARITY_COLUMNS = ("seed", "protocol", "epoch", "layer", "cosine", "norm_clean", "norm_noisy")
 
-PARAMS = [COMMON[n] for n in ("dataset", "model", "width", "noise_rate", "n_train", "n_test", "epochs",
-                              "batch_size", "lr", "momentum", "weight_decay", "warmup_frac", "augment",
-                              "seed", "seeds", "device", "precision", "progress")] + [
+PARAMS = common("data", "model", "training", "run") + [
     Param("protocol", str, "gradient accounting the verdict uses: 'training' (summed over every training batch, "
           "as Maini et al.) or 'probe' (fixed weights, a probe subset, evaluation mode); both are recorded",
           choices=PROTOCOLS, hashed=False),
@@ -45,9 +45,8 @@ PARAMS = [COMMON[n] for n in ("dataset", "model", "width", "noise_rate", "n_trai
           check=check_positive),
 ]
 
-_paper = dict(dataset="cifar10", model="resnet9", width=64, noise_rate=0.1, n_train=0, n_test=0, epochs=50,
-              batch_size=512, lr=0.01, momentum=0.9, weight_decay=5e-4, warmup_frac=0.1, augment=False,
-              seed=0, seeds=3, device="auto", precision="auto", progress=True, protocol=TRAINING, probe_size=1000)
+_paper = paper_values(MAINI_2023, dataset="cifar10", model="resnet9", width=64, noise_rate=0.1, n_train=0, n_test=0,
+                      seed=0, seeds=3, device="auto", progress=True, protocol=TRAINING, probe_size=1000)
 PROFILES = {
     "smoke": {**_paper, "dataset": "mnist5k", "width": 4, "n_train": 500, "n_test": 200, "epochs": 3,
               "batch_size": 100, "lr": 0.05, "seeds": 1, "probe_size": 50, "progress": False},
@@ -67,7 +66,7 @@ def _one_seed(cfg, seed: int) -> Result:
     model, data, device = make_model_and_data(cfg, seed=seed)
     accounting = TrainingGradientAccounting()
     probe = GradientSimilarityProbe(cfg.probe_size, seed=seed)
-    spec = TrainSpec.from_config(cfg, seed=seed, desc=f"claim 1, seed {seed}")
+    spec = train_spec(cfg, seed=seed, desc=f"claim 1, seed {seed}")
     t0 = time.perf_counter()
     hist = fit(model, data, spec, callbacks=[accounting, probe], loss_fn=accounting)
     wall = time.perf_counter() - t0

@@ -28,13 +28,16 @@ from enum import Enum
 
 import pandas as pd
 
-from ..config import COMMON, ConfigError, Param, check_flips_labels, check_positive
+from ..config import (ConfigError, Param, bounds, check_flips_labels, check_fraction,
+                      check_positive, common, paper_values)
 from ..device import describe
 from ..dropout import make_factory
 from ..pruning import Arm, LotteryTicket, channel_stats, pruned_share, retrain
 from ..store import Result, Store
-from ..train import TrainSpec, fit, load_data, make_model
+from ..specs import MAINI_2023
+from ..train import fit
 from .base import concat, merge_scalars, run_parts, seed_list
+from .setup import load_data, make_model, train_spec
 
 NAME = "lth_vs_dropout"
 NOTEBOOK = "05_lth_vs_dropout"
@@ -60,30 +63,13 @@ KEYS = ("seed", "chain", "arm", "round", "sparsity")
 TABLES = ("arms", "channels", "overlap", "history")
 
 
-def _check_p_gen(name, v):
-    if not 0.0 < v < 1.0:
-        raise ConfigError(f"{name} must be in (0, 1) (some channels must be memorization channels), got {v!r}")
-
-
-def _check_p_mem(name, v):
-    if not 0.0 < v <= 1.0:
-        raise ConfigError(f"{name} must be in (0, 1], got {v!r}")
-
-
-def _check_prune_rate(name, v):
-    if not 0.0 < v < 1.0:
-        raise ConfigError(f"{name} must be in (0, 1): the fraction of remaining weights removed per round, "
-                          f"got {v!r}")
-
-
-PARAMS = [COMMON[n] for n in ("dataset", "model", "width", "noise_rate", "n_train", "n_test", "epochs",
-                              "batch_size", "lr", "momentum", "weight_decay", "warmup_frac", "augment",
-                              "seed", "seeds", "device", "precision", "progress")] + [
-    Param("p_gen", float, "example-tied dropout: fraction of generalization channels", check=_check_p_gen),
+PARAMS = common("data", "model", "training", "run") + [
+    Param("p_gen", float, "example-tied dropout: fraction of generalization channels",
+          check=bounds(0, 1, low_open=True, why="some channels must be memorization channels")),
     Param("p_mem", float, "example-tied dropout: fraction of memorization channels each example uses",
-          check=_check_p_mem),
+          check=check_fraction),
     Param("prune_rate", float, "fraction of the remaining weights removed per pruning round (open_lth: 0.2)",
-          check=_check_prune_rate),
+          check=bounds(0, 1, low_open=True, why="the fraction of remaining weights removed per round")),
     Param("rounds", int, "pruning rounds (sparsity after round r is 1 - (1 - prune_rate)^r)",
           check=check_positive),
     Param("scope", str, "magnitude ranking over the whole network ('global', open_lth's sparse_global) or per layer "
@@ -95,10 +81,9 @@ PARAMS = [COMMON[n] for n in ("dataset", "model", "width", "noise_rate", "n_trai
 # The papers' settings: Maini et al.'s ResNet-9 / CIFAR-10 training (batch 512, lr 0.01 peak, 10% warm-up then
 # cosine, 50 epochs) for every training of the chains; open_lth's pruning (20% of the remaining weights a round,
 # global) for 11 rounds = 91.4% sparse; rewinding to iteration 100 = 2% of the 4,900 iterations.
-_paper = dict(dataset="cifar10", model="resnet9", width=64, noise_rate=0.1, n_train=0, n_test=0, epochs=50,
-              batch_size=512, lr=0.01, momentum=0.9, weight_decay=5e-4, warmup_frac=0.1, augment=False,
-              seed=0, seeds=3, device="auto", precision="auto", progress=True, p_gen=0.4, p_mem=0.2,
-              prune_rate=0.2, rounds=11, scope="global", rewind_step=100)
+_paper = paper_values(MAINI_2023, dataset="cifar10", model="resnet9", width=64, noise_rate=0.1, n_train=0, n_test=0,
+                      seed=0, seeds=3, device="auto", progress=True, p_gen=0.4, p_mem=0.2, prune_rate=0.2, rounds=11,
+                      scope="global", rewind_step=100)
 PROFILES = {
     "smoke": {**_paper, "dataset": "mnist5k", "model": "mlp", "width": 64, "noise_rate": 0.2, "n_train": 400,
               "n_test": 200, "epochs": 3, "batch_size": 50, "lr": 0.1, "seeds": 1, "prune_rate": 0.5,
@@ -152,7 +137,7 @@ def _one_seed(cfg, seed: int) -> Result:
 
     def trainer(chain: Chain):
         def train(model, callbacks, desc):
-            spec = TrainSpec.from_config(cfg, seed=seed, eval_every=cfg.epochs,
+            spec = train_spec(cfg, seed=seed, eval_every=cfg.epochs,
                                          desc=f"claim 5, seed {seed}, {chain.value}, {desc}")
             return fit(model, data, spec, callbacks=callbacks)
         return train

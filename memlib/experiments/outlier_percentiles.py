@@ -27,34 +27,36 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..config import COMMON, ConfigError, Param, check_positive, check_rate
-from ..data import CLASS_NAMES, load
+from ..catalog import DATASETS, MODELS
+from ..config import (COMMON, ConfigError, Param, check_positive, check_rate, common,
+                      paper_values)
 from ..device import describe, pick_device
 from ..multitrain import accuracy_stacked, cpu_threads, fit_stacked
 from ..outliers import REGIONS, adv_distances, balanced_windows, label_confidence, rank_order, spearman
 from ..seeds import derive
 from ..store import Result, Store
-from ..train import TrainSpec, fit, make_model, predict
+from ..specs import CARLINI_2019_MEMLIB, DataSpec
+from ..train import fit, predict
 from .base import run_parts, seed_list
+from .setup import load_data, make_model, train_spec
 
 NAME = "outlier_percentiles"
 NOTEBOOK = "03_outlier_percentiles"
 TITLE = "Outliers and percentile training"
 
 TRAINERS = ("auto", "stacked", "sequential")
-STACKABLE = ("mlp", "smallcnn")
+STACKABLE = tuple(m.name for m in MODELS.values() if not m.batchnorm)  # BatchNorm cannot be trained stacked
 # Columns of the ``curve`` table (one row per dataset, seed and window) that the claim and the plots read.
 CURVE_COLUMNS = ["dataset", "seed", "window", "region", "size", "pct_lo", "pct_hi", "pct_mid", "test_acc",
                  "train_acc", "adv_mean", "max_class_frac"]
-POOL_SIZES = {"mnist": 60000, "fashion-mnist": 60000, "cifar10": 50000, "mnist5k": 4000, "synthetic": 2000}
 
+# The data group differs: several datasets, clean labels, and n_train sizes each dataset's ranked pool.
 PARAMS = [
     Param("datasets", str, "comma-separated datasets, one curve each (e.g. 'fashion-mnist,mnist5k')"),
-    *[COMMON[n] for n in ("model", "width")],
     dataclasses.replace(COMMON["n_train"], help="size of the ranked training pool per dataset (0 = the whole "
                         "training set)"),
-    *[COMMON[n] for n in ("n_test", "epochs", "batch_size", "lr", "momentum", "weight_decay", "warmup_frac",
-                          "seed", "seeds", "device", "precision", "progress")],
+    COMMON["n_test"],
+    *common("model", "training", "run"),
     Param("window_size", int, "examples per percentile window (5,000 in the paper); a multiple of the number of "
           "classes, since every window holds the same number of examples of each class", check=check_positive),
     Param("n_windows", int, "number of windows, spread evenly over each class's ranking; a multiple of 3, so the "
@@ -69,10 +71,10 @@ PARAMS = [
           "memlib.train.fit one model at a time; 'auto' stacks mlp/smallcnn", choices=TRAINERS),
 ]
 
-_paper = dict(datasets="mnist,fashion-mnist,cifar10", model="resnet9", width=64, n_train=0, n_test=0, epochs=30,
-              batch_size=128, lr=0.05, momentum=0.9, weight_decay=5e-4, warmup_frac=0.1, seed=0, seeds=3,
-              device="auto", precision="auto", progress=True, window_size=5000, n_windows=9, metric_models=4,
-              metric_epochs=15, attack_steps=50, overshoot=0.02, strip_size=16, trainer="auto")
+_paper = paper_values(CARLINI_2019_MEMLIB, datasets="mnist,fashion-mnist,cifar10", model="resnet9", width=64,
+                      n_train=0, n_test=0, seed=0, seeds=3, device="auto", progress=True, window_size=5000,
+                      n_windows=9, metric_models=4, metric_epochs=15, attack_steps=50, overshoot=0.02,
+                      strip_size=16, trainer="auto")
 PROFILES = {
     "smoke": {**_paper, "datasets": "mnist5k", "model": "mlp", "width": 32, "n_train": 1000, "n_test": 500,
               "epochs": 5, "batch_size": 64, "seeds": 2, "progress": False, "window_size": 100, "n_windows": 6,
@@ -91,8 +93,8 @@ def dataset_list(value: str) -> list[str]:
     if not names:
         raise ConfigError("datasets is empty; name at least one, e.g. datasets='mnist5k'")
     for n in names:
-        if n not in POOL_SIZES:
-            raise ConfigError(f"unknown dataset {n!r} in datasets; choose from: {', '.join(POOL_SIZES)}")
+        if n not in DATASETS:
+            raise ConfigError(f"unknown dataset {n!r} in datasets; choose from: {', '.join(DATASETS)}")
     if len(set(names)) != len(names):
         raise ConfigError(f"datasets lists a dataset twice: {value!r}")
     return names
@@ -109,7 +111,7 @@ def validate(values: dict) -> None:
     if values["n_windows"] % len(REGIONS):
         raise ConfigError(f"n_windows must be a multiple of {len(REGIONS)} (equal low / middle / high regions), "
                           f"got {values['n_windows']}")
-    k = len(CLASS_NAMES[names[0]])
+    k = DATASETS[names[0]].num_classes
     if values["window_size"] % k:
         raise ConfigError(f"window_size must be a multiple of {k} (every window holds window_size / {k} examples "
                           f"of each class), got {values['window_size']}")
@@ -118,7 +120,8 @@ def validate(values: dict) -> None:
         raise ConfigError(f"trainer='stacked' needs a model without BatchNorm ({', '.join(STACKABLE)}); "
                           f"{values['model']!r} trains with trainer='sequential'")
     for n in names:
-        pool = min(values["n_train"], POOL_SIZES[n]) if values["n_train"] else POOL_SIZES[n]
+        size = DATASETS[n].train_size
+        pool = min(values["n_train"], size) if values["n_train"] else size
         if values["window_size"] > pool:
             raise ConfigError(f"window_size {values['window_size']} is larger than the {n} pool of {pool} "
                               "examples; lower window_size or raise n_train")
@@ -136,7 +139,7 @@ def _fresh_models(cfg, data, seeds):
 
 def train_many(cfg, data, subsets: torch.Tensor, seeds: list[int], epochs: int, desc: str):
     """Train one fresh model per row of ``subsets`` (positions in the pool); returns models, test acc, seconds."""
-    spec = TrainSpec.from_config(cfg, epochs=epochs, seed=0, eval_every=epochs, progress=False, desc=desc)
+    spec = train_spec(cfg, epochs=epochs, seed=0, eval_every=epochs, progress=False, desc=desc)
     models = _fresh_models(cfg, data, seeds)
     t0 = time.perf_counter()
     if trainer_for(cfg.model, cfg.trainer) == "stacked":
@@ -147,7 +150,7 @@ def train_many(cfg, data, subsets: torch.Tensor, seeds: list[int], epochs: int, 
         test_acc = []
         for m, s, sub in zip(models, seeds, subsets):
             d = dataclasses.replace(data, train=data.train.subset(sub))
-            spec_k = dataclasses.replace(spec, seed=int(s))
+            spec_k = spec.replace(seed=int(s))
             hist = fit(m, d, spec_k)
             test_acc.append(float(hist.test_acc.iloc[-1]))
         test_acc = np.asarray(test_acc)
@@ -190,7 +193,7 @@ def _metric(cfg, ds: str, data) -> Result:
     # Image strips: the strip_size lowest and highest ranked examples, as [0, 1] pixels.
     k = min(cfg.strip_size, n // 2)
     strip_rows = []
-    classes = CLASS_NAMES[ds]
+    classes = data.classes
     for group, positions in (("lowest", order[:k]), ("highest", order[::-1][:k])):
         pix = data.unnormalize(data.train.x[torch.as_tensor(positions.copy(), device=data.train.x.device)])
         pix = pix.flatten(1).cpu().numpy()
@@ -238,8 +241,7 @@ def _key(cfg, **extra) -> dict:
 
 
 def _pool(cfg, ds: str):
-    return load(ds, n_train=cfg.n_train, n_test=cfg.n_test, noise_rate=0.0, seed=cfg.seed,
-                device=pick_device(cfg.device))
+    return load_data(cfg, spec=DataSpec(ds, n_train=cfg.n_train, n_test=cfg.n_test, noise_rate=0.0))
 
 
 def metric_part(cfg, key: dict) -> Result:
