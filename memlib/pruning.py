@@ -1,15 +1,17 @@
 """Lottery tickets (Frankle & Carbin 2019; Frankle et al. 2020) written once, and per-channel weight statistics.
 
-Used by chapter 5 (``memlib.experiments.lth_vs_dropout``) and chapter 4's rewinding (``early_learning``).
+Used by chapter 5 (``memlib.experiments.lth_vs_dropout``: iterative pruning) and chapter 4's rewinding
+(``early_learning``: one-shot pruning, rewound to each iteration of a grid).
 
 The procedure, after open_lth's ``lottery`` runner (facebookresearch/open_lth):
 
-1. **capture** -- train the dense network once, saving its weights at iteration 0 and at iteration ``k``
-   (:class:`CaptureAt` -> :class:`RewindPoints`);
+1. **capture** -- train the dense network once with a :class:`CaptureAt` callback, saving its weights at
+   iteration 0 and at every iteration of a grid; :meth:`CaptureAt.points` gives the :class:`RewindPoints` of any
+   ``k`` on it;
 2. **prune** -- :func:`magnitude_prune` removes a fraction ``rate`` of the *remaining* weights, by smallest
    ``|w|``, over every conv and linear weight together (``scope="global"``, open_lth's ``sparse_global``: 20% a
-   round) or within each layer (``scope="layer"``, Frankle & Carbin's small nets); biases and BatchNorm are never
-   pruned;
+   round) or within each layer (``scope="layer"``, Frankle & Carbin's small nets); :func:`one_shot_prune` prunes a
+   dense network to a target sparsity at once; biases and BatchNorm are never pruned;
 3. **rewind** -- :func:`start` puts a fresh network at the start named by an :class:`Arm` (open_lth's branches):
    the magnitude mask with the weights of iteration ``k`` (the lottery ticket) or of iteration 0, the magnitude
    mask with a random re-initialisation (``randomly_reinitialize``), or a random mask with the same number of kept
@@ -108,6 +110,15 @@ def magnitude_prune(model: nn.Module, masks: Masks | None, rate: float, scope: s
             out[n] = new[i:i + k].view_as(cpu_masks[n])
             i += k
     return {n: out[n].to(params[n].device) for n in params}
+
+
+def one_shot_prune(model: nn.Module, target: float, scope: str = "global") -> Masks:
+    """Prune the dense ``model`` to sparsity ``target`` in one round (Frankle et al. 2020's one-shot pruning,
+    which rewinding is studied with): ``round(target * n)`` of the ``n`` weights ranked together (``"global"``)
+    or in each layer (``"layer"``) are removed."""
+    if not 0.0 <= target < 1.0:
+        raise ValueError(f"target sparsity must be in [0, 1), got {target}")
+    return magnitude_prune(model, None, target, scope)
 
 
 def random_masks(masks: Masks, seed: int) -> Masks:
@@ -218,6 +229,16 @@ class CaptureAt:
     def on_step_end(self, run):
         if run.step in self.steps:
             self.saved[run.step] = snapshot(run.model)
+
+    def points(self, k: int) -> RewindPoints:
+        """Where the branches start when rewinding to iteration ``k`` of the grid (and to iteration 0)."""
+        k = int(k)
+        if 0 not in self.steps or k not in self.steps:
+            raise ValueError(f"iterations 0 and {k} must both be on the capture grid {self.steps}")
+        for s in (0, k):
+            if s not in self.saved:
+                raise ValueError(f"iteration {s} is beyond the end of the training: it was never captured")
+        return RewindPoints(self.saved[0], self.saved[k], k)
 
 
 @dataclass(frozen=True)
@@ -349,9 +370,7 @@ class LotteryTicket:
         model = self.build()
         cap = CaptureAt([0, self.rewind_step])
         hist = self.train(model, [cap], "level 0: dense")
-        if self.rewind_step not in cap.saved:
-            raise ValueError(f"rewind_step {self.rewind_step} is beyond the end of the dense training")
-        self.points = RewindPoints(cap.saved[0], cap.saved[self.rewind_step], self.rewind_step)
+        self.points = cap.points(self.rewind_step)
         level = Level(0, full_masks(model), model, hist)
         yield level
         for rnd in range(1, rounds + 1):
@@ -359,9 +378,8 @@ class LotteryTicket:
             if rnd == rounds and not train_last:
                 yield Level(rnd, masks, None, None, level.masks, level.model)
                 return
-            model = self.build()
-            start(Arm.MAGNITUDE_K, model, masks, self.points, 0, rnd)
-            hist = self.train(model, [MaskCallback(masks)], f"level {rnd}: {Arm.MAGNITUDE_K.value}")
+            # the ticket's start draws nothing at random: the seed is unused
+            model, hist, _ = retrain(Arm.MAGNITUDE_K, self.build, self.train, masks, self.points, 0, rnd)
             level = Level(rnd, masks, model, hist, level.masks, level.model)
             yield level
 

@@ -17,7 +17,7 @@ import numpy as np
 from memlib.claims import INCONCLUSIVE, NOT_REPRODUCED, PARTLY, REPRODUCED
 from memlib.experiments.early_learning import CE, CLEAN, ELR
 from memlib.probes.early_phase import EarlyPhaseProbe, gradient_norm, tracked_parameters
-from memlib.pruning import MaskCallback, magnitude_prune
+from memlib.pruning import Arm, CaptureAt, one_shot_prune, retrain
 from memlib.store import Result
 
 
@@ -169,33 +169,40 @@ def test_early_phase_probe_and_rewinding_in_fit():
     torch.manual_seed(0)
     model = Linear784()
     m = model.net
-    probe = EarlyPhaseProbe(max_steps=5, every=2, keep_steps=[0, 3], null_seed=1)
+    probe = EarlyPhaseProbe(max_steps=5, every=2, null_seed=1)
+    capture = CaptureAt([0, 3])
     init_w = m[1].weight.detach().clone()
-    fit(model, data, TrainSpec(epochs=2, batch_size=16, progress=False), callbacks=[probe])
+    fit(model, data, TrainSpec(epochs=2, batch_size=16, progress=False), callbacks=[probe, capture])
     rows = pd.DataFrame(probe.rows)
     assert list(rows.step) == [0, 2, 4]
     assert rows.dist_init.iloc[0] == 0 and rows.sign_changed.iloc[0] == 0 and math.isnan(rows.grad_norm.iloc[0])
     assert (rows.dist_init.iloc[1:] > 0).all() and (rows.grad_norm.iloc[1:] > 0).all()
     assert (rows.null_dist_init.iloc[1:] > 0).all() and rows.null_sign_changed.iloc[0] == 0
     assert rows.epoch.tolist() == [0, 0.5, 1.0]
-    assert sorted(probe.states) == [0, 3]
-    assert torch.equal(probe.states[0]["net.1.weight"], init_w)
-    # magnitude pruning keeps the largest weights; the mask callback keeps pruned ones at zero while training
-    masks = magnitude_prune(model, None, 0.75, scope="global")
+    assert sorted(capture.saved) == [0, 3]
+    assert torch.equal(capture.saved[0]["net.1.weight"], init_w)
+    # claim 4's rewinding: one-shot magnitude pruning keeps the largest weights; the ticket rewound to k = 3
+    # trains with the pruned ones at zero
+    masks = one_shot_prune(model, 0.75)
     w = m[1].weight.detach()
     kept = masks["net.1.weight"]
     assert kept.float().mean().item() == pytest.approx(0.25, abs=0.01)
     assert w[kept].abs().min() >= w[~kept].abs().max()
-    fit(model, data, TrainSpec(epochs=1, batch_size=16, progress=False), callbacks=[MaskCallback(masks)])
-    assert (m[1].weight.detach()[~kept] == 0).all()
+
+    def train(net, callbacks, desc):
+        return fit(net, data, TrainSpec(epochs=1, batch_size=16, progress=False), callbacks=callbacks)
+
+    ticket, _, used = retrain(Arm.MAGNITUDE_K, Linear784, train, masks, capture.points(3), seed=0)
+    w = ticket.net[1].weight.detach()
+    assert used is masks and (w[~kept] == 0).all() and not torch.equal(w[kept], capture.saved[3]["net.1.weight"][kept])
 
 
 def test_magnitude_masks_by_hand():
     m = Tiny()
     with torch.no_grad():
         m.fc.weight.copy_(torch.tensor([[0.1, -3.0], [-0.2, 2.0]]))
-    assert magnitude_prune(m, None, 0.5, scope="global")["fc.weight"].tolist() == [[False, True], [False, True]]
-    assert magnitude_prune(m, None, 0.0, scope="global")["fc.weight"].all()
+    assert one_shot_prune(m, 0.5)["fc.weight"].tolist() == [[False, True], [False, True]]
+    assert one_shot_prune(m, 0.0)["fc.weight"].all()
 
 
 # ---------------------------------------------------------------- experiment, verdicts, plots
@@ -354,6 +361,7 @@ def test_smoke_experiment_runs_and_caches(store):
     ep = r.tables["early_phase"]
     assert set(ep["arm"]) == {CLEAN, CE} and list(ep[ep["arm"] == CLEAN].step) == [0, 1, 2, 3]
     assert list(r.tables["rewind"].k) == [0, 2]
+    assert r.tables["rewind"].sparsity.tolist() == pytest.approx([cfg.rewind_sparsity] * 2, abs=1e-3)
     assert r.scalars["n_noisy"] == int(0.36 * 200)
     again = exp.run(cfg, store)
     assert again.cached and again.tables["history"].shape == h.shape

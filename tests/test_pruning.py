@@ -6,8 +6,8 @@ from memlib.data import load
 from memlib.dropout import make_factory
 from memlib.models import build_model
 from memlib.pruning import (Arm, CaptureAt, LotteryTicket, MaskCallback, RewindPoints, apply_masks, channel_stats,
-                            full_masks, magnitude_prune, prunable, pruned_share, random_masks, reinit, retrain, rewind,
-                            snapshot, sparsity, start)
+                            full_masks, magnitude_prune, one_shot_prune, prunable, pruned_share, random_masks, reinit,
+                            retrain, rewind, snapshot, sparsity, start)
 from memlib.train import TrainSpec, fit
 
 
@@ -42,6 +42,21 @@ def test_pruned_fraction_per_round_is_as_asked(scope):
     if scope == "layer":
         for x in masks.values():
             assert 1 - x.float().mean().item() == pytest.approx(1 - 0.7 ** 3, abs=0.01)
+
+
+def test_one_shot_pruning_hits_the_target_sparsity_ranking_all_layers_together():
+    m = _mlp(16)
+    with torch.no_grad():
+        m.fc2.weight.mul_(100.0)  # fc2's weights now outrank all of fc1's
+    n = {k: v.numel() for k, v in prunable(m).items()}
+    masks = one_shot_prune(m, 0.8)  # global by default
+    assert sparsity(masks) == round(0.8 * sum(n.values())) / sum(n.values())
+    assert masks["fc2.weight"].all() and 1 - masks["fc1.weight"].float().mean() > 0.8
+    per_layer = one_shot_prune(m, 0.8, "layer")
+    assert all(int((~per_layer[k]).sum()) == round(0.8 * n[k]) for k in n)
+    assert all(x.all() for x in one_shot_prune(m, 0.0).values())
+    with pytest.raises(ValueError, match="target sparsity"):
+        one_shot_prune(m, 1.0)
 
 
 def test_magnitude_pruning_removes_the_smallest_weights_by_hand():
@@ -129,6 +144,30 @@ def test_rewinding_restores_saved_weights_exactly():
     assert torch.equal(w[keep], cap.saved[0]["fc1.weight"][keep]) and (w[~keep] == 0).all()
     with pytest.raises(ValueError, match="architecture"):
         rewind(build_model("mlp", 8, (1, 28, 28), 10), {"fc1.weight": torch.zeros(1)})
+
+
+def test_rewinding_to_any_k_of_the_captured_grid_restores_its_weights_under_the_mask():
+    d = load("synthetic", n_train=100, n_test=20, noise_rate=0.0, seed=0)
+    m = _mlp(16)
+    cap = CaptureAt([0, 1, 3, 5])
+    fit(m, d, TrainSpec(epochs=2, batch_size=25, lr=0.1, progress=False), callbacks=[cap])
+    masks = one_shot_prune(m, 0.5)
+    for k in (0, 1, 3, 5):
+        pts = cap.points(k)
+        assert pts.k == k and pts.init is cap.saved[0] and pts.at_k is cap.saved[k]
+        net = _mlp(16)
+        start(Arm.MAGNITUDE_K, net, masks, pts, seed=0)
+        for name, w in prunable(net).items():
+            keep = masks[name]
+            assert torch.equal(w.detach()[keep], cap.saved[k][name][keep]) and (w.detach()[~keep] == 0).all()
+        assert torch.equal(net.fc1.bias.detach(), cap.saved[k]["fc1.bias"])
+    assert not torch.equal(cap.saved[1]["fc1.weight"], cap.saved[3]["fc1.weight"])
+    with pytest.raises(ValueError, match="capture grid"):
+        cap.points(2)
+    late = CaptureAt([0, 100])
+    fit(_mlp(16), d, TrainSpec(epochs=1, batch_size=25, progress=False), callbacks=[late])
+    with pytest.raises(ValueError, match="beyond the end"):
+        late.points(100)
 
 
 def test_reinit_is_seeded_and_masked_without_touching_the_global_rng():

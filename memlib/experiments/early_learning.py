@@ -5,9 +5,10 @@ Per seed, three trainings from the same initialization and batch order, on the s
 * ``clean``: cross-entropy on *clean* labels, as Frankle et al. measure the early phase.
   :class:`~memlib.probes.early_phase.EarlyPhaseProbe` records per-iteration gradient norm, step length, distance
   from initialization and sign changes over the first ``probe_steps`` iterations, with a random walk of the same
-  step lengths as a null, and keeps the model state at each rewind iteration ``k``.  After training, the network
-  is pruned by global weight magnitude (``rewind_sparsity``), the surviving weights are rewound to each ``k`` of
-  the grid ``rewind_steps`` and the sparse network is retrained (``rewind_epochs``); ``rewind_k`` is the one
+  step lengths as a null; a :class:`~memlib.pruning.CaptureAt` keeps the model state at each rewind iteration
+  ``k``.  After training, the network is pruned once by global weight magnitude (``rewind_sparsity``), and
+  for each ``k`` of the grid ``rewind_steps`` the lottery ticket (:attr:`~memlib.pruning.Arm.MAGNITUDE_K`:
+  the surviving weights rewound to ``k``) is retrained (``rewind_epochs``); ``rewind_k`` is the one
   pre-registered ``k`` the verdict compares with ``k = 0``.
 * ``ce``: cross-entropy on labels with noise (``noise_rate`` of them flipped, always to a *wrong* class:
   :func:`memlib.data.symmetric_noise`), with the same early-phase probes, so the page shows how noise changes them.
@@ -20,7 +21,6 @@ rewind iteration).
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import time
@@ -32,10 +32,10 @@ from ..config import (ConfigError, Param, check_flips_labels, check_nonneg, chec
 from ..device import describe
 from ..losses import ELRLoss, LossTracker
 from ..probes.early_phase import EarlyPhaseProbe, tracked_parameters
-from ..pruning import MaskCallback, magnitude_prune, rewind, sparsity
+from ..pruning import Arm, CaptureAt, one_shot_prune, retrain, sparsity
 from ..seeds import derive
+from ..specs import ELR_2020
 from ..store import Result, Store
-from ..specs import ELR_2020, TrainSpec
 from ..train import fit
 from .base import concat, merge_scalars, run_parts, seed_list
 from .setup import data_spec, load_data, make_model, train_spec
@@ -132,42 +132,44 @@ def validate(values: dict) -> None:
     check_flips_labels(values, NAME)
 
 
-def _spec(cfg, seed: int, **kw) -> TrainSpec:
-    return train_spec(cfg, seed=seed, **kw)
-
-
-def _rewind(cfg, seed, model, data, probe) -> pd.DataFrame:
-    """Prune the trained ``model`` by magnitude, rewind survivors to each kept iteration k, retrain."""
-    masks = magnitude_prune(model, None, cfg.rewind_sparsity, scope="global")
+def _rewind(cfg, seed, model, data, capture: CaptureAt) -> pd.DataFrame:
+    """Prune the trained ``model`` once by global magnitude; per iteration k of the capture grid, retrain the
+    lottery ticket rewound to k (pruning's one procedure, as in claim 5)."""
+    masks = one_shot_prune(model, cfg.rewind_sparsity, scope="global")
     epochs = cfg.rewind_epochs or cfg.epochs
     total = steps_per_epoch(len(data.train), cfg.batch_size) * cfg.epochs
+
+    def train(m, callbacks, desc):
+        spec = train_spec(cfg, seed=seed, epochs=epochs, eval_every=epochs, progress=False, desc=f"claim 4, {desc}")
+        return fit(m, data, spec, callbacks=callbacks)
+
     rows = []
-    for k in probe.keep_steps:
-        m = rewind(copy.deepcopy(model), probe.states[k], masks)
-        spec = _spec(cfg, seed, epochs=epochs, eval_every=epochs, progress=False, desc=f"claim 4, rewind to {k}")
-        t0 = time.perf_counter()
-        last = fit(m, data, spec, callbacks=[MaskCallback(masks)]).iloc[-1]
-        rows.append({"seed": seed, "k": k, "k_frac": k / total, "sparsity": sparsity(masks), "epochs": epochs,
+    for k in capture.steps:
+        _, hist, used = retrain(Arm.MAGNITUDE_K, lambda: make_model(cfg, data, seed), train, masks,
+                                capture.points(k), seed, level=1)
+        last = hist.iloc[-1]
+        rows.append({"seed": seed, "k": k, "k_frac": k / total, "sparsity": sparsity(used), "epochs": epochs,
                      "test_acc": float(last.test_acc), "train_acc": float(last.train_acc),
-                     "seconds": time.perf_counter() - t0})
+                     "seconds": float(hist.attrs["train_seconds"])})
     return pd.DataFrame(rows, columns=REWIND_COLUMNS)
 
 
 def _train(cfg, seed: int, arm: str) -> Result:
-    spec = data_spec(cfg)
-    data = load_data(cfg, seed, spec=dataclasses.replace(spec, noise_rate=0.0) if arm == CLEAN else spec)
+    labels = data_spec(cfg)  # the clean arm trains on the same examples with their true labels
+    data = load_data(cfg, seed, spec=dataclasses.replace(labels, noise_rate=0.0) if arm == CLEAN else labels)
     device = data.train.x.device
     model = make_model(cfg, data, seed)
     t0 = time.perf_counter()
     tables, callbacks, loss_fn = {}, [], None
     eval_every = cfg.epochs if arm == CLEAN else cfg.eval_every
-    spec = _spec(cfg, seed, eval_every=eval_every, desc=f"claim 4, {ARM_NAMES[arm]}, seed {seed}")
-    probe = None
+    spec = train_spec(cfg, seed=seed, eval_every=eval_every, desc=f"claim 4, {ARM_NAMES[arm]}, seed {seed}")
+    probe = capture = None
     if arm in PROBED_ARMS:
-        ks = rewind_list(cfg.rewind_steps) if arm == REWOUND_ARM else []
-        probe = EarlyPhaseProbe(cfg.probe_steps, cfg.probe_every, keep_steps=ks,
-                                null_seed=derive(seed, "random-walk null", arm))
+        probe = EarlyPhaseProbe(cfg.probe_steps, cfg.probe_every, null_seed=derive(seed, "random-walk null", arm))
         callbacks.append(probe)
+    if arm == REWOUND_ARM:
+        capture = CaptureAt(rewind_list(cfg.rewind_steps))
+        callbacks.append(capture)
     if arm == ELR:
         loss_fn = ELRLoss(len(data.train), data.num_classes, cfg.elr_beta, cfg.elr_lambda, device=device)
         callbacks.append(LossTracker(loss_fn))
@@ -179,7 +181,7 @@ def _train(cfg, seed: int, arm: str) -> Result:
         ep.insert(0, "seed", seed)
         tables["early_phase"] = ep
     if arm == REWOUND_ARM:
-        tables["rewind"] = _rewind(cfg, seed, model, data, probe)
+        tables["rewind"] = _rewind(cfg, seed, model, data, capture)
     hist.insert(0, "arm", arm)
     hist.insert(0, "seed", seed)
     tables["history"] = hist

@@ -39,29 +39,22 @@ def gradient_norm(params: dict[str, nn.Parameter]) -> float:
 
 
 class EarlyPhaseProbe:
-    """Training callback: early-phase statistics per iteration, and model states kept for rewinding.
+    """Training callback: early-phase statistics per iteration (rewinding captures its states with
+    :class:`memlib.pruning.CaptureAt`).
 
     ``rows`` gets one dict per probed iteration: ``step`` (iterations done; 0 = initialization), ``epoch``
     (fractional), ``grad_norm`` (of the mini-batch loss just used; NaN at step 0), ``step_norm`` (how far the
     weights moved in that iteration), ``dist_init``, ``rel_dist_init``, ``sign_changed``, ``batch_loss`` and,
     with ``null_seed``, the random walk's ``null_dist_init`` and ``null_sign_changed`` (see the module
     docstring).  Iterations ``1..max_steps`` are probed every ``every`` steps (the walk steps every iteration).
-    ``states[k]`` is a deep copy of the model's ``state_dict`` after ``k`` iterations for each ``k`` in
-    ``keep_steps`` (``k = 0``: the initialization).
     """
 
-    def __init__(self, max_steps: int, every: int = 1, keep_steps: Iterable[int] = (), null_seed: int | None = None):
+    def __init__(self, max_steps: int, every: int = 1, null_seed: int | None = None):
         if max_steps < 0 or every < 1:
             raise ValueError(f"EarlyPhaseProbe needs max_steps >= 0 and every >= 1, got {max_steps}, {every}")
         self.max_steps, self.every = int(max_steps), int(every)
-        self.keep_steps = sorted(set(int(k) for k in keep_steps))
         self.null_seed = null_seed
         self.rows: list[dict] = []
-        self.states: dict[int, dict[str, torch.Tensor]] = {}
-
-    def _keep(self, run) -> None:
-        if run.step in self.keep_steps:
-            self.states[run.step] = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
 
     def _record(self, run, grad_norm: float, step_norm: float, w: torch.Tensor) -> None:
         d = (w - self.w0).norm().item()
@@ -82,11 +75,9 @@ class EarlyPhaseProbe:
         if self.null_seed is not None:
             self.null = self.w0.clone()
             self.gen = torch.Generator(device=self.w0.device).manual_seed(int(self.null_seed))
-        self._keep(run)
         self._record(run, float("nan"), float("nan"), self.w0)
 
     def on_step_end(self, run):
-        self._keep(run)
         if run.step > self.max_steps:
             return
         w = _flat(self.params.values())
@@ -97,6 +88,3 @@ class EarlyPhaseProbe:
             self.null += step * direction / direction.norm()
         if run.step % self.every == 0:
             self._record(run, gradient_norm(self.params), step.item(), w)
-
-    def missing_states(self) -> list[int]:
-        return [k for k in self.keep_steps if k not in self.states]
