@@ -1,10 +1,11 @@
 """The results store: expensive work cached by a key, never serving a file it cannot vouch for.
 
 Layout.  A run directory ``<root>/<kind>/<key>/`` holds ``config.json``, ``summary.json`` (scalars),
-``tables/<name>.csv``, ``provenance.json`` (git commit, versions, device, seed, wall time) and, written last,
-``manifest.json``: the SHA-256 of every other file and the row count of every table.  Large experiments cache
-their parts separately (``<kind>/<part>``, one key per part), so an interruption loses only the part in
-progress.
+``tables/<name>.csv``, ``arrays/<name>.npy`` (numeric arrays such as images, saved without pickle),
+``provenance.json`` (git commit, versions, device, seed, wall time) and, written last, ``manifest.json``: the
+SHA-256 of every other file, the row count of every table and the shape and dtype of every array.  Large
+experiments cache their parts separately (``<kind>/<part>``, one key per part), so an interruption loses only the
+part in progress.
 
 What is keyed.  ``key = sha256(kind, params, environment, source)[:20]`` where
 
@@ -21,9 +22,9 @@ What is keyed.  ``key = sha256(kind, params, environment, source)[:20]`` where
   training loop reruns.
 
 Trust.  :meth:`Store.get` verifies the manifest (every listed file exists and matches its hash, every table
-has its recorded rows, ``config.json`` is the config asked for).  A bad entry is moved to
-``<root>/.quarantine/`` with a :class:`StoreWarning` naming it and treated as a miss, so the next run
-repairs it; ``python -m memlib verify`` reports every bad entry.
+has its recorded rows, every array its recorded shape and dtype, ``config.json`` is the config asked for).  A
+bad entry is moved to ``<root>/.quarantine/`` with a :class:`StoreWarning` naming it and treated as a miss, so
+the next run repairs it; ``python -m memlib verify`` reports every bad entry.
 
 Completion.  A run is written into ``.tmp-*`` next to its final place, every file and the folder fsynced,
 then renamed into place (atomic), so an interruption leaves nothing a later call would trust; stale
@@ -56,13 +57,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import numpy as np
 import pandas as pd
 
 from .paths import absolute, project_root  # noqa: F401  (project_root: re-exported for the CLI)
 
 STORE_ENV = "MEMLIB_STORE"
 PACKAGE_DIR = Path(__file__).resolve().parent
-FORMAT = 2  # bump when the layout or the serialization of results changes
+FORMAT = 3  # bump when the layout or the serialization of results changes
 MANIFEST = "manifest.json"
 QUARANTINE = ".quarantine"
 FALLBACK_ENV = "MEMLIB_STORE_FALLBACK"
@@ -71,6 +73,8 @@ NOT_COMPUTING = ("plots/", "claims/", "notebook.py", "cli.py", "summary.py", "__
 STALE_TMP_SECONDS = 6 * 3600  # a .tmp-* folder of a live writer on another host is removed after this
 MIN_FREE_BYTES = 8 << 20
 _KEY_RE = re.compile(r"^[0-9a-f]{20}$")
+_ARRAY_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # becomes a file name: arrays/<name>.npy
+_NUMERIC_KINDS = "biufc"  # bool, int, uint, float, complex: what np.load reads back without pickle
 _HOST = socket.gethostname()
 
 
@@ -88,12 +92,17 @@ class BadEntry(Exception):
 
 @dataclass
 class Result:
-    """Plain tables (DataFrames) and JSON-able scalars: what every experiment returns."""
+    """Plain tables (DataFrames), JSON-able scalars and numeric arrays: what every experiment returns.
+
+    ``arrays`` (keyword only, so ``Result(tables, scalars, ...)`` keeps its meaning) holds what a table would
+    store badly, such as images: an ``N x C x H x W`` block is one ``.npy`` file, not ``C*H*W`` CSV columns.
+    """
 
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     scalars: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     cached: bool = False
+    arrays: dict[str, np.ndarray] = field(default_factory=dict, kw_only=True)
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         return self.tables[name]
@@ -250,9 +259,28 @@ def _tmp_is_stale(p: Path) -> bool:
     return age > STALE_TMP_SECONDS
 
 
+def _encode_array(name: str, a: Any) -> bytes:
+    """``a`` as ``.npy`` bytes; a name that is not a plain file name or an array that is not numeric is refused
+    here, before anything is written (a non-numeric array would need pickle to be read back)."""
+    if not _ARRAY_NAME_RE.match(str(name)):
+        raise ValueError(f"array name {name!r} must be letters, digits, '_', '.' or '-' (it becomes a file name)")
+    if not isinstance(a, np.ndarray) or a.dtype.kind not in _NUMERIC_KINDS:
+        what = f"dtype {a.dtype}" if isinstance(a, np.ndarray) else type(a).__name__
+        raise TypeError(f"array {name!r} must be a numeric numpy array, got {what}")
+    buf = io.BytesIO()
+    np.save(buf, a, allow_pickle=False)
+    return buf.getvalue()
+
+
+def _array_meta(a: np.ndarray) -> dict[str, Any]:
+    """What the manifest records of an array and :func:`read_entry` checks: its shape and dtype."""
+    return {"shape": list(a.shape), "dtype": str(a.dtype)}
+
+
 def _encode_result(params: Mapping[str, Any], result: Result) -> dict[str, bytes]:
     """Every file of a run directory, as bytes (manifest excluded)."""
     files = {f"tables/{name}.csv": df.to_csv(index=False).encode() for name, df in result.tables.items()}
+    files.update({f"arrays/{name}.npy": _encode_array(name, a) for name, a in result.arrays.items()})
     files["config.json"] = json.dumps(_jsonable(dict(params)), indent=2, sort_keys=True).encode()
     files["provenance.json"] = json.dumps(_jsonable(result.provenance), indent=2, default=str).encode()
     files["summary.json"] = json.dumps(_jsonable(result.scalars), indent=2).encode()
@@ -267,6 +295,7 @@ def read_entry(d: Path, params: Mapping[str, Any] | None = None) -> Result:
     try:
         manifest = json.loads(man_path.read_bytes())
         files, rows = manifest["files"], manifest["rows"]
+        array_meta = manifest.get("arrays", {})  # absent in entries written before arrays existed
     except (ValueError, KeyError, TypeError, OSError) as e:
         raise BadEntry(f"{man_path} is unreadable ({type(e).__name__}: {e})") from None
     blobs: dict[str, bytes] = {}
@@ -289,6 +318,7 @@ def read_entry(d: Path, params: Mapping[str, Any] | None = None) -> Result:
             if len(df) != n:
                 raise BadEntry(f"{d / rel} has {len(df)} rows, {n} were stored")
             tables[name] = df
+        arrays = {name: _read_array(d, name, meta, blobs) for name, meta in array_meta.items()}
         scalars = json.loads(blobs["summary.json"])
         prov = json.loads(blobs["provenance.json"])
         if params is not None:
@@ -299,7 +329,21 @@ def read_entry(d: Path, params: Mapping[str, Any] | None = None) -> Result:
         raise
     except Exception as e:  # a file listed in the manifest that does not parse
         raise BadEntry(f"{d} does not parse ({type(e).__name__}: {e})") from None
-    return Result(tables, scalars, prov, cached=True)
+    return Result(tables, scalars, prov, cached=True, arrays=arrays)
+
+
+def _read_array(d: Path, name: str, meta: Mapping[str, Any], blobs: dict[str, bytes]) -> np.ndarray:
+    """The array ``name`` of run directory ``d`` (its bytes already hash-checked in ``blobs``), or
+    :class:`BadEntry` when it has no hash in the manifest or its shape or dtype is not the one recorded."""
+    rel = f"arrays/{name}.npy"
+    p = d / rel
+    if rel not in blobs:
+        raise BadEntry(f"{p} is listed in {d / MANIFEST} without a hash")
+    a = np.load(io.BytesIO(blobs[rel]), allow_pickle=False)
+    if _array_meta(a) != {"shape": list(meta["shape"]), "dtype": meta["dtype"]}:
+        raise BadEntry(f"{p} holds a {a.dtype} array of shape {list(a.shape)}, a {meta['dtype']} array of shape "
+                       f"{list(meta['shape'])} was stored")
+    return a
 
 
 # ----------------------------------------------------------------------------- the store
@@ -432,18 +476,22 @@ class Store:
         final = final or self.path(kind, params)
         final.parent.mkdir(parents=True, exist_ok=True)
         self.clean_tmp(final.parent)
-        files = _encode_result(params, result)  # fails here (bad table) before anything is on disk
+        files = _encode_result(params, result)  # fails here (bad table or array) before anything is on disk
         manifest = {"format": FORMAT, "kind": kind, "key": final.name,
                     "files": {rel: _sha256(b) for rel, b in files.items()},
-                    "rows": {name: len(df) for name, df in result.tables.items()}}
+                    "rows": {name: len(df) for name, df in result.tables.items()},
+                    "arrays": {name: _array_meta(a) for name, a in result.arrays.items()}}
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-{_HOST.replace('-', '_')}-{os.getpid()}-",
                                     dir=final.parent))
+        subdirs = sorted({"tables"} | {rel.rpartition("/")[0] for rel in files} - {""})
         try:
-            (tmp / "tables").mkdir()
+            for sub in subdirs:
+                (tmp / sub).mkdir()
             for rel, data in files.items():
                 _write_synced(tmp / rel, data)
             _write_synced(tmp / MANIFEST, json.dumps(manifest, indent=2).encode())  # marks completion: last
-            _fsync_dir(tmp / "tables")
+            for sub in subdirs:
+                _fsync_dir(tmp / sub)
             _fsync_dir(tmp)
             won = self._install(tmp, final, replace)
             _fsync_dir(final.parent)

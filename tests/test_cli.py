@@ -1,4 +1,7 @@
 """The command line: one-line errors, exit codes, a timeout, Ctrl-C, and the follow-up read being a hit."""
+import re
+
+import numpy as np
 import pytest
 
 from memlib import cli
@@ -137,3 +140,15 @@ def test_list_survives_a_truncated_summary(capsys, store):
     cap = capsys.readouterr()
     assert str(d / "summary.json") in cap.err and "01_gradient_similarity" in cap.out
     assert cli.main(["list", "--profile", "smoke"]) == 0  # and again, now a plain miss
+
+
+def test_list_reads_entries_with_arrays(capsys, store):
+    cfg = resolve("dropout_comparison", "smoke")
+    d = store.put("dropout_comparison", cfg.hashed_dict(),
+                  Result({}, {"x": 1}, arrays={"grid": np.zeros((2, 1, 3, 3), dtype=np.uint8)}))
+    assert cli.main(["list", "--profile", "smoke"]) == 0
+    assert re.search(r"02_dropout_comparison\s+yes", capsys.readouterr().out)
+    (d / "arrays" / "grid.npy").write_bytes(b"\x93NUMPY")
+    assert cli.main(["list", "--profile", "smoke"]) == 0
+    cap = capsys.readouterr()
+    assert str(d / "arrays" / "grid.npy") in cap.err and re.search(r"02_dropout_comparison\s+no", cap.out)

@@ -378,6 +378,9 @@ def test_tiny_run_end_to_end(store):
     assert r.scalars["seeds"] == [0, 1] and r.scalars["n_train"] == 120
     g = r.tables["grid"]
     assert len(g) == min(cfg.grid_size, int(ex[ex.seed == 0].forgotten.sum()))
+    images = r.arrays["grid"]  # row i of the grid table is image i, as the dataset's uint8 pixels
+    assert images.dtype == np.uint8 and images.shape == (len(g), *r.scalars["image_shape"])
+    assert g.image.tolist() == list(range(len(g))) and not any(c.startswith("p0") for c in g.columns)
     assert ex.cscore.between(0, 1).all() and (ex.cscore_models >= 1).all()
     v = claim.check(r, cfg)
     assert len(v.criteria) == 6 and v.scale.seeds == 2
@@ -386,6 +389,7 @@ def test_tiny_run_end_to_end(store):
     # Cached: a second call loads the same tables.
     r2 = exp.run(cfg, store)
     assert r2.cached and len(r2.tables["examples"]) == len(ex)
+    np.testing.assert_array_equal(r2.arrays["grid"], images)
 
 
 def test_p_value_text():

@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -97,6 +98,9 @@ def test_smoke_parts_give_the_same_numbers_as_local(experiment, tmp_path, monkey
     for name in a.tables:
         pd.testing.assert_frame_equal(_comparable(a.tables[name]), _comparable(b.tables[name]), check_exact=True,
                                       obj=f"{experiment} table {name}")
+    assert set(a.arrays) == set(b.arrays) and bool(a.arrays) == (experiment == "outlier_percentiles")
+    for name in a.arrays:  # the strip images came back from the Ray workers inside their Results
+        np.testing.assert_array_equal(a.arrays[name], b.arrays[name])
     def part_kinds(root):  # <root>/<experiment>/<part kind>/<key>/ beside the experiment's own <key>/
         return sorted(p.name for p in (root / exp.NAME).iterdir() if p.is_dir() and not (p / "summary.json").exists())
 

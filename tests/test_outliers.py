@@ -178,7 +178,20 @@ def test_experiment_is_reproducible_and_cached(tiny, store, tmp_path):
     assert sorted(sc["rank"]) == list(range(200)) and (sc.adv >= 0).all()
     low = r1.tables["strips"].query("group == 'lowest'").adv
     assert (low <= sc.adv.median()).all()
-    assert exp.run(tiny, store).cached
+    images = r1.arrays[exp.strips_array("synthetic")]
+    assert images.dtype == np.uint8 and images.shape == (8, 1, 28, 28)
+    data = exp._pool(tiny, "synthetic")  # row i of the strips table is image i: the pool image at that rank
+    pos = torch.tensor(sc.set_index("rank").position[r1.tables["strips"]["rank"]].to_numpy())
+    np.testing.assert_array_equal(images[r1.tables["strips"].image], data.pixels(data.train.x[pos]))
+    from memlib.plots import outlier_percentiles as plots
+
+    fig = plots.strip(r1, "synthetic", "highest")
+    shown = [ax.images[0].get_array() for ax in fig.axes if ax.images]
+    highest = r1.tables["strips"].query("group == 'highest'").sort_values("order").image
+    np.testing.assert_allclose(shown[0], images[highest.iloc[0], 0] / 255)
+    cached = exp.run(tiny, store)
+    assert cached.cached
+    np.testing.assert_array_equal(cached.arrays[exp.strips_array("synthetic")], images)
     scale = claim.check(r1, tiny).scale  # the verdict's scale from a Config with several datasets, clean labels
     assert (scale.dataset, scale.noise_rate, scale.n_train, scale.seeds) == ("synthetic data", 0.0, 200, 2)
     r2 = exp.run(tiny, Store(tmp_path / "other"))  # computed again from scratch: same numbers

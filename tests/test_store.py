@@ -1,5 +1,7 @@
 import json
+import pickle
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -155,3 +157,47 @@ def test_store_and_data_paths_expand_home(monkeypatch, tmp_path):
     monkeypatch.setenv("MEMLIB_STORE", "~/st")
     monkeypatch.setenv("MEMLIB_DATA", "~/da")
     assert Store().root == tmp_path.resolve() / "st" and data_root() == tmp_path.resolve() / "da"
+
+
+def _with_arrays():
+    images = np.arange(2 * 3 * 4 * 5, dtype=np.uint8).reshape(2, 3, 4, 5)
+    return Result({"grid": pd.DataFrame({"image": [0, 1]})}, {"n": 2},
+                  arrays={"grid": images, "weights": np.linspace(0, 1, 7, dtype=np.float32)})
+
+
+def test_arrays_round_trip_with_their_shape_and_dtype(store):
+    store.cached("demo", {"a": 4}, _with_arrays)
+    d = store.path("demo", {"a": 4})
+    assert sorted(p.name for p in (d / "arrays").iterdir()) == ["grid.npy", "weights.npy"]
+    assert json.loads((d / "manifest.json").read_text())["arrays"] == {
+        "grid": {"shape": [2, 3, 4, 5], "dtype": "uint8"}, "weights": {"shape": [7], "dtype": "float32"}}
+    back = store.get("demo", {"a": 4})
+    for name, a in _with_arrays().arrays.items():
+        assert back.arrays[name].dtype == a.dtype
+        np.testing.assert_array_equal(back.arrays[name], a)
+
+
+def test_result_with_arrays_pickles(store):
+    """Ray ships Results between processes by pickling them."""
+    for r in (_with_arrays(), store.cached("demo", {"a": 5}, _with_arrays)):
+        back = pickle.loads(pickle.dumps(r))
+        np.testing.assert_array_equal(back.arrays["grid"], r.arrays["grid"])
+        pd.testing.assert_frame_equal(back.tables["grid"], r.tables["grid"])
+
+
+def test_result_construction_by_position_is_unchanged():
+    r = Result({"t": pd.DataFrame()}, {"x": 1}, {"host": "h"}, True)
+    assert r.scalars == {"x": 1} and r.provenance == {"host": "h"} and r.cached and r.arrays == {}
+    with pytest.raises(TypeError):
+        Result({}, {}, {}, False, {"a": np.zeros(1)})  # arrays only by keyword
+
+
+@pytest.mark.parametrize("name, value, error", [
+    ("labels", np.array(["cat", "dog"], dtype=object), "numeric numpy array"),
+    ("labels", [1, 2], "numeric numpy array"),
+    ("../grid", np.zeros(2), "array name"),
+])
+def test_bad_array_is_refused_before_anything_is_written(store, name, value, error):
+    with pytest.raises((TypeError, ValueError), match=error):
+        store.put("demo", {"a": 6}, Result({}, {}, arrays={name: value}))
+    assert store.get("demo", {"a": 6}) is None and list((store.root / "demo").iterdir()) == []

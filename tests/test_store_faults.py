@@ -14,6 +14,7 @@ import textwrap
 import threading
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -82,6 +83,57 @@ def test_damaged_summary_is_a_miss_not_a_crash(store, damage):
     assert _result().scalars == store.cached("demo", PARAMS, _result).scalars
 
 
+def _stored_with_images(store):
+    images = np.arange(4 * 3 * 2 * 2, dtype=np.uint8).reshape(4, 3, 2, 2)
+    r = _result()
+    store.cached("demo", PARAMS, lambda: Result(r.tables, r.scalars, arrays={"grid": images}))
+    return store.path("demo", PARAMS)
+
+
+@pytest.mark.parametrize("damage", ["edit", "truncate", "delete"])
+def test_damaged_array_is_not_served(store, damage):
+    d = _stored_with_images(store)
+    npy = d / "arrays" / "grid.npy"
+    data = npy.read_bytes()
+    if damage == "edit":
+        npy.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # one pixel changed: still a valid .npy
+    elif damage == "truncate":
+        npy.write_bytes(data[:-8])
+    else:
+        npy.unlink()
+    assert str(npy) in _recomputes(store)
+    assert len(_quarantined(store)) == 1
+
+
+def _rewrite_manifest(d, edit):
+    man = json.loads((d / MANIFEST).read_text())
+    edit(man)
+    (d / MANIFEST).write_text(json.dumps(man))
+
+
+def test_array_of_another_shape_is_not_served(store):
+    """A valid .npy of another shape, with its hash put in the manifest: the recorded shape still catches it."""
+    d = _stored_with_images(store)
+    npy = d / "arrays" / "grid.npy"
+    np.save(npy, np.zeros((3, 3, 2, 2), dtype=np.uint8), allow_pickle=False)
+    _rewrite_manifest(d, lambda m: m["files"].update({"arrays/grid.npy": store_mod._sha256(npy.read_bytes())}))
+    msg = _recomputes(store)
+    assert str(npy) in msg and "[3, 3, 2, 2]" in msg and "[4, 3, 2, 2] was stored" in msg
+
+
+@pytest.mark.parametrize("field, value", [("shape", [2, 6, 2, 2]), ("dtype", "float32")])
+def test_array_with_another_recorded_shape_or_dtype_is_not_served(store, field, value):
+    d = _stored_with_images(store)
+    _rewrite_manifest(d, lambda m: m["arrays"]["grid"].update({field: value}))
+    assert "grid.npy holds a uint8 array of shape [4, 3, 2, 2]" in _recomputes(store)
+
+
+def test_array_listed_without_a_hash_is_not_served(store):
+    d = _stored_with_images(store)
+    _rewrite_manifest(d, lambda m: m["files"].pop("arrays/grid.npy"))
+    assert "without a hash" in _recomputes(store)
+
+
 def test_deleted_tables_folder_is_a_miss(store):
     import shutil
 
@@ -124,6 +176,16 @@ def test_verify_reports_every_bad_entry_and_fix_moves_them(store, capsys):
     assert main(["verify", "--fix"]) == 1
     assert main(["verify"]) == 0 and len(_quarantined(store)) == 2
     assert store.get("demo", PARAMS).scalars == {"final": 0.9}  # the good one untouched
+
+
+def test_verify_checks_arrays(store, capsys):
+    from memlib.cli import main
+
+    d = _stored_with_images(store)
+    assert main(["verify"]) == 0 and "1 good, 0 bad" in capsys.readouterr().out
+    npy = d / "arrays" / "grid.npy"
+    npy.write_bytes(npy.read_bytes()[:-1])
+    assert main(["verify"]) == 1 and str(npy) in capsys.readouterr().out
 
 
 # ----------------------------------------------------------------------------- writers that fail

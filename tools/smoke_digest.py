@@ -1,4 +1,4 @@
-"""Print a digest of every claim at a profile (default: smoke): verdict, criteria estimates, table checksums.
+"""Print a digest of every claim at a profile (default: smoke): verdict, criteria estimates, table and array checksums.
 
 Used to check that a refactor leaves numbers unchanged: run it before and after, in a fresh store each time, and
 compare the two JSON files (``python tools/smoke_digest.py > before.json``; ``diff before.json after.json``).
@@ -24,6 +24,10 @@ def digest_table(df) -> dict:
             "sums": {str(c): round(float(np.nansum(num[c].to_numpy(dtype=float))), 6) for c in num.columns}}
 
 
+def digest_array(a) -> dict:
+    return {"shape": list(a.shape), "dtype": str(a.dtype), "sum": round(float(np.sum(a, dtype=np.float64)), 6)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="smoke")
@@ -46,6 +50,8 @@ def main() -> int:
                         "criteria": [[c.text, c.outcome, None if c.interval is None else
                                       round(float(c.interval.estimate), 6)] for c in v.criteria],
                         "tables": {k: digest_table(t) for k, t in sorted(result.tables.items())}}
+            if result.arrays:
+                out[mod]["arrays"] = {k: digest_array(a) for k, a in sorted(result.arrays.items())}
             print(f"{mod}: {v.status}", file=sys.stderr)
     json.dump(out, sys.stdout, indent=1, sort_keys=True)
     print()

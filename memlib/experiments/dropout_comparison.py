@@ -32,8 +32,14 @@ Tables:
 * ``examples``: one row per seed and training example: given and true label, noise flag, the example-tied
   model's predictions with memorization channels dropped / kept, the standard-dropout model's final loss,
   final margin and area under the margin, and the held-out consistency score (``cscore``, ``cscore_models``);
-* ``grid``: pixels of up to ``grid_size`` clean training examples of the first seed that are forgotten when the
-  memorization channels are dropped (``p0``, ``p1``, ... in [0, 1], shape in the scalars).
+* ``grid``: up to ``grid_size`` clean training examples of the first seed that are forgotten when the
+  memorization channels are dropped, least consistent first: one row per image (``image``: its row in the
+  ``grid`` array; seed, position, index, labels, prediction with memorization channels dropped, margins,
+  consistency score).
+
+Arrays:
+
+* ``grid``: the images of the ``grid`` table, ``N x C x H x W`` uint8 pixels in 0-255 (divide by 255 to display).
 """
 from __future__ import annotations
 
@@ -257,22 +263,19 @@ def merge_examples(parts: list[Result]) -> pd.DataFrame:
     return out
 
 
-def grid_table(cfg, examples: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """Pixels of up to ``grid_size`` forgotten clean examples of ``seed``, least consistent (lowest held-out
-    consistency score) first."""
+def forgotten_images(cfg, examples: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Up to ``grid_size`` forgotten clean examples of ``seed``, least consistent (lowest held-out consistency
+    score) first: one row per image, and the images (uint8, ``N x C x H x W``) in the rows' order."""
     ex = examples[(examples.seed == seed) & examples.get("forgotten", False)]
     if "cscore" in ex.columns:
         ex = ex.sort_values("cscore")
     ex = ex.head(cfg.grid_size)
-    if ex.empty:
-        return pd.DataFrame(columns=["seed", "position", "index", "label", "etd_pred_drop"])
     data = load_data(cfg, seed, device="cpu")
-    pix = data.unnormalize(data.train.x[torch.tensor(ex.position.to_numpy(), dtype=torch.long)]).flatten(1).numpy()
+    images = data.pixels(data.train.x[torch.tensor(ex.position.to_numpy(), dtype=torch.long)])
     cols = ["seed", "position", "index", "label", "true_label", "etd_pred_drop", "dropout_margin", "dropout_aum",
             "cscore"]
     meta = ex[[c for c in cols if c in ex.columns]].reset_index(drop=True)
-    pixels = pd.DataFrame(np.round(pix, 3), columns=[f"p{i}" for i in range(pix.shape[1])])
-    return pd.concat([meta, pixels], axis=1)
+    return meta.assign(image=np.arange(len(meta))), images
 
 
 def _part(cfg, key: dict) -> Result:
@@ -290,7 +293,8 @@ def run(cfg, store: Store | None = None) -> Result:
         trained = [p for p in parts if p.scalars["method"] != CONSISTENCY]
         scalars = merge_scalars(trained, ("classes", "image_shape"))
         scalars["cscore_seconds"] = sum(p.scalars["train_seconds"] for p in parts if p.scalars["method"] == CONSISTENCY)
+        grid, images = forgotten_images(cfg, examples, cfg.seed)
         return Result({"accuracy": concat(trained, "accuracy"), "history": concat(trained, "history"),
-                       "examples": examples, "grid": grid_table(cfg, examples, cfg.seed)}, scalars)
+                       "examples": examples, "grid": grid}, scalars, arrays={"grid": images})
 
     return store.cached(NAME, cfg.hashed_dict(), compute)

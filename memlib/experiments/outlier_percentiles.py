@@ -16,6 +16,18 @@ Seeds: the metric models and every window's model get seeds derived from the run
 
 Small models (``mlp``, ``smallcnn``) are trained K at a time by :mod:`memlib.multitrain` (``trainer='auto'`` or
 ``'stacked'``); other models (``resnet9``) one after another by :func:`memlib.train.fit`.
+
+Tables:
+
+* ``scores``: one row per dataset and pool example: its ``adv`` and ``conf`` scores, rank and percentile;
+* ``curve``: one row per dataset, seed and window (:data:`CURVE_COLUMNS`);
+* ``strips``: one row per image of the ``strip_size`` lowest and highest ranked examples of each dataset
+  (``group``, ``order``, rank, index, label name, scores; ``image``: its row in the dataset's strips array).
+
+Arrays:
+
+* ``strips_<dataset>`` (:func:`strips_array`): the images of that dataset's ``strips`` rows, ``N x C x H x W``
+  uint8 pixels in 0-255 (divide by 255 to display); one array per dataset, since image shapes differ.
 """
 from __future__ import annotations
 
@@ -98,6 +110,11 @@ def dataset_list(value: str) -> list[str]:
     if len(set(names)) != len(names):
         raise ConfigError(f"datasets lists a dataset twice: {value!r}")
     return names
+
+
+def strips_array(dataset: str) -> str:
+    """Name of the array that holds ``dataset``'s strip images."""
+    return f"strips_{dataset}"
 
 
 def trainer_for(model: str, trainer: str) -> str:
@@ -190,18 +207,17 @@ def _metric(cfg, ds: str, data) -> Result:
     rank[order] = np.arange(n)
     scores["rank"] = rank
     scores["percentile"] = 100 * (rank + 0.5) / n
-    # Image strips: the strip_size lowest and highest ranked examples, as [0, 1] pixels.
+    # Image strips: the strip_size lowest and highest ranked examples (one row each; the images in an array).
     k = min(cfg.strip_size, n // 2)
-    strip_rows = []
+    strip_rows, images = [], []
     classes = data.classes
     for group, positions in (("lowest", order[:k]), ("highest", order[::-1][:k])):
-        pix = data.unnormalize(data.train.x[torch.as_tensor(positions.copy(), device=data.train.x.device)])
-        pix = pix.flatten(1).cpu().numpy()
-        for r, (p, pix_p) in enumerate(zip(positions, pix)):
+        images.append(data.pixels(data.train.x[torch.as_tensor(positions.copy(), device=data.train.x.device)]))
+        for r, p in enumerate(positions):
             strip_rows.append({"dataset": ds, "group": group, "order": r, "rank": int(rank[p]),
                                "index": int(scores["index"].iloc[p]), "label": classes[int(scores.label.iloc[p])],
                                "adv": float(scores.adv.iloc[p]), "conf": float(scores.conf.iloc[p]),
-                               **{f"p{j}": round(float(v), 3) for j, v in enumerate(pix_p)}})
+                               "image": len(strip_rows)})
     strips = pd.DataFrame(strip_rows)
     scalars = {
         "dataset": ds, "n_pool": n, "n_test": len(data.test), "image_shape": list(data.image_shape),
@@ -212,7 +228,7 @@ def _metric(cfg, ds: str, data) -> Result:
         "adv_median": float(np.median(scores.adv)), "metric_train_seconds": train_s, "attack_seconds": attack_s,
         "data_source": data.source,
     }
-    return Result({"scores": scores, "strips": strips}, scalars)
+    return Result({"scores": scores, "strips": strips}, scalars, arrays={strips_array(ds): np.concatenate(images)})
 
 
 def _windows(cfg, ds: str, data, scores: pd.DataFrame, seed: int) -> Result:
@@ -276,7 +292,8 @@ def run(cfg, store: Store | None = None) -> Result:
                    "attack_seconds": sum(p["attack_seconds"] for p in per.values())}
         return Result({"scores": pd.concat([m.tables["scores"] for m in metric_parts], ignore_index=True),
                        "strips": pd.concat([m.tables["strips"] for m in metric_parts], ignore_index=True),
-                       "curve": pd.concat(curves, ignore_index=True)}, scalars)
+                       "curve": pd.concat(curves, ignore_index=True)}, scalars,
+                      arrays={name: a for m in metric_parts for name, a in m.arrays.items()})
 
     with cpu_threads(1, device):
         return store.cached(NAME, cfg.hashed_dict(), compute)

@@ -62,9 +62,7 @@ def forgotten_grid(result, n: int | None = None, ncols: int = 6):
         ax.axis("off")
         ax.text(0.5, 0.5, "no clean training example was forgotten", ha="center", va="center")
         return fig
-    shape = result.scalars["image_shape"]
-    pix = g[[c for c in g.columns if c.startswith("p") and c[1:].isdigit()]].to_numpy(dtype=np.float32)
-    images = pix.reshape(len(g), *shape)
+    images = result.arrays["grid"][g.image.to_numpy()]
     titles = [f"given: {classes[int(a)]}\nnow: {classes[int(b)]}" for a, b in zip(g.label, g.etd_pred_drop)]
     fig = image_grid(images, titles, ncols=ncols, size=WIDTH / ncols)
     for ax in fig.axes:

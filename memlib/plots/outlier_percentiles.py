@@ -3,12 +3,10 @@
 Figures are sized for the book's text column (at most 7 in wide); panels of several datasets are stacked."""
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import seaborn as sns
 
 from ..claims.outlier_percentiles import EXPECTED_REGION
-from ..experiments.outlier_percentiles import REGIONS
+from ..experiments.outlier_percentiles import REGIONS, strips_array
 from .style import PALETTE, figure, image_grid
 
 REGION_SHADES = {"low": "#f2f2f2", "middle": "#e0e0e0", "high": "#f2f2f2"}
@@ -46,21 +44,14 @@ def curves(result):
     return fig
 
 
-def _images(strips: pd.DataFrame, shape) -> np.ndarray:
-    c, h, w = shape
-    cols = [f"p{j}" for j in range(c * h * w)]
-    return strips[cols].to_numpy(dtype=np.float32).reshape(len(strips), c, h, w)
-
-
 def strip(result, dataset: str, group: str = "lowest", ncols: int = 8):
     """The lowest- (outliers) or highest-ranked (prototypical) training images with label and adv distance."""
     s = result.tables["strips"]
     s = s[(s.dataset == dataset) & (s.group == group)].sort_values("order")
     titles = [f"{lab}\nadv {a:.2f}" for lab, a in zip(s.label, s.adv)]
     what = "outliers: smallest adv distance" if group == "lowest" else "prototypes: largest adv distance"
-    shape = result.scalars["per_dataset"][dataset]["image_shape"]
-    return image_grid(_images(s, shape), titles, ncols=ncols, size=6.5 / ncols,
-                      suptitle=f"{dataset}: {what}")
+    images = result.arrays[strips_array(dataset)][s.image.to_numpy()]
+    return image_grid(images, titles, ncols=ncols, size=6.5 / ncols, suptitle=f"{dataset}: {what}")
 
 
 def score_agreement(result):

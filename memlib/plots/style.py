@@ -88,8 +88,8 @@ def legend_outside(fig_or_ax, where: str = "right", title: str | None = None, nc
 
 def image_grid(images, titles, ncols: int = 8, cmap: str = "gray", size: float | None = None,
                suptitle: str | None = None):
-    """A grid of images ([N, C, H, W] in [0, 1]) with a caption under each, at the column's width; returns the
-    figure."""
+    """A grid of images ([N, C, H, W]: floats in [0, 1] or uint8 in 0-255, as the store keeps them) with a caption
+    under each, at the column's width; returns the figure."""
     import numpy as np
 
     n = len(images)
@@ -101,6 +101,8 @@ def image_grid(images, titles, ncols: int = 8, cmap: str = "gray", size: float |
         ax.axis("off")
     for ax, img, t in zip(axes.flat, images, titles):
         img = np.asarray(img)
+        if img.dtype == np.uint8:
+            img = img / 255
         if img.shape[0] == 1:
             ax.imshow(img[0], cmap=cmap, vmin=0, vmax=1)
         else:
