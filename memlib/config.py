@@ -91,17 +91,20 @@ def check_device(name: str, v: str) -> None:
         raise ConfigError(f"{name}='mps' but MPS is not available on this machine; use {name}=auto or {name}=cpu")
 
 
+def train_size(values: Mapping[str, Any]) -> int:
+    """How many training examples a configuration trains on: ``n_train``, or the whole training set of its
+    ``dataset`` (from :mod:`memlib.catalog`) when ``n_train`` is 0 or larger than that."""
+    n, pool = values["n_train"], _DATASETS[values["dataset"]].train_size
+    return pool if n == 0 or n > pool else n
+
+
 def check_flips_labels(values: Mapping[str, Any], experiment: str) -> None:
     """Raise unless ``noise_rate`` flips at least one training label (``int(rate * n_train) >= 1``).
 
     For experiments whose claim is about mislabeled examples; ``n_train`` 0 (or more than the dataset has)
     means the whole training set (its size from :mod:`memlib.catalog`).
     """
-    rate, n = values["noise_rate"], values.get("n_train", 0)
-    info = _DATASETS.get(values.get("dataset", ""))
-    pool = info.train_size if info else 0
-    if pool and (n == 0 or n > pool):
-        n = pool
+    rate, n = values["noise_rate"], train_size(values)
     if rate <= 0:
         raise ConfigError(f"{experiment} needs mislabeled examples: set noise_rate > 0 (e.g. 0.1)")
     if n and int(rate * n) < 1:

@@ -160,3 +160,18 @@ def test_injected_names_come_from_papermills_cell_in_a_kernel():
     ns["In"] = history[:2] + ["# Parameters\nepochz = 3\n"]
     with pytest.raises(ConfigError, match="unknown parameter 'epochz'"):
         nb.config("01_gradient_similarity", "smoke", {}, namespace=ns, epochs=None)
+
+
+def test_whole_dataset_sizes_come_from_the_catalog_so_validation_needs_no_data():
+    # n_train = 0 means the whole training set: its size is known before any data is loaded, so iteration limits
+    # are checked when the configuration is resolved (CIFAR-10: ceil(50,000 / 512) x 50 = 4,900 iterations)
+    from memlib.config import train_size
+
+    assert train_size({"dataset": "cifar10", "n_train": 0}) == 50000
+    assert train_size({"dataset": "mnist5k", "n_train": 10**6}) == 4000
+    assert train_size({"dataset": "mnist5k", "n_train": 300}) == 300
+    resolve("lth_vs_dropout", "paper", rewind_step=4899)
+    with pytest.raises(ConfigError, match=r"rewind_step \(4900\) must be below .* \(4900 = 50 epochs x 98 steps\)"):
+        resolve("lth_vs_dropout", "paper", rewind_step=4900)
+    with pytest.raises(ConfigError, match="beyond the end of training"):
+        resolve("early_learning", "paper", rewind_steps="0,1000,70000")

@@ -28,7 +28,7 @@ import time
 import pandas as pd
 
 from ..config import (ConfigError, Param, check_flips_labels, check_nonneg, check_positive,
-                      check_rate, common, paper_values)
+                      check_rate, common, paper_values, train_size)
 from ..device import describe
 from ..losses import ELRLoss, LossTracker
 from ..probes.early_phase import EarlyPhaseProbe, tracked_parameters
@@ -123,12 +123,11 @@ def validate(values: dict) -> None:
     if values["rewind_k"] not in ks:
         raise ConfigError(f"rewind_k {values['rewind_k']} is not on the grid rewind_steps="
                           f"{values['rewind_steps']!r}")
-    if values["n_train"] > 0:
-        spe = steps_per_epoch(values["n_train"], values["batch_size"])
-        total = values["epochs"] * spe
-        if ks[-1] > total:
-            raise ConfigError(f"rewind_steps: iteration {ks[-1]} is beyond the end of training ({total} "
-                              f"iterations = {values['epochs']} epochs x {spe})")
+    spe = steps_per_epoch(train_size(values), values["batch_size"])
+    total = values["epochs"] * spe
+    if ks[-1] > total:
+        raise ConfigError(f"rewind_steps: iteration {ks[-1]} is beyond the end of training ({total} "
+                          f"iterations = {values['epochs']} epochs x {spe})")
     check_flips_labels(values, NAME)
 
 

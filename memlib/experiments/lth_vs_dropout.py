@@ -29,7 +29,7 @@ from enum import Enum
 import pandas as pd
 
 from ..config import (ConfigError, Param, bounds, check_flips_labels, check_fraction,
-                      check_positive, common, paper_values)
+                      check_positive, common, paper_values, train_size)
 from ..device import describe
 from ..dropout import make_factory
 from ..pruning import Arm, LotteryTicket, channel_stats, pruned_share, retrain
@@ -112,11 +112,11 @@ def validate(v: dict) -> None:
     check_flips_labels(v, NAME)
     if v["model"] == "mlp" and v["dataset"] == "cifar10" and v["width"] < 16:
         raise ConfigError("width must be >= 16 for an MLP on CIFAR-10")
-    if v["n_train"] > 0:
-        steps = total_steps(v, v["n_train"])
-        if v["rewind_step"] >= steps:
-            raise ConfigError(f"rewind_step ({v['rewind_step']}) must be below the number of training iterations "
-                              f"({steps} = {v['epochs']} epochs x {math.ceil(v['n_train'] / v['batch_size'])} steps)")
+    n = train_size(v)
+    steps = total_steps(v, n)
+    if v["rewind_step"] >= steps:
+        raise ConfigError(f"rewind_step ({v['rewind_step']}) must be below the number of training iterations "
+                          f"({steps} = {v['epochs']} epochs x {math.ceil(n / v['batch_size'])} steps)")
 
 
 def _final(hist: pd.DataFrame) -> dict:
@@ -129,8 +129,6 @@ def _one_seed(cfg, seed: int) -> Result:
     data = load_data(cfg, seed)
     n = len(data.train)
     steps = total_steps(cfg.values, n)
-    if cfg.rewind_step >= steps:
-        raise ConfigError(f"rewind_step ({cfg.rewind_step}) must be below the number of training iterations ({steps})")
     factory = make_factory("example_tied", p_gen=cfg.p_gen, p_mem=cfg.p_mem, n_examples=n, seed=seed)
     build = {Chain.ETD: lambda: make_model(cfg, data, seed, factory), Chain.ORDINARY: lambda: make_model(cfg, data, seed)}
     arms, channels, overlap, histories = [], [], [], []
