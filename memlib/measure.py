@@ -147,6 +147,9 @@ def t_interval(values: Iterable[float], unit: str = "number", level: float = LEV
     v = np.asarray([float(x) for x in values], dtype=float)
     v = v[~np.isnan(v)]
     n = len(v)
+    if unit == "percent" and ((v < 0) | (v > 1)).any():
+        raise ValueError(f"unit 'percent' is for shares in [0, 1], got {v.min():.3g} to {v.max():.3g}: a difference "
+                         f"of shares is unit 'points'")
     if n == 0:
         return Interval(float("nan"), float("nan"), float("nan"), 0, f"t-interval over {what}", unit, level)
     m = float(v.mean())
@@ -154,7 +157,7 @@ def t_interval(values: Iterable[float], unit: str = "number", level: float = LEV
         return Interval(m, -math.inf, math.inf, 1, f"t-interval over 1 {what.rstrip('s')}", unit, level)
     half = _t_quantile(level, n - 1) * float(v.std(ddof=1)) / math.sqrt(n)
     low, high = m - half, m + half
-    if unit == "percent":  # a share cannot leave [0, 100%]: the interval is clipped to it
+    if unit == "percent":  # a mean share cannot leave [0, 100%]: the interval is clipped to it
         low, high = max(0.0, low), min(1.0, high)
     return Interval(m, low, high, n, f"t-interval over {n} {what}", unit, level)
 

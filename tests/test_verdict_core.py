@@ -114,3 +114,14 @@ def test_scale_text_names_everything():
     for part in ("quick profile", "ResNet-9 (width 16)", "Fashion-MNIST", "4,000", "10% label noise", "3 seeds"):
         assert part in t
     assert s.reduced and not C.Scale("paper", "mlp", "cifar10", 1, 0.1, 1).reduced
+
+
+def test_percent_intervals_are_for_shares_and_differences_are_points():
+    # a share's interval is clipped to [0, 100%]; a difference of shares (which may be negative) is in points and
+    # is never clipped (a clipped lead once read "-11.5% [0.0%, -8.9%]")
+    iv = t_interval([0.98, 1.0, 0.99], "percent")
+    assert iv.high == 1.0 and iv.low < 0.98
+    lead = t_interval([-0.14, -0.09, -0.115], "points")
+    assert lead.low < lead.estimate < lead.high < 0
+    with pytest.raises(ValueError, match="a difference of shares is unit 'points'"):
+        t_interval([-0.14, -0.09, -0.115], "percent")

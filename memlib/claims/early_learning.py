@@ -217,13 +217,13 @@ def check_early_phase(result, cfg=None) -> Verdict:
     ep = result.tables.get("early_phase")
     rw = result.tables.get("rewind")
     ps = phase_per_seed(ep, CLEAN)
-    dist_lead = t_interval(_lead(ps, "dist"), unit="percent")
-    sign_lead = t_interval(_lead(ps, "sign"), unit="percent")
+    dist_lead = t_interval(_lead(ps, "dist"), unit="points")  # differences of fractions of the window
+    sign_lead = t_interval(_lead(ps, "sign"), unit="points")
     grad = t_interval(ps.grad_first.astype(float) / ps.grad_last.astype(float), unit="ratio")
     window = int(ps.window.max())
     crit = [
         criterion("distance from initialization is front-loaded: half of the window's final distance is reached "
-                  "earlier than by a random walk with the same step lengths (lead, as a fraction of the window)",
+                  "earlier than by a random walk with the same step lengths (lead, in percentage points of the window)",
                   dist_lead, FRONT_LOADED, essential=True, note=f"window of {window:,} iterations"),
         criterion("sign changes are front-loaded: half of the window's sign flips happen earlier than in the "
                   "random walk", sign_lead, FRONT_LOADED),
@@ -292,7 +292,7 @@ def deciding(v: Verdict) -> list[tuple[str, str, str]]:
             ("mislabeled predicted as their wrong label, at the end (cross-entropy)", "→ ~100%",
              show(m["el_final_memorized"])),
             ("ELR's memorized fraction ÷ cross-entropy's", "much lower", show(m["elr_memorized_ratio"])),
-            ("clean labels: half the distance from init, lead over a random walk (fraction of the window)",
+            ("clean labels: half the distance from init, lead over a random walk (points of the window)",
              "early phase fast, then settles", show(m["ep_dist_lead"])),
             (f"rewinding to k = {m['ep_rewind_k']} minus k = 0 (test accuracy)", "k ≈ 500–2,000 works, 0 does not",
              show(m["ep_rewind_gain"]))]
