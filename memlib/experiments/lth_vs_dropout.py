@@ -19,6 +19,8 @@ retrain), with the same initialisation and data:
 Every trained network is measured at the end of its training only (``TrainSpec.eval_every``): accuracy on clean
 training examples, on mislabeled training examples (predicted as their given, wrong label: memorized, or as their
 true label), and on the test set.  Table columns are the :data:`METRICS` below plus :data:`KEYS`.
+
+Each (seed, chain) is one part of a run (:func:`memlib.experiments.base.run_parts`), stored on its own.
 """
 from __future__ import annotations
 
@@ -89,12 +91,13 @@ PROFILES = {
               "n_test": 200, "epochs": 3, "batch_size": 50, "lr": 0.1, "seeds": 1, "prune_rate": 0.5,
               "rounds": 2, "rewind_step": 1, "progress": False},
     # ResNet-9 with example-tied dropout at its six sites, narrow (width 8) and on 600 images: 10 trainings per seed,
-    # 3 seeds.  On 1,000 images a seed took 194 s on the nearly idle 2-core CPU (~580 s for the chapter, 3x its
+    # 4 seeds (8 parts of one chain each, ~50 s and ~75 s: as long on two workers as 3 seeds in one part each).  On
+    # 1,000 images a seed took 194 s on the nearly idle 2-core CPU (~580 s for the chapter, 3x its
     # budget); 600 images took 250 s for the chapter with its parts on two single-threaded Ray workers.  25 epochs
     # of batch 64 at lr 0.1 is where the dense network fit ~all mislabeled examples at 1,000 images (20 epochs:
     # ~72%).  2 rounds of 70% (91% sparse) instead of 11 of 20%; rewinding to iteration 5 of 250 (2%).
     "quick": {**_paper, "dataset": "fashion-mnist", "model": "resnet9", "width": 8, "noise_rate": 0.2,
-              "n_train": 600, "n_test": 1000, "epochs": 25, "batch_size": 64, "lr": 0.1, "seeds": 3,
+              "n_train": 600, "n_test": 1000, "epochs": 25, "batch_size": 64, "lr": 0.1, "seeds": 4,
               "prune_rate": 0.7, "rounds": 2, "rewind_step": 5},
     "paper": _paper,
 }
@@ -124,19 +127,21 @@ def _final(hist: pd.DataFrame) -> dict:
     return {k: float(last[k]) for k in METRICS}
 
 
-def _one_seed(cfg, seed: int) -> Result:
+def _one_chain(cfg, seed: int, chain: Chain) -> Result:
+    """One seed's pruning chain and the branches retrained from its last mask (the parts of a run: the two chains
+    of a seed share nothing but the data, and every network is built from the seed, so they run side by side)."""
     t_start = time.perf_counter()
     data = load_data(cfg, seed)
     n = len(data.train)
     steps = total_steps(cfg.values, n)
     factory = make_factory("example_tied", p_gen=cfg.p_gen, p_mem=cfg.p_mem, n_examples=n, seed=seed)
-    build = {Chain.ETD: lambda: make_model(cfg, data, seed, factory), Chain.ORDINARY: lambda: make_model(cfg, data, seed)}
+    build = {Chain.ETD: lambda: make_model(cfg, data, seed, factory),
+             Chain.ORDINARY: lambda: make_model(cfg, data, seed)}
     arms, channels, overlap, histories = [], [], [], []
 
     def trainer(chain: Chain):
         def train(model, callbacks, desc):
-            spec = train_spec(cfg, seed=seed, eval_every=cfg.epochs,
-                                         desc=f"claim 5, seed {seed}, {chain.value}, {desc}")
+            spec = train_spec(cfg, seed=seed, eval_every=cfg.epochs, desc=f"claim 5, seed {seed}, {chain.value}, {desc}")
             return fit(model, data, spec, callbacks=callbacks)
         return train
 
@@ -146,45 +151,45 @@ def _one_seed(cfg, seed: int) -> Result:
         if in_arms:
             arms.append({**keys, **_final(hist), "seconds": float(hist.attrs["train_seconds"])})
 
-    for chain in Chain:
-        ticket = LotteryTicket(build[chain], trainer(chain), cfg.prune_rate, cfg.scope, cfg.rewind_step)
-        last = None
-        for level in ticket.levels(cfg.rounds, train_last=chain is Chain.ORDINARY):
-            last = level
-            if level.round == 0:
-                record(chain, Arm.DENSE, 0, 0.0, level.history)
-            elif level.model is not None:
-                # the example-tied chain's intermediate levels only rank the next round's weights: not an arm
-                record(chain, Arm.MAGNITUDE_K, level.round, level.sparsity, level.history,
-                       in_arms=chain is Chain.ORDINARY)
-            if chain is Chain.ETD and level.round == 0:
-                channels.append(channel_stats(level.model, ticket.points.init).assign(seed=seed))
-            if chain is Chain.ETD and level.round > 0:
-                o = pruned_share(level.ranked_by, level.previous, level.masks)
-                overlap.append(o.assign(seed=seed, round=level.round, sparsity=level.sparsity))
-        for arm in FINAL_ARMS[chain]:
-            _, hist, _ = retrain(arm, build[Chain.ORDINARY], trainer(chain), last.masks, ticket.points, seed,
-                                 last.round)
-            record(chain, arm, last.round, last.sparsity, hist)
+    ticket = LotteryTicket(build[chain], trainer(chain), cfg.prune_rate, cfg.scope, cfg.rewind_step)
+    last = None
+    for level in ticket.levels(cfg.rounds, train_last=chain is Chain.ORDINARY):
+        last = level
+        if level.round == 0:
+            record(chain, Arm.DENSE, 0, 0.0, level.history)
+        elif level.model is not None:
+            # the example-tied chain's intermediate levels only rank the next round's weights: not an arm
+            record(chain, Arm.MAGNITUDE_K, level.round, level.sparsity, level.history,
+                   in_arms=chain is Chain.ORDINARY)
+        if chain is Chain.ETD and level.round == 0:
+            channels.append(channel_stats(level.model, ticket.points.init).assign(seed=seed))
+        if chain is Chain.ETD and level.round > 0:
+            o = pruned_share(level.ranked_by, level.previous, level.masks)
+            overlap.append(o.assign(seed=seed, round=level.round, sparsity=level.sparsity))
+    for arm in FINAL_ARMS[chain]:
+        _, hist, _ = retrain(arm, build[Chain.ORDINARY], trainer(chain), last.masks, ticket.points, seed,
+                             last.round)
+        record(chain, arm, last.round, last.sparsity, hist)
 
-    return Result({"arms": pd.DataFrame(arms), "channels": pd.concat(channels, ignore_index=True),
-                   "overlap": pd.concat(overlap, ignore_index=True),
-                   "history": pd.concat(histories, ignore_index=True)},
-                  {"seed": seed, "train_seconds": time.perf_counter() - t_start, "n_train": n,
+    frame = lambda parts: pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()  # noqa: E731
+    return Result({"arms": pd.DataFrame(arms), "channels": frame(channels), "overlap": frame(overlap),
+                   "history": frame(histories)},
+                  {"seed": seed, "chain": chain.value, "train_seconds": time.perf_counter() - t_start, "n_train": n,
                    "n_noisy": int(data.train.noisy.sum()), "data_source": data.source,
                    "device": describe(data.train.x.device), "total_steps": steps,
                    "images_trained": n * cfg.epochs * len(histories)})
 
 
 def _part(cfg, key: dict) -> Result:
-    return _one_seed(cfg, key["seed"])
+    return _one_chain(cfg, key["seed"], Chain(key["chain"]))
 
 
 def run(cfg, store: Store | None = None) -> Result:
     store = store or Store()
 
     def compute() -> Result:
-        parts = run_parts(cfg, store, "seed", [{"seed": s} for s in seed_list(cfg)], _part)
+        keys = [{"seed": s, "chain": c.value} for s in seed_list(cfg) for c in Chain]
+        parts = run_parts(cfg, store, "chain", keys, _part)
         scalars = merge_scalars(parts, ("total_steps",))
         scalars["images_trained"] = sum(p.scalars["images_trained"] for p in parts)
         return Result({t: concat(parts, t) for t in TABLES}, scalars)
