@@ -18,8 +18,9 @@ What is keyed.  ``key = sha256(kind, params, environment, source)[:20]`` where
   git checkout (else every real ``*.py`` file, skipping hidden folders such as ``.ipynb_checkpoints``),
   leaving out :data:`NOT_COMPUTING` (plots, notebook glue, command line, summary page, verdicts in
   ``claims/`` -- verdicts are recomputed from stored results -- and this module, whose format is
-  :data:`FORMAT`).  Editing a plot or a verdict keeps every result; editing a model, a probe or the
-  training loop reruns.
+  :data:`FORMAT`), each hashed as its syntax tree without docstrings (:func:`code_of`).  Editing a plot, a
+  verdict, a comment or a docstring keeps every result; editing the code of a model, a probe or the training loop
+  reruns.
 
 Trust.  :meth:`Store.get` verifies the manifest (every listed file exists and matches its hash, every table
 has its recorded rows, every array its recorded shape and dtype, ``config.json`` is the config asked for).  A
@@ -40,6 +41,7 @@ line, the notebook kernel (which runs in ``notebooks/``) and the book build shar
 """
 from __future__ import annotations
 
+import ast
 import errno
 import hashlib
 import io
@@ -131,14 +133,31 @@ def _is_computing(rel: str) -> bool:
     return not any(rel == x or (x.endswith("/") and rel.startswith(x)) for x in NOT_COMPUTING)
 
 
+def code_of(source: bytes) -> bytes:
+    """What a module computes, without its comments, docstrings and layout: the dump of its syntax tree with the
+    docstrings removed (a file that does not parse is taken as it is).  Editing documentation keeps results."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return source
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, annotate_fields=False).encode()
+
+
 def source_fingerprint(package_dir: Path = PACKAGE_DIR) -> str:
-    """Hash of memlib's computing modules (see the module docstring): a change there invalidates results."""
+    """Hash of the code of memlib's computing modules (see the module docstring): a change there invalidates
+    results; a change of comments or docstrings does not (:func:`code_of`)."""
     h = hashlib.sha256()
     for p in _source_files(package_dir):
         rel = p.relative_to(package_dir).as_posix()
         if _is_computing(rel):
             h.update(rel.encode() + b"\0")
-            h.update(p.read_bytes())
+            h.update(code_of(p.read_bytes()))
     return h.hexdigest()[:16]
 
 

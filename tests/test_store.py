@@ -201,3 +201,17 @@ def test_bad_array_is_refused_before_anything_is_written(store, name, value, err
     with pytest.raises((TypeError, ValueError), match=error):
         store.put("demo", {"a": 6}, Result({}, {}, arrays={name: value}))
     assert store.get("demo", {"a": 6}) is None and list((store.root / "demo").iterdir()) == []
+
+
+def test_fingerprint_ignores_comments_docstrings_and_layout_but_not_code(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "train.py").write_text('"""The loop."""\n\ndef f(x):\n    """Twice."""\n    return 2 * x\n')
+    f0 = source_fingerprint(pkg)
+    (pkg / "train.py").write_text('"""The loop, explained at length."""\n# why\n\n\ndef f(x):  # doubles\n'
+                                  '    """Twice x."""\n\n    return 2 * x\n')
+    assert source_fingerprint(pkg) == f0
+    (pkg / "train.py").write_text('"""The loop."""\n\ndef f(x):\n    """Twice."""\n    return 3 * x\n')
+    assert source_fingerprint(pkg) != f0
+    (pkg / "train.py").write_text('"""The loop."""\n\ndef f(x):\n    return "Twice."\n')  # a returned string is code
+    assert source_fingerprint(pkg) != f0
