@@ -15,13 +15,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
+from .catalog import DATASETS as _DATASETS
+from .catalog import MODELS as _MODELS
+from .specs import DATA, MODEL, TRAINING, TrainSpec, training_values
+
 PROFILES = ("smoke", "quick", "paper")
 DEFAULT_PROFILE = "quick"
 PROFILE_ENV = "MEMLIB_PROFILE"
-
-from .catalog import DATASETS as _DATASETS
-from .specs import DATA, MODEL, TRAINING, TrainSpec, training_values
-from .catalog import MODELS as _MODELS
 
 DATASETS = tuple(_DATASETS)
 MODELS = tuple(_MODELS)
