@@ -53,6 +53,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -133,9 +134,17 @@ def _is_computing(rel: str) -> bool:
     return not any(rel == x or (x.endswith("/") and rel.startswith(x)) for x in NOT_COMPUTING)
 
 
+_AST_LOCK = threading.Lock()  # CPython 3.11's parser is not safe to run in several threads at once (sweeps do)
+
+
 def code_of(source: bytes) -> bytes:
     """What a module computes, without its comments, docstrings and layout: the dump of its syntax tree with the
     docstrings removed (a file that does not parse is taken as it is).  Editing documentation keeps results."""
+    with _AST_LOCK:
+        return _code_of(source)
+
+
+def _code_of(source: bytes) -> bytes:
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):

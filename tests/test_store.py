@@ -215,3 +215,13 @@ def test_fingerprint_ignores_comments_docstrings_and_layout_but_not_code(tmp_pat
     assert source_fingerprint(pkg) != f0
     (pkg / "train.py").write_text('"""The loop."""\n\ndef f(x):\n    return "Twice."\n')  # a returned string is code
     assert source_fingerprint(pkg) != f0
+
+
+def test_fingerprints_computed_in_many_threads_at_once_agree():
+    # sweeps create a Store per point in threads; CPython 3.11's parser once failed there ("AST constructor
+    # recursion depth mismatch") when two threads parsed at the same time
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        prints = list(pool.map(lambda _: source_fingerprint(), range(32)))
+    assert len(set(prints)) == 1
