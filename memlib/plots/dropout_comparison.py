@@ -7,9 +7,9 @@ import seaborn as sns
 
 from ..claims import dropout_comparison as claim
 from ..experiments.dropout_comparison import DROP, DROPOUT, EVAL, EXAMPLE_TIED, OWN, SPARSE
-from .style import PALETTE, figure, image_grid
+from .style import COLUMN_IN, PALETTE, figure, image_grid
 
-WIDTH = 6.8  # inches: the book's text column
+WIDTH = COLUMN_IN  # inches: the book's text column
 SHORT = {(DROPOUT, EVAL): "standard\ndropout", (SPARSE, EVAL): "sparse\nnetwork",
          (EXAMPLE_TIED, DROP): "example-tied\n(mem. dropped)", (EXAMPLE_TIED, OWN): "example-tied\n(mem. kept)"}
 SCORES = {"cscore": ("held-out consistency score (C-score estimate): accuracy of models that did not see the "
