@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from .catalog import DATASETS as _DATASETS
 from .catalog import MODELS as _MODELS
-from .specs import DATA, MODEL, TRAINING, TrainSpec, training_values
+from .specs import DATA, MODEL, TRAINING, TrainSpec
 
 PROFILES = ("smoke", "quick", "paper")
 DEFAULT_PROFILE = "quick"
@@ -232,7 +232,7 @@ def group_of(name: str) -> str:
 
 def paper_values(training: TrainSpec, **values: Any) -> dict[str, Any]:
     """Profile values: the training group of a paper's :class:`~memlib.specs.TrainSpec`, then ``values``."""
-    return {**training_values(training), **values}
+    return {**{n: getattr(training, n) for n in TRAINING}, **values}
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,6 @@ from .seeds import derive
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 DATA_ENV = "MEMLIB_DATA"
 
-DATASETS = tuple(catalog.DATASETS)
-
-
 class DatasetUnavailable(RuntimeError):
     """A dataset is not on this machine and could not be downloaded; the message says how to get it."""
 
@@ -184,8 +181,7 @@ def _unavailable(name: str, root: Path, err: Exception | None) -> DatasetUnavail
 
 def load_raw(name: str, root: Path | str | None = None, download: bool = True) -> Raw:
     """Load a whole dataset as uint8 tensors, trying offline sources before a download."""
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+    catalog.dataset(name)  # an unknown name raises, listing the choices
     root = Path(root) if root is not None else data_root()
     if name == "synthetic":
         return _synthetic()

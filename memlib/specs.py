@@ -7,7 +7,7 @@ specs (:mod:`memlib.experiments.setup`), and :mod:`memlib.config` names its comm
 fields.
 
 The papers' training settings are written here once, as :class:`TrainSpec` values with their sources; the
-experiments' ``paper`` profiles start from them (:func:`training_values`).  Units: ``epochs`` are passes over
+experiments' ``paper`` profiles start from them (:func:`memlib.config.paper_values`).  Units: ``epochs`` are passes over
 the training set; ``batch_size`` is examples per SGD step; ``lr`` is the peak learning rate per step (reached
 after the warm-up); ``warmup_frac`` is a fraction of all iterations; ``weight_decay`` is the L2 coefficient
 added to the gradient; ``momentum`` is the heavy-ball coefficient.
@@ -69,11 +69,6 @@ class TrainSpec:
 DATA = tuple(f.name for f in dataclasses.fields(DataSpec))
 MODEL = tuple(f.name for f in dataclasses.fields(ModelSpec))
 TRAINING = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "warmup_frac", "augment", "precision")
-
-
-def training_values(spec: TrainSpec) -> dict:
-    """The training group of ``spec`` as profile values."""
-    return {n: getattr(spec, n) for n in TRAINING}
 
 
 # ----------------------------------------------------------------------------- the papers' training settings
