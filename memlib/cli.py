@@ -93,7 +93,7 @@ def cmd_run(args) -> int:
     from .claims import get_claim
 
     v = get_claim(exp.NAME).check(result, cfg)
-    print(f"verdict: {v.status}. {v.summary}")
+    print(f"verdict: {v.status_line()}. {v.summary}")
     print(how_to_view(out, render_html(out) if getattr(args, "html", False) else None))
     return 0
 

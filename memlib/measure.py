@@ -221,3 +221,16 @@ def auc(a: Sequence[float], b: Sequence[float]) -> float:
 
     r = rankdata(allv)[: len(a)]
     return float((r.sum() - len(a) * (len(a) + 1) / 2) / (len(a) * len(b)))
+
+
+def correlation_interval(r: float, n: int, level: float = LEVEL, what: str = "examples") -> Interval:
+    """Fisher-z interval of a (Spearman or Pearson) correlation ``r`` over ``n`` pairs (unit: ratio); for Spearman
+    the standard error is widened by sqrt(1.06) (Fieller, Hartley and Pearson 1957)."""
+    if n < 4 or math.isnan(r):
+        return Interval(float(r), -math.inf, math.inf, n, f"Fisher-z interval over {n} {what}", "ratio", level)
+    from scipy import stats
+
+    z = math.atanh(min(max(r, -0.999999), 0.999999))
+    half = float(stats.norm.ppf(0.5 + level / 2)) * math.sqrt(1.06 / (n - 3))
+    return Interval(float(r), math.tanh(z - half), math.tanh(z + half), n, f"Fisher-z interval over {n:,} {what}",
+                    "ratio", level)

@@ -105,7 +105,8 @@ def glue_verdict(prefix: str, v: Verdict, measured: bool = True) -> None:
 
 
 STATUS_CLASS = {"reproduced": "tip", "supported": "tip", "partly reproduced": "note", "inconclusive": "warning",
-                "not reproduced": "danger", "not supported": "danger", "contradicted": "danger"}
+                "not reproduced": "danger", "not supported": "danger", "contradicted": "danger",
+                "not testable at this scale": "warning"}
 
 
 def verdict_markdown(v: Verdict, deciding: list[tuple[str, str, str]] = ()) -> str:
@@ -120,9 +121,18 @@ def verdict_markdown(v: Verdict, deciding: list[tuple[str, str, str]] = ()) -> s
     meaning = STATUS_MEANING.get(v.status)
     if meaning:
         lines += [f"*{v.status.capitalize()}* means: {meaning}.", ""]
+    failed = v.failed_preconditions
+    if failed:
+        lines += ["**Not testable here, because:**", ""]
+        lines += [f"- {OUTCOME_MARK[c.outcome]} {c.text} — {c.evidence}" for c in failed]
+        lines.append("")
     if v.scale:
         lines.append(f"**Scale:** {v.scale.text()}."
                      + (" Reduced-scale evidence, not a rerun of the paper's setting." if v.scale.reduced else ""))
+        if v.scale.differences:
+            lines.append(f"It differs from the `paper` profile in: {v.scale.differences_text()}.")
+        if v.scale.deviations:
+            lines.append("The `paper` profile itself departs from the papers: " + "; ".join(v.scale.deviations) + ".")
         lines.append("")
     if deciding:  # the deciding numbers before the prose, so they are within the page's first screen
         lines += ["| deciding quantity | the paper | this run |", "|---|---|---|"]
@@ -146,9 +156,15 @@ def show_verdict(v: Verdict, deciding: list[tuple[str, str, str]] = ()) -> None:
 
 def criteria_markdown(v: Verdict) -> str:
     """The criteria list: each criterion's outcome, what it requires, and the interval that decides it."""
-    return "\n".join(f"- {OUTCOME_MARK[c.outcome]} **{c.outcome}**"
-                     f"{' (essential)' if c.essential and v.kind == 'paper' else ''}: {c.text} — {c.evidence}"
-                     for c in v.criteria)
+    pre = [f"- {OUTCOME_MARK[c.outcome]} **{c.outcome}** (precondition): {c.text} — {c.evidence}. *Why a "
+           f"precondition:* {c.why}" for c in v.criteria if c.precondition]
+    rest = [f"- {OUTCOME_MARK[c.outcome]} **{c.outcome}**"
+            f"{' (essential)' if c.essential and v.kind == 'paper' else ''}: {c.text} — {c.evidence}"
+            for c in v.criteria if not c.precondition]
+    if not pre:
+        return "\n".join(rest)
+    return "\n".join(["Preconditions (unless every one holds, the verdict is *not testable at this scale*):", "",
+                      *pre, "", "Criteria:", "", *rest])
 
 
 # How this was run --------------------------------------------------------------------------------------------

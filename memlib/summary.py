@@ -26,6 +26,7 @@ def verdicts(profile: str | None = None, store: Store | None = None) -> pd.DataF
         cfg = resolve(mod, profile)
         v = get_claim(mod).check(exp.run(cfg, store), cfg)
         rows.append({"claim": nb, "title": exp.TITLE, "verdict": v.status, "kind": v.kind,
+                     "why": "; ".join(c.line() for c in v.failed_preconditions),
                      "scale": v.scale.text() if v.scale else cfg.profile + " profile",
                      "reduced": v.scale.reduced if v.scale else cfg.profile != "paper", "summary": v.summary})
     return pd.DataFrame(rows)
@@ -53,7 +54,10 @@ def summary_markdown(table: pd.DataFrame) -> str:
         out += ["| claim | verdict | at what scale |", "|---|---|---|"]
         for r in part.itertuples():
             kind = " (the talk's hypothesis)" if r.kind == "hypothesis" else ""
-            out.append(f"| {chapter_link(r.claim, r.title)} | **{r.verdict}**{kind} | {r.scale} |")
+            why = getattr(r, "why", "")
+            why = f" — the precondition that did not hold: {why}" if why else ""
+            out.append(f"| {chapter_link(r.claim, r.title)} | **{r.verdict}**{kind}{why.replace('|', '/')} | "
+                       f"{r.scale} |")
         out.append("")
     return "\n".join(out)
 

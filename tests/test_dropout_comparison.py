@@ -234,7 +234,8 @@ def test_forgotten_mask_by_hand():
     assert forgotten_mask(ex).tolist() == [True, False, False, False, False]
 
 
-def _fake_result(etd_noisy=0.03, do_noisy=1.0, forgotten_score=0.3, seeds=(0, 1, 2), jitter=0.01, rng_seed=0):
+def _fake_result(etd_noisy=0.03, do_noisy=1.0, forgotten_score=0.3, seeds=(0, 1, 2), jitter=0.01, rng_seed=0,
+                 sp_noisy=0.99, own_noisy=0.98, own_clean=1.0):
     """Hand-made tables: per-seed accuracies (with a little seed noise) and per-example consistency scores."""
     rng = np.random.default_rng(rng_seed)
     j = lambda v: float(np.clip(v + jitter * rng.normal(), 0, 1))
@@ -242,11 +243,11 @@ def _fake_result(etd_noisy=0.03, do_noisy=1.0, forgotten_score=0.3, seeds=(0, 1,
     for seed in seeds:
         rows += [dict(seed=seed, method="dropout", mode="eval", train_clean_acc=j(1.0), train_noisy_acc=j(do_noisy),
                       train_noisy_true=0.0, test_acc=j(0.8)),
-                 dict(seed=seed, method="sparse", mode="eval", train_clean_acc=j(1.0), train_noisy_acc=j(0.99),
+                 dict(seed=seed, method="sparse", mode="eval", train_clean_acc=j(1.0), train_noisy_acc=j(sp_noisy),
                       train_noisy_true=0.0, test_acc=j(0.8)),
                  dict(seed=seed, method="example_tied", mode="drop", train_clean_acc=j(0.9),
                       train_noisy_acc=j(etd_noisy), train_noisy_true=0.5, test_acc=j(0.8)),
-                 dict(seed=seed, method="example_tied", mode="own", train_clean_acc=j(1.0), train_noisy_acc=j(0.98),
+                 dict(seed=seed, method="example_tied", mode="own", train_clean_acc=j(own_clean), train_noisy_acc=j(own_noisy),
                       train_noisy_true=0.0, test_acc=float("nan"))]
     n = 200
     noisy = np.zeros(n, bool)
@@ -269,7 +270,7 @@ def test_verdict_from_numbers():
     assert v.measured["etd_clean"].estimate == pytest.approx(0.9, abs=0.02)
     assert v.measured["etd_noisy"].estimate == pytest.approx(0.03, abs=0.02)
     assert v.measured["n_forgotten"] == 20 and v.measured["n_kept"] == 160
-    assert claim.check(_fake_result(do_noisy=0.5)).status == PARTLY
+    assert claim.check(_fake_result(sp_noisy=0.5)).status == PARTLY
     assert claim.check(_fake_result(etd_noisy=0.6)).status == NOT_REPRODUCED
     table = claim.comparison_table(_fake_result(jitter=0.0))
     assert table.loc["Standard dropout", "clean (paper)"] == "100.0%"
@@ -285,7 +286,26 @@ def test_null_dropout_comparison_no_forgetting_is_not_reproduced():
     from memlib.claims import dropout_comparison as claim
 
     v = claim.check(_fake_result(etd_noisy=0.9))
-    assert v.criteria[0].outcome == "fails" and v.status == NOT_REPRODUCED
+    gap = [c for c in v.criteria if not c.precondition][0]
+    assert gap.outcome == "fails" and v.status == NOT_REPRODUCED
+
+
+@pytest.mark.parametrize("kw, failing", [
+    (dict(do_noisy=0.07), "standard dropout fits the mislabeled examples"),
+    (dict(own_noisy=0.3), "memorization channels kept"),
+    (dict(own_clean=0.41), "fits its clean examples"),
+])
+def test_precondition_a_network_that_does_not_memorize_is_not_testable(kw, failing):
+    """The quick book's old failure: standard dropout fitting 7% of the mislabeled examples (or the example-tied
+    model never fitting them) makes the comparison untestable, even where the deciding criteria fail."""
+    from memlib.claims import NOT_TESTABLE
+    from memlib.claims import dropout_comparison as claim
+
+    for etd_noisy in (0.03, 0.9):  # forgetting or not: the run could not have shown the claim
+        v = claim.check(_fake_result(etd_noisy=etd_noisy, **kw))
+        assert v.status == NOT_TESTABLE, v._repr_markdown_()
+        assert [failing in c.text for c in v.failed_preconditions] == [True]
+        assert failing in v.status_line() and "needs > 90.0%" in v.status_line()
 
 
 def test_null_dropout_comparison_random_scores_are_not_atypical():
@@ -305,7 +325,7 @@ def test_null_dropout_comparison_seed_noise_is_inconclusive():
     from memlib.claims import INCONCLUSIVE
     from memlib.claims import dropout_comparison as claim
 
-    r = _fake_result(seeds=(0, 1))
+    r = _fake_result(seeds=(0, 1), jitter=0.0)
     acc = r.tables["accuracy"]
     sel = (acc.method == "example_tied") & (acc["mode"] == "drop")
     acc.loc[sel, "train_noisy_acc"] = [0.0, 0.9]
@@ -383,7 +403,7 @@ def test_tiny_run_end_to_end(store):
     assert g.image.tolist() == list(range(len(g))) and not any(c.startswith("p0") for c in g.columns)
     assert ex.cscore.between(0, 1).all() and (ex.cscore_models >= 1).all()
     v = claim.check(r, cfg)
-    assert len(v.criteria) == 6 and v.scale.seeds == 2
+    assert len(v.criteria) == 7 and len(v.preconditions) == 3 and v.scale.seeds == 2
     for fig in (plots.accuracy_bars(r), plots.forgotten_grid(r), plots.atypicality(r)):
         assert len(fig.axes) >= 1 and fig.get_figwidth() <= 7
     # Cached: a second call loads the same tables.

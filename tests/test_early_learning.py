@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from memlib.claims import INCONCLUSIVE, NOT_REPRODUCED, PARTLY, REPRODUCED
+from memlib.claims import INCONCLUSIVE, NOT_REPRODUCED, NOT_TESTABLE, PARTLY, REPRODUCED
 from memlib.experiments.early_learning import CE, CLEAN, ELR
 from memlib.probes.early_phase import EarlyPhaseProbe, gradient_norm, tracked_parameters
 from memlib.pruning import Arm, CaptureAt, one_shot_prune, retrain
@@ -138,9 +138,12 @@ def test_probe_statistics_on_hand_set_weights():
     assert len(probe.rows) == 3
 
 
-def test_random_walk_null_grows_like_the_root_of_summed_squared_steps():
+@pytest.mark.parametrize("seed", range(10))
+def test_random_walk_null_grows_like_the_root_of_summed_squared_steps(seed):
     # many equal steps in random directions in 10,000 dimensions: distance ~ sqrt(t) * step, so half of the final
-    # distance is reached at a quarter of the window; a straight line reaches it at half
+    # distance is reached at a quarter of the window; a straight line reaches it at half.  Seeded: the walk's
+    # half-distance step is a random quantity, and an unseeded run failed its band 2 times in 7.
+    torch.manual_seed(seed)
     lin = nn.Linear(100, 100, bias=False)
     probe = EarlyPhaseProbe(max_steps=64, null_seed=0)
     run = SimpleNamespace(model=lin, step=0, steps_per_epoch=1, loss=0.0)
@@ -158,7 +161,8 @@ def test_random_walk_null_grows_like_the_root_of_summed_squared_steps():
     from memlib.claims.early_learning import phase_stats
 
     s = phase_stats(rows.assign(seed=0, arm=CLEAN))
-    assert s["half_dist_step"] == 32 and 14 <= s["null_half_dist_step"] <= 18
+    # the line reaches exactly half at step 32; float32 accumulation may leave it a hair short until step 33
+    assert s["half_dist_step"] in (32, 33) and 14 <= s["null_half_dist_step"] <= 18
 
 
 def test_early_phase_probe_and_rewinding_in_fit():
@@ -307,13 +311,16 @@ def test_null_early_learning_front_loaded_like_the_random_walk_is_not_decided():
     for rep in range(5):
         r = _fake_result(rewind_gain=tuple(rng.normal(0, 0.01, 3)), phase=phase)
         c = claim.check_early_phase(r)
-        assert all(x.outcome != "holds" for x in c.criteria), c.criteria
+        assert c.preconditions[0].outcome == "holds"  # the network learns: the criteria themselves are tested
+        assert all(x.outcome != "holds" for x in c.criteria if not x.precondition), c.criteria
         assert c.status in (INCONCLUSIVE, NOT_REPRODUCED)
 
 
-def test_null_early_learning_no_memorization_and_elr_equal_to_ce():
+def test_precondition_elr_is_not_judged_when_cross_entropy_does_not_memorize():
     """No effect in the noisy-label curves: the mislabeled examples stay near chance on both labels, ELR equals
-    cross-entropy up to seed noise: the early-learning and ELR verdicts must not be positive."""
+    cross-entropy up to seed noise.  The network fits its clean examples (93%), so early learning *then
+    memorization* is tested and not reproduced; ELR's reduction of a memorization that did not happen is not
+    testable (never 'not reproduced')."""
     from memlib.claims import early_learning as claim
 
     rng = np.random.default_rng(1)
@@ -324,8 +331,23 @@ def test_null_early_learning_no_memorization_and_elr_equal_to_ce():
             rows += _history(arm, s, flat(), flat(), list(0.8 + 0.005 * rng.standard_normal(7)))
     r = Result({**_fake_result().tables, "history": pd.DataFrame(rows)}, {"seeds": [0, 1, 2], "n_train": 100})
     assert claim.check_early_learning(r).status == NOT_REPRODUCED
-    assert claim.check_elr(r).status in (INCONCLUSIVE, NOT_REPRODUCED)
+    elr = claim.check_elr(r)
+    assert elr.status == NOT_TESTABLE and "cross-entropy memorizes" in elr.status_line()
     assert claim.check(r).status == NOT_REPRODUCED
+
+
+def test_precondition_a_network_that_does_not_fit_its_clean_examples_is_not_testable():
+    """A network stuck at 60% on its clean examples is still learning: the chapter's verdict is not testable,
+    whatever the mislabeled curves say (here they show the full effect)."""
+    from memlib.claims import early_learning as claim
+
+    r = _fake_result()
+    h = r.tables["history"]
+    h["train_clean_acc"] = 0.6
+    r = Result({**r.tables, "history": h}, r.scalars)
+    for v in (claim.check_early_learning(r), claim.check_early_phase(r), claim.check(r)):
+        assert v.status == NOT_TESTABLE, v._repr_markdown_()
+        assert "60.0%" in v.status_line()
 
 
 def test_one_seed_decides_nothing():
@@ -333,7 +355,7 @@ def test_one_seed_decides_nothing():
 
     r = _fake_result(seeds=(0,))
     for v in (claim.check_early_learning(r), claim.check_elr(r), claim.check_early_phase(r)):
-        assert v.status == INCONCLUSIVE and all(c.outcome == "inconclusive" for c in v.criteria)
+        assert v.status == NOT_TESTABLE and all(c.outcome == "inconclusive" for c in v.criteria)
 
 
 def test_plots_from_a_result():

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from memlib.claims import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED
+from memlib.claims import INCONCLUSIVE, NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED
 from memlib.claims import gradient_similarity as claim
 from memlib.config import ConfigError
 from memlib.experiments import resolve
@@ -36,7 +36,7 @@ def test_run_records_both_protocols_is_cached_per_seed_and_checked(tiny_cfg, sto
     assert exp.run(probe_cfg, store).cached
     assert len(store.runs("gradient_similarity/seed")) == 2
     v = claim.check(r, tiny_cfg)
-    assert len(v.criteria) == 5 and sum(c.essential for c in v.criteria) == 2
+    assert len(v.criteria) == 5 and len(v.preconditions) == 1 and sum(c.essential for c in v.criteria) == 1
     assert v.measured["protocol"] == "training"
     assert claim.check(r, probe_cfg).measured["protocol"] == "probe"
 
@@ -93,16 +93,37 @@ def test_null_gradient_similarity_positive_cosines_are_not_reproduced():
     assert claim.check(r).status == NOT_REPRODUCED
 
 
-def test_no_memorization_is_not_reproduced():
+def test_precondition_no_memorization_is_not_testable_and_names_the_precondition():
+    """A network that never memorizes cannot show the window: not testable, never 'not reproduced'."""
     flat = [0.1] + [0.02] * 20
     r = _result([flat, flat, flat], lambda s, e, l: -0.5)
     v = claim.check(r)
-    assert v.criteria[0].outcome == "fails" and v.status == NOT_REPRODUCED
+    pre = v.preconditions[0]
+    assert pre.outcome == "fails" and v.status == NOT_TESTABLE
+    assert v.failed_preconditions == [pre]
+    assert v.status_line().startswith("not testable at this scale: the mislabeled examples are memorized")
+    assert "2.0%" in v.status_line() and "needs > 90.0%" in v.status_line()
+
+
+def test_precondition_partial_memorization_straddling_the_threshold_is_not_testable():
+    """Two seeds memorize, one does not: the interval straddles 90%, so the precondition is undecided."""
+    flat = [0.1] + [0.02] * 20
+    r = _result([_curve(6, 10), _curve(6, 11), flat], lambda s, e, l: -0.5)
+    v = claim.check(r)
+    assert v.preconditions[0].outcome == "inconclusive" and v.status == NOT_TESTABLE
+    assert "1 of 3 seeds never started memorizing" in v.preconditions[0].evidence
 
 
 def test_one_seed_decides_nothing():
     v = claim.check(_result([_curve(6, 10)], lambda s, e, l: -0.5))
-    assert v.status == INCONCLUSIVE and all(c.outcome == "inconclusive" for c in v.criteria)
+    assert v.status == NOT_TESTABLE and all(c.outcome == "inconclusive" for c in v.criteria)
+
+
+def test_window_starts_above_chance_for_a_wrong_label():
+    """Among 10 classes a given wrong label is predicted 10% of the time by chance: the window starts above it."""
+    assert claim.START_LEVEL > 0.1
+    h = pd.DataFrame({"seed": 0, "epoch": range(5), "train_noisy_acc": [0.1, 0.12, 0.15, 0.4, 0.95]})
+    assert claim.memorization_window(h) == (3, 4)
 
 
 def test_memorization_window_from_a_history():

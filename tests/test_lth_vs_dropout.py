@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from memlib.claims import (CONTRADICTED, CONTRADICTS, FAILS, HOLDS, INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED,
-                           UNDECIDED)
+from memlib.claims import (CONTRADICTED, CONTRADICTS, FAILS, HOLDS, INCONCLUSIVE, NOT_SUPPORTED, NOT_TESTABLE,
+                           SUPPORTED, UNDECIDED)
 from memlib.claims import lth_vs_dropout as claim
 from memlib.config import ConfigError
 from memlib.experiments import resolve
@@ -20,7 +20,7 @@ TINY = dict(dataset="synthetic", model="mlp", width=16, n_train=120, n_test=40, 
 # ----------------------------------------------------------------------------- hand-made results
 
 def made_result(rng, seeds=3, moved_ratio=1.0, enrichment=1.0, etd_gap=0.0, ord_gap=0.0, clean_gap=0.0,
-                dense_fit=0.9, noise=0.03) -> Result:
+                dense_fit=0.9, noise=0.03, etd_dropped=0.05) -> Result:
     """Tables shaped like the experiment's, with the given true effects plus seed-to-seed noise ``noise``."""
     channels, overlap, arms = [], [], []
     for s in range(seeds):
@@ -38,7 +38,8 @@ def made_result(rng, seeds=3, moved_ratio=1.0, enrichment=1.0, etd_gap=0.0, ord_
                         "sparsity": 0.2})
         for chain, g in ((Chain.ETD, etd_gap), (Chain.ORDINARY, ord_gap)):
             arms.append({"seed": s, "chain": chain.value, "arm": Arm.DENSE.value, "round": 0, "sparsity": 0.0,
-                         "train_clean_acc": 0.98, "train_noisy_acc": dense_fit, "train_noisy_true": 0.05,
+                         "train_clean_acc": 0.98,
+                         "train_noisy_acc": etd_dropped if chain is Chain.ETD else dense_fit, "train_noisy_true": 0.05,
                          "test_acc": 0.8})
             ticket_noisy = 0.7 + noise * rng.standard_normal()
             ticket_clean = 0.3 + noise * rng.standard_normal()
@@ -53,13 +54,18 @@ def made_result(rng, seeds=3, moved_ratio=1.0, enrichment=1.0, etd_gap=0.0, ord_
                   {"n_train": 1000})
 
 
+def steps(v):
+    """The hypothesis' steps (criteria that are not preconditions), in order."""
+    return [c for c in v.criteria if not c.precondition]
+
+
 CLEAR = dict(moved_ratio=0.5, enrichment=1.4, etd_gap=0.3, ord_gap=0.3, clean_gap=0.0, noise=0.02)
 
 
 def test_clear_effect_is_supported():
     v = claim.check(made_result(np.random.default_rng(0), **CLEAR))
     assert v.kind == "hypothesis"
-    assert [c.outcome for c in v.criteria] == [HOLDS] * 6
+    assert [c.outcome for c in steps(v)] == [HOLDS] * 6
     assert v.status == SUPPORTED
     assert v.measured["moved_ratio"].high < 0.95 and v.measured["etd_noisy_gap"].low > 0.02
 
@@ -68,41 +74,50 @@ def test_clear_opposite_effect_is_contradicted():
     v = claim.check(made_result(np.random.default_rng(1), moved_ratio=1.0, enrichment=1.0, etd_gap=-0.2,
                                 ord_gap=-0.2))
     assert v.status == CONTRADICTED
-    assert v.criteria[2].outcome == CONTRADICTS and v.criteria[4].outcome == CONTRADICTS
+    assert steps(v)[2].outcome == CONTRADICTS and steps(v)[4].outcome == CONTRADICTS
 
 
 def test_effect_below_the_margin_is_not_supported():
     # memorization channels move 2% less: a real but negligible difference, decided as "fails", not "holds"
     v = claim.check(made_result(np.random.default_rng(2), **{**CLEAR, "moved_ratio": 0.98, "noise": 0.002}))
-    assert v.criteria[0].outcome == FAILS and v.status == NOT_SUPPORTED
+    assert steps(v)[0].outcome == FAILS and v.status == NOT_SUPPORTED
 
 
 def test_tickets_that_fit_less_of_everything_are_not_specific():
     # random mask fits 30 points more mislabeled AND 60 points more clean examples: step 3b/4b fail
     v = claim.check(made_result(np.random.default_rng(3), **{**CLEAR, "clean_gap": 0.6}))
-    assert v.criteria[2].outcome == HOLDS and v.criteria[3].outcome == FAILS
+    assert steps(v)[2].outcome == HOLDS and steps(v)[3].outcome == FAILS
     assert v.status == NOT_SUPPORTED
 
 
-def test_null_lth_no_memorization_in_the_dense_network_is_inconclusive():
+def test_precondition_lth_no_memorization_in_the_dense_network_is_not_testable():
+    """Steps 3-4 need a dense network that memorizes: the same clear effects are then not testable."""
     v = claim.check(made_result(np.random.default_rng(4), **{**CLEAR, "dense_fit": 0.1}))
-    assert [c.outcome for c in v.criteria[2:]] == [UNDECIDED] * 4
-    assert v.status == INCONCLUSIVE
-    assert "little memorization" in v.criteria[2].evidence
+    assert v.status == NOT_TESTABLE
+    assert [c.text.split(":")[0] for c in v.failed_preconditions] == ["steps 3–4"]
+    assert "dense ordinary network memorizes" in v.status_line() and "10.0%" in v.status_line()
+
+
+def test_precondition_lth_example_tied_dropout_that_localizes_nothing_is_not_testable():
+    """Steps 1-2 need memorization channels that hold the memorization: when dropping them leaves 80% of the
+    mislabeled examples fitted, the hypothesis is not testable (never 'not supported')."""
+    v = claim.check(made_result(np.random.default_rng(8), **{**CLEAR, "etd_dropped": 0.8}))
+    assert v.status == NOT_TESTABLE
+    assert [c.text.split(":")[0] for c in v.failed_preconditions] == ["steps 1–2"]
 
 
 def test_null_lth_no_effect_is_not_supported():
     # channels that moved equally, measured precisely (20 channels x 3 seeds): step 1 clearly misses its margin;
     # the accuracy gaps are noise around 0: undecided or short of the margin, never holding or contradicted
     v = claim.check(made_result(np.random.default_rng(5)))
-    assert v.criteria[0].outcome == FAILS
-    assert all(c.outcome in (UNDECIDED, FAILS) for c in v.criteria[2:])
+    assert steps(v)[0].outcome == FAILS
+    assert all(c.outcome in (UNDECIDED, FAILS) for c in steps(v)[2:])
     assert v.status == NOT_SUPPORTED
 
 
 def test_null_lth_one_seed_decides_nothing():
     v = claim.check(made_result(np.random.default_rng(6), seeds=1, **CLEAR))
-    assert v.status == INCONCLUSIVE and all(c.outcome == UNDECIDED for c in v.criteria)
+    assert v.status == NOT_TESTABLE and all(c.outcome == UNDECIDED for c in v.criteria)
 
 
 def test_null_lth_random_results_are_rarely_decisive():
@@ -166,7 +181,7 @@ def test_tiny_run_tables_and_verdict(store):
     assert (ch[ch.seed == 0].group == "generalization").sum() == int(0.4 * 16)
     assert (ch.moved > 0).all()
     v = claim.check(r, cfg)
-    assert len(v.criteria) == 6 and v.measured["n_seeds"] == 2
+    assert len(v.criteria) == 8 and len(v.preconditions) == 2 and v.measured["n_seeds"] == 2
     for val in v.measured.values():
         fmt(val)  # every measured value carries its format
     assert "75.0% sparse" in v.scale.text()

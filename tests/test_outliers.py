@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from memlib.attacks import linear_min_distance, min_l2_distance
-from memlib.claims import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED
+from memlib.claims import INCONCLUSIVE, NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED
 from memlib.claims import outlier_percentiles as claim
 from memlib.config import ConfigError
 from memlib.experiments import resolve
@@ -99,8 +99,14 @@ def _curve(ds, accs_by_seed):
     return pd.DataFrame(rows)
 
 
-def _r(curve):
-    return type("R", (), {"tables": {"curve": curve}})()
+def _r(curve, agreement=0.8, n_pool=5000):
+    """A result-like object: the curve, and metric models whose two halves agree with Spearman ``agreement``."""
+    per = {ds: {"spearman_adv_halves": agreement, "n_pool": n_pool} for ds in dict.fromkeys(curve.dataset)}
+    return type("R", (), {"tables": {"curve": curve}, "scalars": {"per_dataset": per}})()
+
+
+def steps(v):
+    return [c for c in v.criteria if not c.precondition]
 
 
 def test_verdict_from_hand_made_curves():
@@ -114,11 +120,11 @@ def test_verdict_from_hand_made_curves():
     assert v.status == REPRODUCED and v.measured["mnist5k_best_region"] == "low"
     iv = v.measured["mnist5k_low_minus_middle"]
     assert iv.estimate == pytest.approx(0.8667 - 0.7467, abs=1e-3) and iv.low > 0 and iv.unit == "points"
-    assert len(v.criteria) == 4 and all(c.outcome == "holds" for c in v.criteria)
+    assert len(steps(v)) == 4 and len(v.preconditions) == 4 and all(c.outcome == "holds" for c in v.criteria)
     # the paper's middle region is clearly beaten by the high one: fails -> not reproduced
     v2 = claim.check(_r(pd.concat([low, high])))
     assert v2.status == NOT_REPRODUCED
-    assert [c.outcome for c in v2.criteria] == ["holds", "holds", "holds", "fails"]  # middle vs low, vs high
+    assert [c.outcome for c in steps(v2)] == ["holds", "holds", "holds", "fails"]  # middle vs low, vs high
 
 
 def test_null_outlier_percentiles_flat_curve_with_seed_noise_is_inconclusive():
@@ -137,7 +143,19 @@ def test_null_outlier_percentiles_flat_curve_with_seed_noise_is_inconclusive():
 
 def test_null_outlier_percentiles_one_seed_decides_nothing():
     v = claim.check(_r(_curve("fashion-mnist", [[0.5, 0.6, 0.6, 0.8, 0.9, 0.8, 0.6, 0.6, 0.5]])))
-    assert v.status == INCONCLUSIVE and all(c.outcome == "inconclusive" for c in v.criteria)
+    assert v.status == NOT_TESTABLE and all(c.outcome == "inconclusive" for c in steps(v))
+
+
+@pytest.mark.parametrize("agreement, train_acc, failing", [(0.05, 1.0, "carries signal"),
+                                                          (0.8, 0.5, "window models train")])
+def test_precondition_outliers_noise_ranking_or_untrained_windows_are_not_testable(agreement, train_acc, failing):
+    """A clear middle peak is not evidence when the ranking is noise (the halves of the metric models disagree) or
+    the window models do not fit their windows: not testable, never reproduced."""
+    mid = _curve("fashion-mnist", [[0.5 + d, 0.6, 0.6, 0.8, 0.8 + d, 0.8, 0.6, 0.6, 0.5] for d in (0, .01, -.01)])
+    mid["train_acc"] = train_acc
+    v = claim.check(_r(mid, agreement=agreement))
+    assert v.status == NOT_TESTABLE
+    assert [failing in c.text for c in v.failed_preconditions] == [True]
 
 
 def test_config_errors():

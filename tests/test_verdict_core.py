@@ -2,6 +2,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from memlib import claims as C
@@ -125,3 +126,60 @@ def test_percent_intervals_are_for_shares_and_differences_are_points():
     assert lead.low < lead.estimate < lead.high < 0
     with pytest.raises(ValueError, match="a difference of shares is unit 'points'"):
         t_interval([-0.14, -0.09, -0.115], "percent")
+
+
+def test_precondition_gates_every_kind_and_needs_a_reason():
+    """A precondition that fails or is undecided makes the verdict 'not testable at this scale', whatever the
+    criteria say; one that holds leaves the verdict to the criteria."""
+    ok = C.precondition("the baseline fits", t_interval([0.95, 0.97, 0.96], "percent"), 0.9, why="set-up")
+    bad = C.precondition("the baseline fits", t_interval([0.05, 0.07, 0.06], "percent"), 0.9, why="set-up")
+    unsure = C.precondition("the baseline fits", t_interval([0.5, 0.99, 0.95], "percent"), 0.9, why="set-up")
+    fails = C.criterion("the effect", t_interval([-0.2, -0.3, -0.25], "points"), 0.0, essential=True, opposite=0.0)
+    holds = C.criterion("the effect", t_interval([0.2, 0.3, 0.25], "points"), 0.0, essential=True)
+    assert ok.outcome == C.HOLDS and bad.outcome == C.FAILS and unsure.outcome == C.UNDECIDED
+    for kind in ("paper", "hypothesis"):
+        assert C.combine([bad, holds], kind) == C.NOT_TESTABLE
+        assert C.combine([unsure, fails], kind) == C.NOT_TESTABLE
+    assert C.combine([ok, holds], "paper") == C.REPRODUCED
+    assert C.combine([ok, fails], "paper") == C.NOT_REPRODUCED
+    assert C.combine([ok, fails], "hypothesis") == C.CONTRADICTED
+    with pytest.raises(ValueError, match="needs its reason"):
+        C.precondition("x", t_interval([1, 1], "ratio"), 0.5, why="")
+    assert C.NOT_TESTABLE in C.PAPER_STATUSES and C.NOT_TESTABLE in C.HYPOTHESIS_STATUSES
+    assert C.NOT_TESTABLE in C.STATUS_MEANING
+
+
+def test_precondition_named_on_the_verdict_line_box_and_summary_row():
+    from memlib import notebook as nb
+    from memlib import summary
+
+    bad = C.precondition("standard dropout fits the mislabeled examples", t_interval([0.07, 0.08, 0.06], "percent"),
+                         0.9, why="the baseline")
+    v = C.Verdict("Claim", C.combine([bad], "paper"), "Summary.", criteria=[bad])
+    line = v.status_line()
+    assert line.startswith("not testable at this scale: standard dropout fits the mislabeled examples — 7.0%")
+    assert "needs > 90.0%" in line and "(fails)" in line
+    box = nb.verdict_markdown(v)
+    assert "Verdict: NOT TESTABLE AT THIS SCALE" in box and "Not testable here, because:" in box
+    assert "standard dropout fits the mislabeled examples — 7.0%" in box
+    crit = nb.criteria_markdown(v)
+    assert "(precondition)" in crit and "Why a precondition:* the baseline" in crit
+    row = pd.DataFrame([{"claim": "02_dropout_comparison", "title": "T", "verdict": v.status, "kind": "paper",
+                         "why": "; ".join(c.line() for c in v.failed_preconditions), "scale": "quick profile",
+                         "reduced": True, "summary": ""}])
+    md = summary.summary_markdown(row)
+    assert "**not testable at this scale** — the precondition that did not hold: standard dropout fits" in md
+
+
+def test_scale_is_decided_from_values_not_the_profile_name():
+    from memlib.experiments import resolve
+
+    paper = C.Scale.from_config(resolve("gradient_similarity", "paper"), n_train=50000, seeds=3)
+    assert not paper.reduced and paper.differences == ()
+    narrow = C.Scale.from_config(resolve("gradient_similarity", "paper", width=8), n_train=50000, seeds=3)
+    assert narrow.reduced and narrow.differences == ("width 8 instead of 64",)
+    quick = C.Scale.from_config(resolve("gradient_similarity", "quick"), n_train=3000)
+    assert quick.reduced and any(d.startswith("n_train 3000 instead of all") for d in quick.differences)
+    # the paper profile of claim 4 is itself not the papers' setting: said on the scale
+    ep = C.Scale.from_config(resolve("early_learning", "paper"), n_train=50000)
+    assert any("ResNet-34" in d for d in ep.deviations)

@@ -18,6 +18,13 @@ How a verdict is decided (the one rule, explained once in the book's introductio
      *inconclusive* otherwise (an essential criterion undecided, none failed);
    - the talk's own hypothesis (``kind="hypothesis"``): *supported* when every step holds; *contradicted* when a
      step is contradicted; *not supported* when a step fails; *inconclusive* otherwise.
+
+   Before any of that, the **preconditions** (manipulation checks, :func:`precondition`): properties of the set-up
+   under which the comparison means something (e.g. "standard dropout fits the mislabeled examples" before asking
+   whether example-tied dropout forgets them), decided on intervals like every criterion.  When one does not hold
+   (fails *or* is undecided), the verdict is *not testable at this scale*, whatever the other criteria say: the
+   run could not have shown the claim, so it neither confirms nor blames it.  A precondition is never the claim's
+   own deciding quantity nor implied by it; each says why (``why``).
 3. Every verdict carries its **scale** (profile, model, dataset and size, noise rate, seeds): a verdict at a
    reduced scale is evidence about that scale, not about the paper's.
 """
@@ -37,8 +44,9 @@ from ..measure import Interval
 REPRODUCED, PARTLY, NOT_REPRODUCED, INCONCLUSIVE = ("reproduced", "partly reproduced", "not reproduced",
                                                      "inconclusive")
 SUPPORTED, NOT_SUPPORTED, CONTRADICTED = "supported", "not supported", "contradicted"
-PAPER_STATUSES = (REPRODUCED, PARTLY, NOT_REPRODUCED, INCONCLUSIVE)
-HYPOTHESIS_STATUSES = (SUPPORTED, NOT_SUPPORTED, CONTRADICTED, INCONCLUSIVE)
+NOT_TESTABLE = "not testable at this scale"
+PAPER_STATUSES = (REPRODUCED, PARTLY, NOT_REPRODUCED, INCONCLUSIVE, NOT_TESTABLE)
+HYPOTHESIS_STATUSES = (SUPPORTED, NOT_SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE)
 STATUS_MEANING = {
     REPRODUCED: "every criterion holds: its interval clears the threshold",
     PARTLY: "the essential criteria hold, at least one other does not",
@@ -47,6 +55,8 @@ STATUS_MEANING = {
     SUPPORTED: "every step of the hypothesis holds",
     NOT_SUPPORTED: "a step fails: its effect is clearly below the margin the hypothesis needs",
     CONTRADICTED: "a step is contradicted: its effect is clearly in the opposite direction",
+    NOT_TESTABLE: "a precondition of the comparison does not hold in this run (it fails, or its interval straddles "
+                  "its threshold), so the run could not have shown the claim: it neither confirms nor blames it",
 }
 
 # Criterion outcomes ----------------------------------------------------------------------------------------
@@ -90,10 +100,16 @@ class Criterion:
     interval: Interval | None = None
     threshold: float | None = None
     paper: str = ""
+    precondition: bool = False
+    why: str = ""  # a precondition's reason: why it is a property of the set-up, not the claim's deciding quantity
 
     @property
     def met(self) -> bool:
         return self.outcome == HOLDS
+
+    def line(self) -> str:
+        """'<text> — <evidence>' (for a verdict line naming a failed precondition)."""
+        return f"{self.text} — {self.evidence}"
 
 
 def criterion(text: str, interval: Interval, threshold: float, direction: str = "above", *,
@@ -109,8 +125,31 @@ def criterion(text: str, interval: Interval, threshold: float, direction: str = 
     return Criterion(text, out, ev, essential, interval, threshold, paper)
 
 
+def precondition(text: str, interval: Interval, threshold: float, direction: str = "above", *, why: str,
+                 note: str = "", paper: str = "") -> Criterion:
+    """A precondition (a manipulation check): decided like :func:`criterion`; unless it *holds*, the verdict is
+    :data:`NOT_TESTABLE`.  ``why`` says why it is a property of the set-up and not the claim's own deciding
+    quantity (nor implied by it)."""
+    if not why:
+        raise ValueError("a precondition needs its reason (why=...): why it is not the claim's deciding quantity")
+    c = criterion(text, interval, threshold, direction, note=note, paper=paper)
+    c.precondition, c.why = True, why
+    return c
+
+
+def failed_preconditions(criteria: list[Criterion]) -> list[Criterion]:
+    """The preconditions among ``criteria`` that do not hold (failed or undecided)."""
+    return [c for c in criteria if c.precondition and c.outcome != HOLDS]
+
+
 def combine(criteria: list[Criterion], kind: str = "paper") -> str:
-    """One status from criteria (see the module docstring)."""
+    """One status from criteria (see the module docstring): :data:`NOT_TESTABLE` when a precondition does not
+    hold, else the rule of ``kind`` over the other criteria."""
+    if kind not in ("paper", "hypothesis"):
+        raise ValueError(f"kind must be 'paper' or 'hypothesis', got {kind!r}")
+    if failed_preconditions(criteria):
+        return NOT_TESTABLE
+    criteria = [c for c in criteria if not c.precondition]
     if not criteria:
         return INCONCLUSIVE
     outs = [c.outcome for c in criteria]
@@ -122,8 +161,6 @@ def combine(criteria: list[Criterion], kind: str = "paper") -> str:
         if FAILS in outs:
             return NOT_SUPPORTED
         return INCONCLUSIVE
-    if kind != "paper":
-        raise ValueError(f"kind must be 'paper' or 'hypothesis', got {kind!r}")
     ess = [c for c in criteria if c.essential] or criteria
     if any(c.outcome in (FAILS, CONTRADICTS) for c in ess):
         return NOT_REPRODUCED
@@ -135,9 +172,14 @@ def combine(criteria: list[Criterion], kind: str = "paper") -> str:
 # Scale -----------------------------------------------------------------------------------------------------
 
 
+# Settings that say nothing about scale: where and how it ran, and which seeds (their number counts).
+NOT_SCALE = frozenset({"seed", "device", "precision", "progress", "trainer", "executor"})
+
+
 @dataclass(frozen=True)
 class Scale:
-    """At what scale a verdict holds: profile, model, data, noise, seeds."""
+    """At what scale a verdict holds: profile, model, data, noise, seeds; and how the resolved values differ from
+    the ``paper`` profile's (``differences``) and how that profile differs from the papers (``deviations``)."""
 
     profile: str
     model: str
@@ -147,10 +189,13 @@ class Scale:
     seeds: int
     width: int | None = None
     note: str = ""
+    differences: tuple[str, ...] = ()
+    deviations: tuple[str, ...] = ()
 
     @property
     def reduced(self) -> bool:
-        return self.profile != "paper"
+        """Decided from the values as well as the profile's name: ``--profile paper -p width=8`` is reduced."""
+        return bool(self.differences) or self.profile != "paper"
 
     def model_text(self) -> str:
         m = model_title(self.model)
@@ -164,6 +209,10 @@ class Scale:
             parts.append(self.note)
         return " · ".join(parts)
 
+    def differences_text(self) -> str:
+        """'width 8 instead of 64; epochs 30 instead of 50' (empty at the paper profile's values)."""
+        return "; ".join(self.differences)
+
     @classmethod
     def from_config(cls, cfg, n_train: int, seeds: int | None = None, note: str = "", **kw) -> "Scale":
         """The scale of a run of ``cfg``; ``kw`` gives what the configuration does not say directly (claim 3 has
@@ -173,7 +222,30 @@ class Scale:
         for name in ("model", "width", "dataset", "noise_rate"):
             if name not in vals:
                 vals[name] = cfg[name]
+        vals["differences"], vals["deviations"] = paper_differences(cfg)
         return cls(**vals)
+
+
+def _value(v: Any, name: str = "") -> str:
+    if name in ("n_train", "n_test") and v == 0:
+        return "all"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10_000:
+        return f"{v:,}"
+    return str(v)
+
+
+def paper_differences(cfg) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """How ``cfg``'s resolved values differ from its experiment's ``paper`` profile ("width 8 instead of 64"), and
+    how that profile itself departs from the papers (the experiment's ``PAPER_DEVIATIONS``)."""
+    from ..experiments import get_experiment, resolve
+
+    exp = get_experiment(cfg.experiment)
+    paper = resolve(cfg.experiment, "paper").values
+    diffs = tuple(f"{k} {_value(v, k)} instead of {_value(paper.get(k), k)}" for k, v in cfg.values.items()
+                  if k not in cfg.unhashed and k not in NOT_SCALE and paper.get(k) != v)
+    return diffs, tuple(getattr(exp, "PAPER_DEVIATIONS", ()))
 
 
 # Verdict ---------------------------------------------------------------------------------------------------
@@ -189,14 +261,31 @@ class Verdict:
     kind: str = "paper"
 
     def criteria_frame(self) -> pd.DataFrame:
-        return pd.DataFrame([(c.text, c.outcome, c.evidence) for c in self.criteria],
-                            columns=["criterion", "outcome", "evidence"])
+        return pd.DataFrame([("precondition: " * c.precondition + c.text, c.outcome, c.evidence)
+                             for c in self.criteria], columns=["criterion", "outcome", "evidence"])
+
+    @property
+    def preconditions(self) -> list[Criterion]:
+        return [c for c in self.criteria if c.precondition]
+
+    @property
+    def failed_preconditions(self) -> list[Criterion]:
+        return failed_preconditions(self.criteria)
+
+    def status_line(self) -> str:
+        """The verdict word, and when it is :data:`NOT_TESTABLE` the precondition(s) that did not hold with their
+        numbers: 'not testable at this scale: standard dropout fits ... — 7.3% [...]; needs > 90%'."""
+        failed = self.failed_preconditions
+        if self.status != NOT_TESTABLE or not failed:
+            return self.status
+        return f"{self.status}: " + "; ".join(f"{c.line()} ({c.outcome})" for c in failed)
 
     def _repr_markdown_(self) -> str:
         lines = [f"**Verdict: {self.status}**" + (f" (at {self.scale.text()})" if self.scale else "") + ".",
                  "", self.summary, ""]
         for c in self.criteria:
-            tag = " *(essential)*" if c.essential and self.kind == "paper" else ""
+            tag = " *(precondition)*" if c.precondition else (
+                " *(essential)*" if c.essential and self.kind == "paper" else "")
             lines.append(f"- {OUTCOME_MARK[c.outcome]} **{c.outcome}**{tag}: {c.text} — {c.evidence}")
         return "\n".join(lines)
 

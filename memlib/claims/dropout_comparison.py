@@ -4,8 +4,11 @@ Criteria (accuracies: t-intervals over seeds; atypicality: a bootstrap interval 
 
 * essential: with the memorization channels dropped, the example-tied model keeps clean examples and forgets
   mislabeled ones: clean − mislabeled training accuracy above ``GAP``, mislabeled accuracy below ``FORGOTTEN``;
-* the two baselines fit the mislabeled examples (above ``FIT_NOISY``), and so does the example-tied model with its
-  memorization channels kept (otherwise "forgotten" would mean "never learned");
+* preconditions (:func:`memlib.claims.precondition`; unless they hold the verdict is *not testable at this
+  scale*): standard dropout fits the mislabeled examples (Table 3's baseline), the example-tied model with its
+  memorization channels kept fits them (otherwise "forgotten" would mean "never learned") and fits its clean
+  examples (it learned the task), each above ``FIT``;
+* the sparse network fits the mislabeled examples too (above ``FIT``);
 * the clean examples that are forgotten are atypical: their held-out consistency score (a C-score estimate,
   :mod:`memlib.probes.consistency`) is lower than that of the clean examples that are kept, with an effect-size
   floor: AUC = P(score of a forgotten < score of a kept example) above ``AUC_FLOOR`` (0.5 = no difference), and the
@@ -17,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import mannwhitneyu
 
-from . import Scale, Verdict, combine, criterion
+from . import Scale, Verdict, combine, criterion, precondition
 from ..catalog import dataset_title
 from ..experiments.dropout_comparison import (ALL, ALL_SITES, DROP, DROPOUT, EVAL, EXAMPLE_TIED, MEAN, OWN,
                                               SPARSE)
@@ -45,7 +48,10 @@ METRICS = ("train_clean_acc", "train_noisy_acc", "test_acc")
 
 GAP = 0.5            # example-tied (dropped): clean minus mislabeled accuracy above this
 FORGOTTEN = 0.2      # ... and mislabeled accuracy below this
-FIT_NOISY = 0.9      # baselines (and example-tied with its own masks) fit the mislabeled examples
+# Preconditions: the networks fit their training examples.  Table 3's baselines fit 99.5% / 99.8% of the mislabeled
+# examples; 90% ("most") leaves room for the shorter training of a reduced scale while keeping the contrast with
+# "forgotten" (below 20%) at 70 points.
+FIT = 0.9
 AUC_FLOOR = 0.65     # effect-size floor for "forgotten clean examples are atypical"
 SCORE = "cscore"     # the atypicality score the verdict uses (held-out consistency)
 
@@ -128,16 +134,27 @@ def check(result, cfg=None) -> Verdict:
     at = atypicality(result)
     at_cs = at["auc"]
     crit = [
+        precondition(f"standard dropout fits the mislabeled examples (above {FIT:.0%}; Table 3's baseline)",
+                     get(DROPOUT, EVAL, "train_noisy_acc"), FIT, "above", paper="99.5%",
+                     why="it is the baseline network, not the example-tied one whose forgetting the claim is about: "
+                         "if an ordinary network with dropout does not memorize the mislabeled examples at this "
+                         "scale, there is no memorization for example-tied dropout to localize"),
+        precondition(f"with its memorization channels kept (its own masks), the example-tied model fits the "
+                     f"mislabeled examples (above {FIT:.0%})", get(EXAMPLE_TIED, OWN, "train_noisy_acc"), FIT,
+                     "above",
+                     why="'forgotten when the channels are dropped' needs 'learned with them': this is the same model "
+                         "evaluated with its own masks, which says nothing about what dropping the channels does"),
+        precondition(f"with its own masks, the example-tied model fits its clean examples (above {FIT:.0%})",
+                     get(EXAMPLE_TIED, OWN, "train_clean_acc"), FIT, "above",
+                     why="the model must have learned the task before one asks what its generalization channels "
+                         "alone keep; clean accuracy with the channels dropped, which the claim is about, is "
+                         "another evaluation"),
         criterion(f"example-tied dropout, memorization channels dropped: clean minus mislabeled training accuracy "
                   f"above {GAP:.0%} points", gap, GAP, "above", essential=True, paper="90.8% − 3.1% = 87.7 points"),
         criterion(f"… and mislabeled training accuracy below {FORGOTTEN:.0%}", etd_noisy, FORGOTTEN, "below",
                   essential=True, paper="3.1%"),
-        criterion(f"standard dropout memorizes the mislabeled examples (above {FIT_NOISY:.0%})",
-                  get(DROPOUT, EVAL, "train_noisy_acc"), FIT_NOISY, "above", paper="99.5%"),
-        criterion(f"the sparse network memorizes them (above {FIT_NOISY:.0%})",
-                  get(SPARSE, EVAL, "train_noisy_acc"), FIT_NOISY, "above", paper="99.8%"),
-        criterion(f"with its memorization channels kept, the example-tied model had memorized them (above "
-                  f"{FIT_NOISY:.0%})", get(EXAMPLE_TIED, OWN, "train_noisy_acc"), FIT_NOISY, "above"),
+        criterion(f"the sparse network memorizes them too (above {FIT:.0%})",
+                  get(SPARSE, EVAL, "train_noisy_acc"), FIT, "above", paper="99.8%"),
         criterion(f"the forgotten clean examples are atypical: lower held-out consistency score than the kept clean "
                   f"examples, AUC above {AUC_FLOOR} (0.5 = no difference)", at_cs, AUC_FLOOR, "above",
                   paper="mostly mislabeled or atypical (Figure 7, by eye)",
@@ -203,7 +220,7 @@ def caveats(cfg, result) -> str:
         out.append("The dropout modules sit after the two residual blocks only (as the authors' ResNet-18/50 wiring, "
                    "after layer2 and layer3); their `ResNet9_dropout` has six sites (`-p dropout_sites=all`).")
     fit = float(_per_seed(result, DROPOUT, EVAL, "train_noisy_acc").mean())
-    if v["model"] == "resnet9" and v["width"] < 64 and fit < 0.9:
+    if v["model"] == "resnet9" and v["width"] < 64 and fit < FIT:
         out.append(f"At width {v['width']}, standard dropout with p = {v['dropout_p']} regularizes so strongly that "
                    f"it fits only {Measured(fit, 'percent')} of the mislabeled examples in this run, so the run "
                    f"cannot show the paper's contrast with it; the `paper` profile uses width 64.")

@@ -8,6 +8,12 @@ distance from initialization and sign changes are more front-loaded than a rando
 gradients are largest at the start, and rewinding to the pre-registered iteration k beats rewinding to 0 by a
 margin).  :func:`check` (the chapter's verdict) combines all criteria with one rule: the essential criteria are
 those of the first two verdicts (the talk's claim); the early phase's are supporting evidence.
+
+Preconditions (:func:`memlib.claims.precondition`; unless they hold, that verdict is *not testable at this scale*):
+early learning needs a network that fits its clean training examples (``FITS``); ELR's reduction needs
+cross-entropy to memorize (``MEMORIZED``); the early phase needs the network to learn on clean labels (``FITS``).
+In the chapter's verdict only the first gates the whole: cross-entropy memorizing is the first verdict's own
+deciding quantity there, and an early phase that is not testable leaves its criteria undecided.
 """
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ import pandas as pd
 from ..catalog import dataset_title, model_title
 from ..experiments.early_learning import CE, CLEAN, ELR
 from ..measure import Interval, Measured, show, t_interval
-from . import Scale, Verdict, combine, criterion
+from . import NOT_TESTABLE, UNDECIDED, Scale, Verdict, combine, criterion, precondition
 
 CITATION = ("Liu, Niles-Weed, Razavian, Fernandez-Granda (2020), Early-Learning Regularization Prevents "
             "Memorization of Noisy Labels; Frankle, Schwab, Morcos (2020), The Early Phase of Neural Network "
@@ -52,6 +58,7 @@ ELR_TEST_GAIN = 0.01    # ELR's final test accuracy 1+ point higher
 FRONT_LOADED = 0.0      # half the distance / sign flips reached earlier than the random walk (fraction of window)
 GRAD_RATIO = 1.0        # mean gradient norm over the first tenth of the window / over the last tenth
 REWIND_MARGIN = 0.005   # rewinding to the pre-registered k beats k = 0 by more than 0.5 points
+FITS = 0.9              # preconditions: the network fits its clean training examples
 
 
 # ------------------------------------------------------------------------------------------- per-seed stats
@@ -154,7 +161,13 @@ def check_early_learning(result, cfg=None) -> Verdict:
     iv = {k: t_interval(s[k].astype(float), unit="percent") for k in
           ("peak_true", "memorized_at_peak_true", "final_memorized", "final_true", "peak_test", "final_test")}
     iv["test_drop"] = t_interval(s.test_drop.astype(float), unit="points")
+    iv["final_clean"] = t_interval(s.final_clean.astype(float), unit="percent")
     crit = [
+        precondition(f"cross-entropy fits the clean training examples by the end (above {FITS:.0%})",
+                     iv["final_clean"], FITS, "above",
+                     why="a network trained too briefly or too small to fit even its correctly labelled examples is "
+                         "still in early learning when training stops; whether it goes on to memorize the wrong "
+                         "labels is the claim, and fitting the clean examples does not imply it"),
         criterion(f"early learning: at its peak, the fraction of mislabeled examples predicted as their true class "
                   f"exceeds {PEAK_TRUE:.0%}", iv["peak_true"], PEAK_TRUE, essential=True),
         criterion(f"... while fewer than {MEMORIZED_AT_PEAK:.0%} are memorized (predicted as their wrong label)",
@@ -188,6 +201,12 @@ def check_elr(result, cfg=None) -> Verdict:
     test_gain = t_interval(f(elr, "final_test") - f(ce, "final_test"), unit="points")
     drop_less = t_interval(f(ce, "test_drop") - f(elr, "test_drop"), unit="points")
     crit = [
+        precondition(f"cross-entropy memorizes: more than {MEMORIZED:.0%} of the mislabeled examples predicted as "
+                     "their wrong label at the end", t_interval(f(ce, "final_memorized"), "percent"), MEMORIZED,
+                     "above",
+                     why="ELR's claim is a reduction of cross-entropy's memorization; when cross-entropy memorizes "
+                         "little, the ratio compares two small numbers. It is a property of the baseline arm, not "
+                         "of ELR"),
         criterion(f"ELR memorizes less: its final memorized fraction is less than {ELR_LESS:.0%} of "
                   "cross-entropy's (ratio per seed)", ratio, ELR_LESS, "below", essential=True),
         criterion(f"ELR keeps more than {ELR_TRUE_GAIN * 100:.0f} points more mislabeled examples on their true "
@@ -221,7 +240,14 @@ def check_early_phase(result, cfg=None) -> Verdict:
     sign_lead = t_interval(_lead(ps, "sign"), unit="points")
     grad = t_interval(ps.grad_first.astype(float) / ps.grad_last.astype(float), unit="ratio")
     window = int(ps.window.max())
+    clean = result.tables["history"]
+    clean = clean[clean["arm"] == CLEAN].dropna(subset=["train_clean_acc"]).sort_values("epoch").groupby("seed").last()
     crit = [
+        precondition(f"the network learns on clean labels: final training accuracy above {FITS:.0%}",
+                     t_interval(clean.train_clean_acc.astype(float), "percent"), FITS, "above",
+                     why="the early phase is the start of a training that succeeds; a network that does not fit "
+                         "its clean labels has no settled phase to compare with. Its final accuracy says nothing "
+                         "about how front-loaded the first iterations were"),
         criterion("distance from initialization is front-loaded: half of the window's final distance is reached "
                   "earlier than by a random walk with the same step lengths (lead, in percentage points of the window)",
                   dist_lead, FRONT_LOADED, essential=True, note=f"window of {window:,} iterations"),
@@ -265,8 +291,14 @@ def check(result, cfg=None) -> Verdict:
     those of early learning then memorization and of ELR (the talk's claim), the early phase supports it."""
     parts = [check_early_learning(result, cfg), check_elr(result, cfg), check_early_phase(result, cfg)]
     a, b, c = parts
-    crit = [crit for part in parts[:2] for crit in part.criteria]
-    crit += [dataclasses.replace(x, essential=False) for x in c.criteria]
+    # ELR's precondition (cross-entropy memorizes) is the first verdict's own criterion here: it does not gate.
+    crit = list(a.criteria) + [x for x in b.criteria if not x.precondition]
+    # The early phase supports the claim: when it is not testable its criteria are undecided, not deciding.
+    untestable = c.status == NOT_TESTABLE
+    crit += [dataclasses.replace(x, essential=False, precondition=False,
+                                 outcome=UNDECIDED if untestable and not x.precondition else x.outcome,
+                                 text=("early phase precondition: " if x.precondition else "") + x.text)
+             for x in c.criteria]
     measured = {f"{p}_{k}": v for p, part in zip(("el", "elr", "ep"), parts) for k, v in part.measured.items()}
     summary = (f"Early learning then memorization: {a.status}. ELR reduces memorization: {b.status}. "
                f"The early phase (clean labels): {c.status}. {a.summary} {b.summary}")

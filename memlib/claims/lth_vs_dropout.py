@@ -23,14 +23,16 @@ contradicted, *not supported* if one fails, *inconclusive* otherwise.
 4. **Ordinary tickets memorize less.**  The same two criteria for the ordinary lottery ticket: iterative magnitude
    pruning of the network trained without example-tied dropout (open_lth's procedure).
 
-Steps 3 and 4 need a dense network that memorizes: if the dense ordinary network fits less than ``MEMORIZES`` of
-the mislabeled examples, they are inconclusive.  With no effect at all, each step with a contradiction side reads
+Preconditions (:func:`memlib.claims.precondition`; unless both hold, the hypothesis is *not testable at this
+scale*): steps 1–2 need an example-tied network that localizes memorization (with its memorization channels
+dropped it fits fewer than ``LOCALIZES`` of the mislabeled examples); steps 3–4 need a dense ordinary network that
+memorizes (it fits more than ``MEMORIZES`` of them), each on a t-interval over seeds.
+
+With no effect at all, each step with a contradiction side reads
 "contradicted" with probability at most 2.5% (one side of a 95% interval), so the hypothesis at most about
 4 × 2.5% = 10% (the union over steps 1, 2, 3 and 4); it reads "supported" far less often (every step must hold).
 """
 from __future__ import annotations
-
-from dataclasses import replace
 
 import pandas as pd
 
@@ -39,7 +41,7 @@ from ..experiments.lth_vs_dropout import Chain, final_sparsity
 from ..measure import Interval, Measured, t_interval
 from ..pruning import GENERALIZATION, MEMORIZATION, Arm
 from . import (CONTRADICTED, CONTRADICTS, FAILS, HOLDS, INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, UNDECIDED,
-               Criterion, Scale, Verdict, combine, criterion)
+               Criterion, Scale, Verdict, combine, criterion, precondition)
 
 CITATION = ("The talk's own hypothesis, on lottery tickets (Frankle & Carbin 2019; Frankle et al. 2020) and "
             "example-tied dropout (Maini et al. 2023)")
@@ -53,7 +55,8 @@ REFERENCE = {
 }
 # Margins: how large an effect must be to count (the hypothesis predicts a clear difference, not any difference).
 MARGINS = {"moved": 0.05, "enrichment": 0.05, "less_memorization": 0.02}
-MEMORIZES = 0.3  # the dense ordinary network must fit at least this share of the mislabeled examples
+MEMORIZES = 0.5  # precondition of steps 3-4: the dense ordinary network fits more than this share of the mislabeled
+LOCALIZES = 0.2  # precondition of steps 1-2: the example-tied network, memorization dropped, fits fewer than this
 STEP_NAMES = {"moved": "memorization channels move less", "enrichment": "pruning hits memorization channels",
               Chain.ETD: "the example-tied ticket memorizes less", Chain.ORDINARY: "ordinary tickets memorize less"}
 
@@ -93,8 +96,7 @@ def dense(arms: pd.DataFrame, chain: Chain = Chain.ORDINARY) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- the verdict
 
-def _memorization_criteria(arms: pd.DataFrame, chain: Chain, memorizes: bool, dense_fit: float
-                           ) -> tuple[list[Criterion], Interval, Interval]:
+def _memorization_criteria(arms: pd.DataFrame, chain: Chain) -> tuple[list[Criterion], Interval, Interval]:
     noisy = gap(arms, chain)
     clean = gap(arms, chain, "train_clean_acc")
     gi = t_interval(noisy, "points")
@@ -110,11 +112,25 @@ def _memorization_criteria(arms: pd.DataFrame, chain: Chain, memorizes: bool, de
                   "((mislabeled gap) − (clean gap))", di, 0.0, "above",
                   note=f"clean accuracy random − ticket {t_interval(clean, 'points').text()}"),
     ]
-    if not memorizes:
-        why = (f"inconclusive: the dense ordinary network fits only {Measured(dense_fit, 'percent')} of the mislabeled "
-               f"examples (< {Measured(MEMORIZES, 'percent')}), so there is little memorization to remove")
-        crit = [replace(c, outcome=UNDECIDED, evidence=f"{why}; {c.evidence}") for c in crit]
     return crit, gi, di
+
+
+def preconditions(arms: pd.DataFrame) -> list[Criterion]:
+    """Steps 1-2 need example-tied dropout to localize memorization; steps 3-4 need a dense network that memorizes."""
+    etd = dense(arms, Chain.ETD)
+    return [
+        precondition(f"steps 1–2: the example-tied network localizes memorization: with its memorization channels "
+                     f"dropped it fits fewer than {LOCALIZES:.0%} of the mislabeled examples",
+                     t_interval(etd.train_noisy_acc, "percent"), LOCALIZES, "below", paper="~3% (Maini et al.)",
+                     why="steps 1 and 2 ask whether the memorization channels are small and pruned first; if dropping "
+                         "them does not remove memorization, they do not hold it, and their weights say nothing "
+                         "about memorization. How much they moved or how often pruning hits them is another matter"),
+        precondition(f"steps 3–4: the dense ordinary network memorizes: it fits more than {MEMORIZES:.0%} of the "
+                     "mislabeled examples", t_interval(dense(arms).train_noisy_acc, "percent"), MEMORIZES, "above",
+                     why="steps 3 and 4 ask whether tickets memorize less than random masks; with little memorization "
+                         "in the dense network there is little for either to remove. The dense network's fit is not "
+                         "the difference between the pruned arms"),
+    ]
 
 
 def check(result, cfg=None) -> Verdict:
@@ -144,13 +160,13 @@ def check(result, cfg=None) -> Verdict:
     # 3 and 4. tickets fit fewer mislabeled examples than random masks at the same sparsity
     dense_ord = dense(arms)
     dense_fit = float(dense_ord.train_noisy_acc.mean())
-    memorizes = dense_fit >= MEMORIZES
-    etd_crit, etd_gap, etd_did = _memorization_criteria(arms, Chain.ETD, memorizes, dense_fit)
-    ord_crit, ord_gap, ord_did = _memorization_criteria(arms, Chain.ORDINARY, memorizes, dense_fit)
+    etd_crit, etd_gap, etd_did = _memorization_criteria(arms, Chain.ETD)
+    ord_crit, ord_gap, ord_did = _memorization_criteria(arms, Chain.ORDINARY)
     crit += etd_crit + ord_crit
+    crit = preconditions(arms) + crit
 
     status = combine(crit, "hypothesis")
-    outcome = {"moved": crit[0].outcome, "enrichment": crit[1].outcome,
+    outcome = {"moved": crit[2].outcome, "enrichment": crit[3].outcome,
                Chain.ETD: _step_outcome(etd_crit), Chain.ORDINARY: _step_outcome(ord_crit)}
     summary = (f"The hypothesis is {status} at this scale ({len(seeds)} seed{'s' if len(seeds) != 1 else ''}): "
                + "; ".join(f"{STEP_NAMES[k]}: {v}" for k, v in outcome.items()) + ".")

@@ -6,6 +6,10 @@ each; :mod:`memlib.outliers`).  Per dataset with a reference, the paper's best r
 two: per seed, the mean test accuracy of its windows minus that of the other region's windows, with a t-interval
 over seeds, must lie above zero (it *fails* when the interval lies at or below zero).  A flat curve, or one whose
 shape is within the seed spread, therefore stays inconclusive.
+
+Preconditions (unless they hold the verdict is *not testable at this scale*), per dataset: the ranking carries
+signal (the adv scores of the two halves of the metric models agree, Spearman above ``RANK_AGREEMENT``), and the
+window models train (their mean training accuracy on their own window above ``TRAINS``).
 """
 from __future__ import annotations
 
@@ -13,8 +17,8 @@ import pandas as pd
 
 from ..catalog import dataset_title, model_title
 from ..experiments.outlier_percentiles import REGIONS
-from ..measure import Measured, show, t_interval
-from . import Scale, Verdict, combine, criterion
+from ..measure import Measured, correlation_interval, show, t_interval
+from . import Scale, Verdict, combine, criterion, precondition
 
 CITATION = "Carlini, Erlingsson, Papernot (2019), Distribution Density, Tails, and Outliers in Machine Learning"
 # Where the test-accuracy-vs-percentile curve peaks (0th percentile = outliers by the adv metric).
@@ -26,6 +30,9 @@ REFERENCE = {
     "cifar10": "best to train on the middle percentiles, neither the outliers nor the most prototypical",
     "expected_region": EXPECTED_REGION,
 }
+RANK_AGREEMENT = 0.3  # Spearman between the two halves' adv scores: a ranking mostly of noise falls below it
+TRAINS = 0.9          # mean training accuracy of the window models on their own windows
+
 REGION_WORDS = {"low": "the outliers (lowest third)", "middle": "the middle third",
                 "high": "the most prototypical (highest third)"}
 
@@ -81,6 +88,27 @@ def comparison_table(result) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def preconditions(result, ds: str) -> list:
+    """The dataset's preconditions: the ranking carries signal, and the window models train."""
+    per = result.scalars.get("per_dataset", {}).get(ds, {})
+    agree = correlation_interval(float(per.get("spearman_adv_halves", float("nan"))), int(per.get("n_pool", 0)))
+    c = result.tables["curve"]
+    fit = c[c.dataset == ds].groupby("seed").train_acc.mean()
+    return [
+        precondition(f"{ds}: the adv ranking carries signal: the scores from the two halves of the metric models "
+                     f"agree (Spearman above {RANK_AGREEMENT})", agree, RANK_AGREEMENT, "above",
+                     why="the claim is about where along the ranking the best window lies; a ranking that two sets "
+                         "of models do not share orders the windows mostly by noise, and a flat curve would then "
+                         "blame the claim for the metric. The agreement of the metric models says nothing about "
+                         "which window trains best"),
+        precondition(f"{ds}: the window models train: mean training accuracy on their own window above "
+                     f"{TRAINS:.0%}", t_interval(fit, "percent"), TRAINS, "above",
+                     why="a model that does not fit its window learned little from it, so the curve would describe "
+                         "the optimizer rather than the examples; training accuracy is not the test accuracy the "
+                         "claim compares"),
+    ]
+
+
 def check(result, cfg=None) -> Verdict:
     curve = result.tables["curve"]
     datasets = list(dict.fromkeys(curve.dataset))
@@ -92,6 +120,7 @@ def check(result, cfg=None) -> Verdict:
                          f"{key}_peak_acc": Measured(s["peak_acc"], "percent"),
                          **{f"{key}_{r}_acc": Measured(v, "percent") for r, v in s["region_means"].items()}})
         exp = EXPECTED_REGION.get(ds)
+        crit += preconditions(result, ds)
         if exp is None:
             parts.append(f"{ds}: best region {s['best_region']} (no reference)")
             continue

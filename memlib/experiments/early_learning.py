@@ -79,6 +79,11 @@ _paper = paper_values(ELR_2020, dataset="cifar10", model="resnet9", width=64, no
                       seed=0, seeds=3, device="auto", progress=True, eval_every=1, elr_beta=0.7, elr_lambda=3.0,
                       probe_steps=4000, probe_every=4, rewind_steps="0,250,500,1000,2000,4000", rewind_k=1000,
                       rewind_sparsity=0.8, rewind_epochs=0)
+# How the `paper` profile itself departs from the papers (shown on the verdict box beside the scale).
+PAPER_DEVIATIONS = ("a ResNet-9 where Liu et al. train a ResNet-34 and Frankle et al. a ResNet-20",
+                    "one cosine schedule for every arm (ELR's config: cosine annealing with warm restarts; Frankle "
+                    "et al.: lr 0.1 divided by 10 at epochs 80 and 120)",
+                    "one-shot magnitude pruning for the rewinding test where Frankle et al. prune iteratively")
 PROFILES = {
     "smoke": {**_paper, "dataset": "mnist5k", "model": "smallcnn", "width": 8, "n_train": 300, "n_test": 200,
               "epochs": 3, "batch_size": 100, "lr": 0.05, "weight_decay": 5e-4, "augment": False, "seeds": 2,
