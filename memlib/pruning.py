@@ -16,12 +16,18 @@ The procedure, after open_lth's ``lottery`` runner (facebookresearch/open_lth):
    the magnitude mask with the weights of iteration ``k`` (the lottery ticket) or of iteration 0, the magnitude
    mask with a random re-initialisation (``randomly_reinitialize``), or a random mask with the same number of kept
    weights in every layer, rewound to ``k`` (``randomly_prune``);
-4. **retrain** -- :func:`retrain` trains it under the mask (:class:`MaskCallback` keeps pruned weights at zero).
+4. **retrain** -- :func:`retrain` trains it under the mask (:class:`MaskCallback` keeps pruned weights at zero),
+   resuming where its weights come from, as open_lth does (its ``train(start_step=...)``): a network rewound to
+   iteration ``k`` trains only the iterations ``k+1 .. T`` of the dense training, with that training's
+   learning-rate schedule and batch order from ``k`` on (:meth:`Arm.start_step`); the optimizer state (momentum)
+   starts empty, as in open_lth.  Rewinding to 0 and random re-initialisation train all ``T`` iterations (open_lth
+   starts ``randomly_reinitialize`` at ``k`` unless asked to start at 0; a fresh initialisation is iteration 0's).
 
 :class:`LotteryTicket` repeats 2--4 (iterative magnitude pruning, IMP): each level's mask is pruned from the
 previous level's trained ticket, so its :meth:`LotteryTicket.levels` yield the tickets at sparsities
-``1 - (1 - rate)^r``.  The training itself is a function the caller passes (any architecture, any data, the one
-loop of :mod:`memlib.train`), so the procedure has no Config and no data of its own.
+``1 - (1 - rate)^r``.  The training itself is a function the caller passes, ``train(model, callbacks, description,
+start_step)`` (any architecture, any data, the one loop of :mod:`memlib.train`, resumed at ``start_step``), so the
+procedure has no Config and no data of its own.
 
 Masks are ``{parameter name: bool tensor}`` over the prunable weights; ``True`` = kept.  Random streams come from
 :func:`memlib.seeds.derive` (the run's seed, the arm and the level), never from the global generator.
@@ -275,15 +281,22 @@ class Arm(str, Enum):
     def pruned(self) -> bool:
         return self is not Arm.DENSE
 
+    def start_step(self, k: int) -> int:
+        """The iteration of the dense training that this arm's training resumes at when rewinding to ``k``:
+        ``k`` for the arms whose weights are iteration ``k``'s (open_lth's lottery and ``randomly_prune``
+        branches), 0 for the others."""
+        return int(k) if self in (Arm.MAGNITUDE_K, Arm.RANDOM_K) else 0
+
 
 _DESCRIPTIONS = {
     Arm.DENSE: "no pruning, from iteration 0 (the reference)",
-    Arm.MAGNITUDE_K: "magnitude mask, surviving weights rewound to iteration k (the lottery ticket; open_lth's "
-                     "main line with rewinding)",
+    Arm.MAGNITUDE_K: "magnitude mask, surviving weights rewound to iteration k and trained from k to the end (the "
+                     "lottery ticket; open_lth's main line with rewinding)",
     Arm.MAGNITUDE_0: "magnitude mask, surviving weights reset to iteration 0 (Frankle & Carbin 2019)",
-    Arm.REINIT: "magnitude mask, weights randomly re-initialised (open_lth's randomly_reinitialize)",
-    Arm.RANDOM_K: "random mask with the magnitude mask's per-layer counts, rewound to iteration k "
-                  "(open_lth's randomly_prune)",
+    Arm.REINIT: "magnitude mask, weights randomly re-initialised, trained from iteration 0 (open_lth's "
+                "randomly_reinitialize)",
+    Arm.RANDOM_K: "random mask with the magnitude mask's per-layer counts, rewound to iteration k and trained "
+                  "from k (open_lth's randomly_prune)",
 }
 
 
@@ -310,17 +323,19 @@ def start(arm: Arm, model: nn.Module, masks: Masks, points: RewindPoints, seed: 
 
 
 Build = Callable[[], nn.Module]
-Train = Callable[[nn.Module, list, str], pd.DataFrame]  # (model, callbacks, description) -> per-epoch history
+# (model, callbacks, description, start_step) -> per-epoch history of the training resumed at start_step
+Train = Callable[[nn.Module, list, str, int], pd.DataFrame]
 
 
 def retrain(arm: Arm, build: Build, train: Train, masks: Masks, points: RewindPoints, seed: int,
             level: int = 0) -> tuple[nn.Module, pd.DataFrame, Masks]:
-    """Build a network, :func:`start` it as ``arm``, train it under its mask: ``(model, history, mask)``."""
+    """Build a network, :func:`start` it as ``arm``, train it under its mask from iteration
+    ``arm.start_step(points.k)``: ``(model, history, mask)``."""
     arm = Arm(arm)
     model = build()
     used = start(arm, model, masks, points, seed, level)
     callbacks = [MaskCallback(used)] if arm.pruned else []
-    return model, train(model, callbacks, f"level {level}: {arm.value}"), used
+    return model, train(model, callbacks, f"level {level}: {arm.value}", arm.start_step(points.k)), used
 
 
 @dataclass
@@ -329,8 +344,8 @@ class Level:
 
     ``masks`` is this level's mask (all True at level 0), pruned from ``previous`` by the magnitudes of
     ``ranked_by`` (the previous level's trained network); ``model`` / ``history`` are the network trained under
-    ``masks`` from iteration ``k`` (the dense network from iteration 0 at level 0), or None when the level was
-    only pruned, not trained.
+    ``masks`` from iteration ``k`` to the end (the dense network from iteration 0 at level 0), or None when the
+    level was only pruned, not trained.
     """
 
     round: int
@@ -349,9 +364,10 @@ class LotteryTicket:
     """Iterative magnitude pruning with rewinding (open_lth's lottery runner), for any network.
 
     ``build()`` returns a fresh network of the chain's architecture (its initial weights do not matter after
-    level 0: every level is rewound); ``train(model, callbacks, description)`` trains it and returns the
-    history.  :meth:`levels` trains the dense network (capturing :attr:`points`), then per round prunes
-    ``rate`` of the remaining weights (``scope``) and retrains the ticket from iteration ``k``.
+    level 0: every level is rewound); ``train(model, callbacks, description, start_step)`` trains it from
+    iteration ``start_step`` and returns the history.  :meth:`levels` trains the dense network (capturing
+    :attr:`points`), then per round prunes ``rate`` of the remaining weights (``scope``) and retrains the ticket
+    from iteration ``k`` to the end of the dense training's schedule.
     """
 
     def __init__(self, build: Build, train: Train, rate: float, scope: str = "global", rewind_step: int = 0):
@@ -369,7 +385,7 @@ class LotteryTicket:
         (when only its mask is needed)."""
         model = self.build()
         cap = CaptureAt([0, self.rewind_step])
-        hist = self.train(model, [cap], "level 0: dense")
+        hist = self.train(model, [cap], "level 0: dense", 0)
         self.points = cap.points(self.rewind_step)
         level = Level(0, full_masks(model), model, hist)
         yield level

@@ -78,13 +78,16 @@ def lr_lambda(spec: TrainSpec, total_steps: int) -> Callable[[int], float]:
     return f
 
 
-def make_optimizer(params, spec: TrainSpec, total_steps: int, optimizer: torch.optim.Optimizer | None = None):
+def make_optimizer(params, spec: TrainSpec, total_steps: int, optimizer: torch.optim.Optimizer | None = None,
+                   start_step: int = 0):
     """SGD (plain momentum unless ``spec.nesterov``) and its per-iteration warm-up/cosine schedule: the one
-    optimizer set-up of :func:`fit` and of the stacked trainer."""
+    optimizer set-up of :func:`fit` and of the stacked trainer.  The schedule starts at iteration ``start_step``
+    of the ``total_steps``-iteration schedule (a resumed training)."""
     if optimizer is None:
         optimizer = torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay,
                                     nesterov=spec.nesterov and spec.momentum > 0)
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(spec, total_steps))
+    f = lr_lambda(spec, total_steps)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: f(step + start_step))
 
 
 def channels_last_ok(x: torch.Tensor) -> bool:
@@ -159,8 +162,14 @@ def _call(callbacks, hook: str, run: Run) -> dict:
 
 def fit(model: nn.Module, data: DataBundle, spec: TrainSpec, callbacks: Iterable = (),
         loss_fn: LossFn | None = None, device: torch.device | str | None = None,
-        optimizer: torch.optim.Optimizer | None = None) -> pd.DataFrame:
+        optimizer: torch.optim.Optimizer | None = None, start_step: int = 0) -> pd.DataFrame:
     """Train ``model`` on ``data.train`` with SGD + warm-up/cosine, returning one record per epoch.
+
+    ``start_step = k`` resumes the training at iteration ``k`` (open_lth's ``start_step``, used when rewinding a
+    lottery ticket to ``k``): only the iterations ``k+1 .. T`` of the ``T = spec.epochs`` epochs run, with the
+    learning rate and the batches those iterations have in a training from 0 (same ``spec.seed``); the optimizer
+    state (momentum) starts empty, and augmentation draws start afresh.  Epochs keep the full training's
+    numbers: the first record is the model as given, at epoch ``k // steps_per_epoch``.
 
     Records hold ``epoch``, ``train_loss``, ``lr``, ``seconds`` and, every ``eval_every`` epochs (and
     at epoch 0), ``train_clean_acc``, ``train_noisy_acc`` (mislabeled predicted as the given wrong label),
@@ -181,25 +190,33 @@ def fit(model: nn.Module, data: DataBundle, spec: TrainSpec, callbacks: Iterable
     if n == 0:
         raise ValueError("cannot train on an empty training set")
     steps_per_epoch = math.ceil(n / spec.batch_size)
-    optimizer, sched = make_optimizer(model.parameters(), spec, steps_per_epoch * spec.epochs, optimizer)
-    run = Run(model, optimizer, data, spec, device, steps_per_epoch)
+    total_steps = steps_per_epoch * spec.epochs
+    if not 0 <= start_step < total_steps:
+        raise ValueError(f"start_step must be in [0, {total_steps}) (the training has {spec.epochs} epochs x "
+                         f"{steps_per_epoch} iterations), got {start_step}")
+    optimizer, sched = make_optimizer(model.parameters(), spec, total_steps, optimizer, start_step)
+    first_epoch, skip = divmod(start_step, steps_per_epoch)  # epochs done, iterations done in the next one
+    run = Run(model, optimizer, data, spec, device, steps_per_epoch, epoch=first_epoch, step=start_step)
     orders = batch_orders(spec.seed, n)
+    for _ in range(first_epoch):  # the batch orders of the epochs before start_step
+        next(orders)
     ga = torch.Generator(device=device).manual_seed(derive(spec.seed, "augmentation")) if spec.augment else None
 
-    rec = {"epoch": 0, "train_loss": float("nan"), "lr": 0.0, "seconds": 0.0}
+    rec = {"epoch": first_epoch, "train_loss": float("nan"), "lr": 0.0, "seconds": 0.0}
     rec.update(evaluate(model, data, prec))
     rec.update(_call(callbacks, "on_fit_start", run))
     run.history.append(rec)
     x_all, y_all = data.train.x, data.train.y
-    bar = tqdm(range(1, spec.epochs + 1), desc=spec.desc, disable=not spec.progress, leave=False)
+    bar = tqdm(range(first_epoch + 1, spec.epochs + 1), desc=spec.desc, disable=not spec.progress, leave=False)
     t_start = time.perf_counter()
+    trained = 0
     for epoch in bar:
         run.epoch = epoch
         model.train()
         perm = next(orders).to(device)
         total, count = torch.zeros((), device=device), 0
         t0 = time.perf_counter()
-        for s in range(steps_per_epoch):
+        for s in range(skip if epoch == first_epoch + 1 else 0, steps_per_epoch):
             ib = perm[s * spec.batch_size:(s + 1) * spec.batch_size]
             xb, yb = x_all[ib], y_all[ib]
             if spec.augment:
@@ -223,6 +240,7 @@ def fit(model: nn.Module, data: DataBundle, spec: TrainSpec, callbacks: Iterable
         # Checked once per epoch (a non-finite batch loss makes the sum non-finite), not per step: a per-step
         # check would synchronise with the GPU at every iteration.
         train_loss = (total / count).item()
+        trained += count
         if not math.isfinite(train_loss):
             raise FloatingPointError(f"the training loss became {train_loss} in epoch {epoch}: lower lr "
                                      f"(now {spec.lr})")
@@ -236,6 +254,6 @@ def fit(model: nn.Module, data: DataBundle, spec: TrainSpec, callbacks: Iterable
     _call(callbacks, "on_fit_end", run)
     hist = pd.DataFrame(run.history)
     hist.attrs["train_seconds"] = time.perf_counter() - t_start
-    hist.attrs["images_per_second"] = n * spec.epochs / max(1e-9, hist["seconds"].sum())
+    hist.attrs["images_per_second"] = trained / max(1e-9, hist["seconds"].sum())
     hist.attrs["precision"] = prec
     return hist

@@ -175,3 +175,54 @@ def test_whole_dataset_sizes_come_from_the_catalog_so_validation_needs_no_data()
         resolve("lth_vs_dropout", "paper", rewind_step=4900)
     with pytest.raises(ConfigError, match="beyond the end of training"):
         resolve("early_learning", "paper", rewind_steps="0,1000,70000")
+
+
+# ----------------------------------------------------------------------------- seeds of the parts of a run
+
+@pytest.mark.parametrize("experiment", ["gradient_similarity", "dropout_comparison", "early_learning",
+                                        "lth_vs_dropout"])
+def test_each_part_of_a_multi_seed_run_draws_its_data_from_its_own_seed(experiment, store, monkeypatch):
+    """Every part of a run loads its data (subset and label noise) from its key's seed: no two seeds' parts share
+    one, whatever the part (arm, method, chain) -- the run's own keys, each computed until it loads data."""
+    import importlib
+
+    from memlib.experiments import setup
+
+    mod = importlib.import_module(f"memlib.experiments.{experiment}")
+
+    class Loaded(Exception):
+        pass
+
+    class Done(Exception):
+        pass
+
+    def load(name, seed, **kw):
+        raise Loaded(seed)
+
+    seen = []
+
+    def run_parts(cfg, store, part, keys, compute, **kw):
+        for key in keys:
+            with pytest.raises(Loaded) as e:
+                compute(cfg, key)
+            seen.append((key["seed"], e.value.args[0]))
+        raise Done
+
+    monkeypatch.setattr(setup, "load", load)
+    monkeypatch.setattr(mod, "run_parts", run_parts)
+    with pytest.raises(Done):
+        mod.run(resolve(experiment, "smoke", {"seed": 7, "seeds": 3}), store)
+    assert {k for k, _ in seen} == {7, 8, 9} and len(seen) >= 3
+    assert all(loaded == key for key, loaded in seen)
+
+
+def test_the_setup_functions_cannot_be_called_without_a_seed():
+    from memlib.experiments import setup
+
+    cfg = resolve("early_learning", "smoke")
+    for call in (lambda: setup.load_data(cfg), lambda: setup.make_model(cfg, None),
+                 lambda: setup.make_model_and_data(cfg), lambda: setup.train_spec(cfg, epochs=1)):
+        with pytest.raises(TypeError, match="seed"):
+            call()
+    part = setup.part_config(cfg.replace(seeds=3), 5)
+    assert part.seed == 5 and part.seeds == 1 and part.epochs == cfg.epochs

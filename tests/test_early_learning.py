@@ -193,8 +193,9 @@ def test_early_phase_probe_and_rewinding_in_fit():
     assert kept.float().mean().item() == pytest.approx(0.25, abs=0.01)
     assert w[kept].abs().min() >= w[~kept].abs().max()
 
-    def train(net, callbacks, desc):
-        return fit(net, data, TrainSpec(epochs=1, batch_size=16, progress=False), callbacks=callbacks)
+    def train(net, callbacks, desc, start_step):
+        return fit(net, data, TrainSpec(epochs=1, batch_size=16, progress=False), callbacks=callbacks,
+                   start_step=start_step)
 
     ticket, _, used = retrain(Arm.MAGNITUDE_K, Linear784, train, masks, capture.points(3), seed=0)
     w = ticket.net[1].weight.detach()
@@ -383,6 +384,7 @@ def test_smoke_experiment_runs_and_caches(store):
     ep = r.tables["early_phase"]
     assert set(ep["arm"]) == {CLEAN, CE} and list(ep[ep["arm"] == CLEAN].step) == [0, 1, 2, 3]
     assert list(r.tables["rewind"].k) == [0, 2]
+    assert list(r.tables["rewind"].steps) == [4, 2]  # a ticket rewound to k trains the last T - k of T = 4 iterations
     assert r.tables["rewind"].sparsity.tolist() == pytest.approx([cfg.rewind_sparsity] * 2, abs=1e-3)
     assert r.scalars["n_noisy"] == int(0.36 * 200)
     again = exp.run(cfg, store)

@@ -252,10 +252,10 @@ def test_lottery_ticket_levels_prune_iteratively_and_rewind_to_k():
     def build():
         return _mlp(16)
 
-    def train(model, callbacks, desc):
-        starts.append((desc, model.fc1.weight.detach().clone()))
+    def train(model, callbacks, desc, start_step):
+        starts.append((desc, model.fc1.weight.detach().clone(), start_step))
         return fit(model, d, TrainSpec(epochs=2, batch_size=30, lr=0.1, progress=False, eval_every=2),
-                   callbacks=callbacks)
+                   callbacks=callbacks, start_step=start_step)
 
     ticket = LotteryTicket(build, train, rate=0.5, scope="global", rewind_step=2)
     levels = list(ticket.levels(3, train_last=False))
@@ -265,9 +265,11 @@ def test_lottery_ticket_levels_prune_iteratively_and_rewind_to_k():
     for prev, lv in zip(levels, levels[1:]):
         assert all(not (lv.masks[n] & ~prev.masks[n]).any() for n in lv.masks)  # pruned weights stay pruned
         assert lv.previous is prev.masks
-    # levels 1 and 2 started from the weights of iteration k = 2, masked
+    # levels 1 and 2 started from the weights of iteration k = 2, masked, and resumed the training at iteration 2
     assert len(starts) == 3 and ticket.points.k == 2
-    for (desc, w), lv in zip(starts[1:], levels[1:3]):
+    assert [s for _, _, s in starts] == [0, 2, 2]
+    assert [len(lv.history) for lv in levels[:3]] == [3, 3, 3]  # epochs 0-2 of the dense, 0 (at k = 2)-2 of tickets
+    for (desc, w, _), lv in zip(starts[1:], levels[1:3]):
         keep = lv.masks["fc1.weight"]
         assert "level" in desc and torch.equal(w[keep], ticket.points.at_k["fc1.weight"][keep])
         assert (w[~keep] == 0).all()
@@ -283,11 +285,12 @@ def test_retrain_trains_under_the_branch_mask():
     pts = _points(m)
     masks = magnitude_prune(m, None, 0.6, "layer")
 
-    def train(model, callbacks, desc):
-        return fit(model, d, TrainSpec(epochs=1, batch_size=30, lr=0.1, progress=False), callbacks=callbacks)
+    def train(model, callbacks, desc, start_step):
+        return fit(model, d, TrainSpec(epochs=3, batch_size=30, lr=0.1, progress=False), callbacks=callbacks,
+                   start_step=start_step)
 
     model, hist, used = retrain(Arm.RANDOM_K, lambda: _mlp(16), train, masks, pts, seed=3, level=1)
-    assert len(hist) == 2
+    assert hist.epoch.tolist() == [2, 3]  # resumed at iteration k = 5 of 3 epochs x 2
     for n, p in prunable(model).items():
         assert (p.detach()[~used[n]] == 0).all() and int(used[n].sum()) == int(masks[n].sum())
 
@@ -300,3 +303,24 @@ def test_channel_stats_distance_moved_from_initialisation():
     st = channel_stats(m, init)
     assert st.moved.tolist() == pytest.approx([0.4, 0.3, 0.0, 0.1], abs=1e-6)
     assert "moved" not in channel_stats(m).columns
+
+
+def test_each_branch_resumes_the_training_where_its_weights_come_from():
+    m = _mlp(16)
+    pts = _points(m)  # k = 5
+    masks = magnitude_prune(m, None, 0.5, "global")
+    got = {}
+
+    def train(model, callbacks, desc, start_step):
+        got[desc] = start_step
+        return None
+
+    for arm in Arm:
+        retrain(arm, lambda: _mlp(16), train, masks, pts, seed=0, level=1)
+    # weights of iteration k: trained from k (open_lth's lottery and randomly_prune branches); the others from 0
+    assert got == {f"level 1: {Arm.DENSE}": 0, f"level 1: {Arm.MAGNITUDE_K}": 5, f"level 1: {Arm.MAGNITUDE_0}": 0,
+                   f"level 1: {Arm.REINIT}": 0, f"level 1: {Arm.RANDOM_K}": 5}
+    # rewinding to k = 0 is the full training
+    got.clear()
+    retrain(Arm.MAGNITUDE_K, lambda: _mlp(16), train, masks, RewindPoints(pts.init, pts.init, 0), seed=0)
+    assert list(got.values()) == [0]

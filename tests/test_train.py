@@ -82,3 +82,78 @@ def test_non_finite_loss_is_reported():
     m = build_model("mlp", 8, d.image_shape, 10)
     with pytest.raises(FloatingPointError, match="lower lr"):
         fit(m, d, TrainSpec(epochs=1, progress=False), loss_fn=lambda logits, y, idx: logits.sum() * float("inf"))
+
+
+# ----------------------------------------------------------------------------- resuming at an iteration (rewinding)
+
+class _StepLog:
+    """Records, for every optimizer step of a fit, its iteration number, its batch and the learning rate it used."""
+
+    def __init__(self):
+        self.steps, self.batches, self.lrs = [], [], []
+
+    def on_fit_start(self, run):
+        self._lr = run.optimizer.param_groups[0]["lr"]  # the rate the first step will use
+
+    def on_step_end(self, run):
+        self.steps.append(run.step)
+        self.batches.append(run.batch_idx.clone())
+        self.lrs.append(self._lr)
+        self._lr = run.optimizer.param_groups[0]["lr"]  # already scheduled for the next step
+
+
+def _resume_setup(momentum=0.9):
+    d = load("synthetic", n_train=100, n_test=20, noise_rate=0.0, seed=0)
+    spec = TrainSpec(epochs=3, batch_size=30, lr=0.1, momentum=momentum, warmup_frac=0.2, seed=4, progress=False,
+                     eval_every=3)  # 4 iterations an epoch (the last batch has 10), T = 12
+
+    def net():
+        torch.manual_seed(0)
+        return build_model("mlp", 16, d.image_shape, 10)
+
+    return d, spec, net
+
+
+@pytest.mark.parametrize("k", [1, 4, 6, 11])
+def test_a_fit_resumed_at_k_trains_the_last_t_minus_k_iterations_of_the_full_schedule_and_batch_order(k):
+    d, spec, net = _resume_setup()
+    full, resumed = _StepLog(), _StepLog()
+    fit(net(), d, spec, callbacks=[full])
+    hist = fit(net(), d, spec, callbacks=[resumed], start_step=k)
+    assert full.steps == list(range(1, 13))
+    assert resumed.steps == list(range(k + 1, 13))  # exactly T - k iterations, numbered as in the full run
+    assert resumed.lrs == pytest.approx(full.lrs[k:]) and resumed.lrs[0] == pytest.approx(full.lrs[k])
+    assert torch.equal(resumed.batches[0], full.batches[k])
+    assert all(torch.equal(a, b) for a, b in zip(resumed.batches, full.batches[k:]))
+    assert hist.epoch.tolist() == list(range(k // 4, 4))  # the first record is the model as given
+
+
+def test_resuming_at_0_is_the_full_training():
+    d, spec, net = _resume_setup()
+    a, b = _StepLog(), _StepLog()
+    fit(net(), d, spec, callbacks=[a])
+    fit(net(), d, spec, callbacks=[b], start_step=0)
+    assert b.steps == list(range(1, 13)) and b.lrs == a.lrs
+    assert all(torch.equal(x, y) for x, y in zip(a.batches, b.batches))
+
+
+def test_resuming_from_the_weights_of_iteration_k_continues_the_run_except_for_momentum():
+    from memlib.pruning import CaptureAt, rewind
+
+    for momentum in (0.0, 0.9):
+        d, spec, net = _resume_setup(momentum)
+        full, cap = net(), CaptureAt([0, 5])
+        fit(full, d, spec, callbacks=[cap])
+        resumed = rewind(net(), cap.saved[5])
+        fit(resumed, d, spec, start_step=5)
+        same = all(torch.allclose(p, q, atol=1e-6) for p, q in zip(full.parameters(), resumed.parameters()))
+        # without momentum the resumed run is the original one; with it, the momentum buffers start empty (as in
+        # open_lth, which does not restore the optimizer when it rewinds), so the weights end elsewhere
+        assert same is (momentum == 0.0)
+
+
+def test_a_start_step_outside_the_training_is_rejected():
+    d, spec, net = _resume_setup()
+    for bad in (-1, 12, 50):
+        with pytest.raises(ValueError, match=r"start_step must be in \[0, 12\)"):
+            fit(net(), d, spec, start_step=bad)

@@ -352,8 +352,8 @@ def caveats(cfg, result) -> str:
            "6%): at this scale a few iterations would show nothing. Its null is a random walk with the clean run's "
            "own step lengths; the criterion asks for a trajectory more front-loaded than that walk.",
            f"Rewinding prunes {cfg.rewind_sparsity:.0%} of the weights once (global magnitude) after the clean run "
-           f"and retrains from each k for {cfg.rewind_epochs or cfg.epochs} epochs with a fresh schedule; the papers "
-           "prune iteratively (20% a round) and continue the original schedule from k. The verdict compares only "
+           "and retrains the ticket from each k to the end, its learning rate and batch order continuing from k as "
+           "in open_lth; the papers prune iteratively (20% a round). The verdict compares only "
            f"the pre-registered k = {cfg.rewind_k} with k = 0; the other k of the grid are shown, not tested.",
            "Test-accuracy peaks are per-seed maxima over the evaluated epochs (every "
            f"{cfg.eval_every}), which favour a peak slightly; the 'falls by more than 2 points' criterion leaves "

@@ -234,7 +234,6 @@ def setting(cfg, result) -> str:
 def caveats(cfg, result) -> str:
     """The chapter's caveats, written from the configuration: every remaining deviation from the papers."""
     sc = result.scalars
-    steps = int(sc["total_steps"])
     items = []
     if cfg.profile != "paper":
         items.append(f"This is the `{cfg.profile}` profile: {model_title(cfg.model)} of width "
@@ -248,9 +247,6 @@ def caveats(cfg, result) -> str:
                      "than at 20% a round.")
     if cfg.scope != "global":
         items.append("Pruning is per layer (Frankle & Carbin's small networks); open_lth's default is global.")
-    items.append(f"Each pruned network retrains for the full {cfg.epochs} epochs with the full learning-rate schedule "
-                 f"from its rewound weights; open_lth continues from iteration k = {cfg.rewind_step} to the end "
-                 f"({Measured(cfg.rewind_step / steps, 'percent')} fewer iterations).")
     where = {"resnet9": "after every conv block and both residual blocks of ResNet-9 (six sites)",
              "mlp": "after the MLP's hidden layer", "smallcnn": "after each conv block of the small CNN"}
     items.append(f"Example-tied dropout sits {where.get(cfg.model, 'at the model sites')}. The authors' public code is "

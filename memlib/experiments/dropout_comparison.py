@@ -61,7 +61,7 @@ from ..store import Result, Store
 from ..specs import MAINI_2023
 from ..train import fit, predict, split_metrics
 from .base import concat, merge_scalars, run_parts, seed_list
-from .setup import load_data, make_model, train_spec
+from .setup import load_data, make_model, part_config, train_spec
 
 NAME = "dropout_comparison"
 NOTEBOOK = "02_dropout_comparison"
@@ -188,7 +188,8 @@ def _accuracy_row(model, data, seed, method, mode, test: bool = True) -> dict:
     return row, logits
 
 
-def _consistency(cfg, seed: int) -> Result:
+def _consistency(cfg) -> Result:
+    seed = cfg.seed  # the part's own Config: its seed is this part's
     data = load_data(cfg, seed)
     tr = data.train
     # the small models train like the compared ones (batch, lr, schedule), for their own epochs, unaugmented
@@ -206,7 +207,8 @@ def _consistency(cfg, seed: int) -> Result:
                                      "device": describe(tr.x.device)})
 
 
-def _one(cfg, seed: int, method: str) -> Result:
+def _one(cfg, method: str) -> Result:
+    seed = cfg.seed  # the part's own Config: its seed is this part's
     data = load_data(cfg, seed)
     device = data.train.x.device
     # the same seed before building: the same initialisation draws for the three methods
@@ -297,8 +299,8 @@ def forgotten_images(cfg, examples: pd.DataFrame, seed: int) -> tuple[pd.DataFra
 
 
 def _part(cfg, key: dict) -> Result:
-    seed, method = key["seed"], key["method"]
-    return _consistency(cfg, seed) if method == CONSISTENCY else _one(cfg, seed, method)
+    cfg, method = part_config(cfg, key["seed"]), key["method"]
+    return _consistency(cfg) if method == CONSISTENCY else _one(cfg, method)
 
 
 def run(cfg, store: Store | None = None) -> Result:

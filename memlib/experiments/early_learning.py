@@ -8,8 +8,9 @@ Per seed, three trainings from the same initialization and batch order, on the s
   step lengths as a null; a :class:`~memlib.pruning.CaptureAt` keeps the model state at each rewind iteration
   ``k``.  After training, the network is pruned once by global weight magnitude (``rewind_sparsity``), and
   for each ``k`` of the grid ``rewind_steps`` the lottery ticket (:attr:`~memlib.pruning.Arm.MAGNITUDE_K`:
-  the surviving weights rewound to ``k``) is retrained (``rewind_epochs``); ``rewind_k`` is the one
-  pre-registered ``k`` the verdict compares with ``k = 0``.
+  the surviving weights rewound to ``k``) is retrained from iteration ``k`` to the end, as open_lth rewinds: the
+  clean run's learning-rate schedule and batch order continue from ``k`` (``T - k`` iterations; ``k = 0``
+  trains all ``T``); ``rewind_k`` is the one pre-registered ``k`` the verdict compares with ``k = 0``.
 * ``ce``: cross-entropy on labels with noise (``noise_rate`` of them flipped, always to a *wrong* class:
   :func:`memlib.data.symmetric_noise`), with the same early-phase probes, so the page shows how noise changes them.
 * ``elr``: cross-entropy + early-learning regularization (:class:`~memlib.losses.ELRLoss`) on the same noisy labels.
@@ -38,7 +39,7 @@ from ..specs import ELR_2020
 from ..store import Result, Store
 from ..train import fit
 from .base import concat, merge_scalars, run_parts, seed_list
-from .setup import data_spec, load_data, make_model, train_spec
+from .setup import data_spec, load_data, make_model, part_config, train_spec
 
 NAME = "early_learning"
 NOTEBOOK = "04_early_learning"
@@ -53,7 +54,7 @@ PROBED_ARMS = (CLEAN, CE)
 REWOUND_ARM = CLEAN
 NOISY_ARMS = (CE, ELR)
 
-REWIND_COLUMNS = ["seed", "k", "k_frac", "sparsity", "epochs", "test_acc", "train_acc", "seconds"]
+REWIND_COLUMNS = ["seed", "k", "k_frac", "sparsity", "steps", "test_acc", "train_acc", "seconds"]
 
 PARAMS = common("data", "model", "training", "run") + [
     Param("eval_every", int, "evaluate the noisy-label arms every n-th epoch (and at the last); the clean arm "
@@ -68,8 +69,6 @@ PARAMS = common("data", "model", "training", "run") + [
     Param("rewind_k", int, "the pre-registered rewind iteration (> 0, on the grid) that the verdict compares "
           "with k = 0", check=check_positive),
     Param("rewind_sparsity", float, "fraction of weights pruned by magnitude before rewinding", check=check_rate),
-    Param("rewind_epochs", int, "epochs of each retraining from a rewind point (0 = same as epochs)",
-          check=check_nonneg),
 ]
 
 # Frankle et al.: ResNet-20 on CIFAR-10, 160 epochs of 391 iterations (62,560); rewinding to iterations
@@ -78,7 +77,7 @@ PARAMS = common("data", "model", "training", "run") + [
 _paper = paper_values(ELR_2020, dataset="cifar10", model="resnet9", width=64, noise_rate=0.36, n_train=0, n_test=0,
                       seed=0, seeds=3, device="auto", progress=True, eval_every=1, elr_beta=0.7, elr_lambda=3.0,
                       probe_steps=4000, probe_every=4, rewind_steps="0,250,500,1000,2000,4000", rewind_k=1000,
-                      rewind_sparsity=0.8, rewind_epochs=0)
+                      rewind_sparsity=0.8)
 # How the `paper` profile itself departs from the papers (shown on the verdict box beside the scale).
 PAPER_DEVIATIONS = ("a ResNet-9 where Liu et al. train a ResNet-34 and Frankle et al. a ResNet-20",
                     "one cosine schedule for every arm (ELR's config: cosine annealing with warm restarts; Frankle "
@@ -88,14 +87,13 @@ PROFILES = {
     "smoke": {**_paper, "dataset": "mnist5k", "model": "smallcnn", "width": 8, "n_train": 300, "n_test": 200,
               "epochs": 3, "batch_size": 100, "lr": 0.05, "weight_decay": 5e-4, "augment": False, "seeds": 2,
               "progress": False, "probe_steps": 6, "probe_every": 1, "rewind_steps": "0,3", "rewind_k": 3,
-              "rewind_sparsity": 0.5, "rewind_epochs": 1},
+              "rewind_sparsity": 0.5},
     # A narrow ResNet-9 (width 8) on 2,000 Fashion-MNIST images: 16 iterations an epoch, 384 in 24 epochs, so
     # the grid 3-12 brackets 0.8%-3.1% of training and k = 6 (1.6%, ~1,000 of the paper's 62,560 iterations) is
-    # pre-registered.  3 seeds x (3 trainings + 4 rewound retrainings of 8 epochs), evaluated every 3 epochs.
+    # pre-registered.  3 seeds x (3 trainings + 4 rewound retrainings from k to the end), evaluated every 3 epochs.
     "quick": {**_paper, "dataset": "fashion-mnist", "model": "resnet9", "width": 8, "n_train": 2000,
               "n_test": 2000, "epochs": 24, "lr": 0.05, "weight_decay": 5e-4, "augment": False, "eval_every": 3,
-              "probe_steps": 96, "probe_every": 1, "rewind_steps": "0,3,6,12", "rewind_k": 6,
-              "rewind_epochs": 8},
+              "probe_steps": 96, "probe_every": 1, "rewind_steps": "0,3,6,12", "rewind_k": 6},
     "paper": _paper,
 }
 
@@ -130,35 +128,38 @@ def validate(values: dict) -> None:
                           f"{values['rewind_steps']!r}")
     spe = steps_per_epoch(train_size(values), values["batch_size"])
     total = values["epochs"] * spe
-    if ks[-1] > total:
-        raise ConfigError(f"rewind_steps: iteration {ks[-1]} is beyond the end of training ({total} "
-                          f"iterations = {values['epochs']} epochs x {spe})")
+    if ks[-1] >= total:
+        raise ConfigError(f"rewind_steps: iteration {ks[-1]} is beyond the end of training (a ticket rewound to k "
+                          f"retrains iterations k+1..{total}: k must be below {total} = {values['epochs']} epochs "
+                          f"x {spe})")
     check_flips_labels(values, NAME)
 
 
-def _rewind(cfg, seed, model, data, capture: CaptureAt) -> pd.DataFrame:
+def _rewind(cfg, model, data, spec, capture: CaptureAt) -> pd.DataFrame:
     """Prune the trained ``model`` once by global magnitude; per iteration k of the capture grid, retrain the
-    lottery ticket rewound to k (pruning's one procedure, as in claim 5)."""
+    lottery ticket rewound to k (pruning's one procedure, as in claim 5) from iteration k to the end of the clean
+    run's training ``spec``: its learning-rate schedule and batch order continue from k, as in open_lth."""
     masks = one_shot_prune(model, cfg.rewind_sparsity, scope="global")
-    epochs = cfg.rewind_epochs or cfg.epochs
     total = steps_per_epoch(len(data.train), cfg.batch_size) * cfg.epochs
+    seed = cfg.seed
 
-    def train(m, callbacks, desc):
-        spec = train_spec(cfg, seed=seed, epochs=epochs, eval_every=epochs, progress=False, desc=f"claim 4, {desc}")
-        return fit(m, data, spec, callbacks=callbacks)
+    def train(m, callbacks, desc, start_step):
+        return fit(m, data, spec.replace(progress=False, desc=f"claim 4, {desc}"), callbacks=callbacks,
+                   start_step=start_step)
 
     rows = []
     for k in capture.steps:
         _, hist, used = retrain(Arm.MAGNITUDE_K, lambda: make_model(cfg, data, seed), train, masks,
                                 capture.points(k), seed, level=1)
         last = hist.iloc[-1]
-        rows.append({"seed": seed, "k": k, "k_frac": k / total, "sparsity": sparsity(used), "epochs": epochs,
+        rows.append({"seed": seed, "k": k, "k_frac": k / total, "sparsity": sparsity(used), "steps": total - k,
                      "test_acc": float(last.test_acc), "train_acc": float(last.train_acc),
                      "seconds": float(hist.attrs["train_seconds"])})
     return pd.DataFrame(rows, columns=REWIND_COLUMNS)
 
 
-def _train(cfg, seed: int, arm: str) -> Result:
+def _train(cfg, arm: str) -> Result:
+    seed = cfg.seed  # the part's own Config: its seed is this part's
     labels = data_spec(cfg)  # the clean arm trains on the same examples with their true labels
     data = load_data(cfg, seed, spec=dataclasses.replace(labels, noise_rate=0.0) if arm == CLEAN else labels)
     device = data.train.x.device
@@ -185,7 +186,7 @@ def _train(cfg, seed: int, arm: str) -> Result:
         ep.insert(0, "seed", seed)
         tables["early_phase"] = ep
     if arm == REWOUND_ARM:
-        tables["rewind"] = _rewind(cfg, seed, model, data, capture)
+        tables["rewind"] = _rewind(cfg, model, data, spec, capture)
     hist.insert(0, "arm", arm)
     hist.insert(0, "seed", seed)
     tables["history"] = hist
@@ -198,7 +199,7 @@ def _train(cfg, seed: int, arm: str) -> Result:
 
 
 def _part(cfg, key: dict) -> Result:
-    return _train(cfg, key["seed"], key["arm"])
+    return _train(part_config(cfg, key["seed"]), key["arm"])
 
 
 def run(cfg, store: Store | None = None) -> Result:

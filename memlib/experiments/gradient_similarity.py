@@ -25,7 +25,7 @@ from ..store import Result, Store
 from ..specs import MAINI_2023
 from ..train import fit
 from .base import concat, merge_scalars, run_parts, seed_list
-from .setup import make_model_and_data, train_spec
+from .setup import make_model_and_data, part_config, train_spec
 
 NAME = "gradient_similarity"
 NOTEBOOK = "01_gradient_similarity"
@@ -63,8 +63,9 @@ def validate(values: dict) -> None:
     check_flips_labels(values, NAME)  # the probe compares clean with mislabeled examples
 
 
-def _one_seed(cfg, seed: int) -> Result:
-    model, data, device = make_model_and_data(cfg, seed=seed)
+def _one_seed(cfg) -> Result:
+    seed = cfg.seed  # the part's own Config: its seed is this part's
+    model, data, device = make_model_and_data(cfg, seed)
     accounting = TrainingGradientAccounting()
     probe = GradientSimilarityProbe(cfg.probe_size, seed=seed)
     spec = train_spec(cfg, seed=seed, desc=f"claim 1, seed {seed}")
@@ -83,7 +84,7 @@ def _one_seed(cfg, seed: int) -> Result:
 
 
 def _part(cfg, key: dict) -> Result:
-    return _one_seed(cfg, key["seed"])
+    return _one_seed(part_config(cfg, key["seed"]))
 
 
 def run(cfg, store: Store | None = None) -> Result:

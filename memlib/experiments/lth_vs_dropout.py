@@ -2,7 +2,8 @@
 
 Two pruning chains per seed, both :class:`memlib.pruning.LotteryTicket` (open_lth's lottery runner: train, prune
 ``prune_rate`` of the remaining weights by magnitude, rewind the survivors to iteration ``rewind_step``,
-retrain), with the same initialisation and data:
+retrain from that iteration to the end as open_lth does: the dense training's learning-rate schedule and batch
+order continue from ``rewind_step``), with the same initialisation and data:
 
 * :attr:`Chain.ETD` -- the network trained **with example-tied dropout** (generalization channels active for every
   example, each memorization channel for its own fixed share ``p_mem`` of the examples; Maini et al. 2023).  Its
@@ -14,7 +15,8 @@ retrain), with the same initialisation and data:
 * :attr:`Chain.ORDINARY` -- an ordinary lottery ticket: the same network trained **without** example-tied dropout,
   pruned iteratively (open_lth's defaults: global magnitude over conv and linear weights, rewinding to about 1--3%
   of training).  Each level is the ticket at that sparsity; the last level is also retrained from the other
-  branches: rewind to 0, random re-initialisation, random mask (same per-layer counts) rewound to k.
+  branches: rewind to 0, random re-initialisation (both trained from iteration 0), random mask (same per-layer
+  counts) rewound to k (trained from iteration k, like the ticket).
 
 Every trained network is measured at the end of its training only (``TrainSpec.eval_every``): accuracy on clean
 training examples, on mislabeled training examples (predicted as their given, wrong label: memorized, or as their
@@ -39,7 +41,7 @@ from ..store import Result, Store
 from ..specs import MAINI_2023
 from ..train import fit
 from .base import concat, merge_scalars, run_parts, seed_list
-from .setup import load_data, make_model, train_spec
+from .setup import load_data, make_model, part_config, train_spec
 
 NAME = "lth_vs_dropout"
 NOTEBOOK = "05_lth_vs_dropout"
@@ -127,10 +129,11 @@ def _final(hist: pd.DataFrame) -> dict:
     return {k: float(last[k]) for k in METRICS}
 
 
-def _one_chain(cfg, seed: int, chain: Chain) -> Result:
+def _one_chain(cfg, chain: Chain) -> Result:
     """One seed's pruning chain and the branches retrained from its last mask (the parts of a run: the two chains
     of a seed share nothing but the data, and every network is built from the seed, so they run side by side)."""
     t_start = time.perf_counter()
+    seed = cfg.seed  # the part's own Config: its seed is this part's
     data = load_data(cfg, seed)
     n = len(data.train)
     steps = total_steps(cfg.values, n)
@@ -140,9 +143,9 @@ def _one_chain(cfg, seed: int, chain: Chain) -> Result:
     arms, channels, overlap, histories = [], [], [], []
 
     def trainer(chain: Chain):
-        def train(model, callbacks, desc):
+        def train(model, callbacks, desc, start_step):
             spec = train_spec(cfg, seed=seed, eval_every=cfg.epochs, desc=f"claim 5, seed {seed}, {chain.value}, {desc}")
-            return fit(model, data, spec, callbacks=callbacks)
+            return fit(model, data, spec, callbacks=callbacks, start_step=start_step)
         return train
 
     def record(chain: Chain, arm: Arm, rnd: int, sp: float, hist: pd.DataFrame, in_arms: bool = True) -> None:
@@ -181,7 +184,7 @@ def _one_chain(cfg, seed: int, chain: Chain) -> Result:
 
 
 def _part(cfg, key: dict) -> Result:
-    return _one_chain(cfg, key["seed"], Chain(key["chain"]))
+    return _one_chain(part_config(cfg, key["seed"]), Chain(key["chain"]))
 
 
 def run(cfg, store: Store | None = None) -> Result:

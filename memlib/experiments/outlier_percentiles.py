@@ -262,7 +262,8 @@ def _key(cfg, **extra) -> dict:
 
 
 def _pool(cfg, ds: str):
-    return load_data(cfg, spec=DataSpec(ds, n_train=cfg.n_train, n_test=cfg.n_test, noise_rate=0.0))
+    """The run's pool of ``ds`` (drawn from the run's seed): the metric part and every seed's window part share it."""
+    return load_data(cfg, cfg.seed, spec=DataSpec(ds, n_train=cfg.n_train, n_test=cfg.n_test, noise_rate=0.0))
 
 
 def metric_part(cfg, key: dict) -> Result:
