@@ -124,16 +124,13 @@ def _per_seed(result, method, mode, metric) -> pd.Series:
     return acc[(acc.method == method) & (acc["mode"] == mode)].set_index("seed")[metric]
 
 
-def check(result, cfg=None) -> Verdict:
+def preconditions(result, cfg=None) -> list:
+    """The networks fit their training examples: standard dropout the mislabeled ones (Table 3's baseline), the
+    example-tied model with its own masks the mislabeled and the clean ones."""
     iv = accuracy_intervals(result)
     nan_iv = t_interval([], "percent")
     get = lambda method, mode, metric: iv.get((method, mode, metric), nan_iv)
-    gap = t_interval((_per_seed(result, EXAMPLE_TIED, DROP, "train_clean_acc")
-                      - _per_seed(result, EXAMPLE_TIED, DROP, "train_noisy_acc")).dropna(), "points")
-    etd_noisy = get(EXAMPLE_TIED, DROP, "train_noisy_acc")
-    at = atypicality(result)
-    at_cs = at["auc"]
-    crit = [
+    return [
         precondition(f"standard dropout fits the mislabeled examples (above {FIT:.0%}; Table 3's baseline)",
                      get(DROPOUT, EVAL, "train_noisy_acc"), FIT, "above", paper="99.5%",
                      why="it is the baseline network, not the example-tied one whose forgetting the claim is about: "
@@ -149,6 +146,20 @@ def check(result, cfg=None) -> Verdict:
                      why="the model must have learned the task before one asks what its generalization channels "
                          "alone keep; clean accuracy with the channels dropped, which the claim is about, is "
                          "another evaluation"),
+    ]
+
+
+def check(result, cfg=None) -> Verdict:
+    iv = accuracy_intervals(result)
+    nan_iv = t_interval([], "percent")
+    get = lambda method, mode, metric: iv.get((method, mode, metric), nan_iv)
+    gap = t_interval((_per_seed(result, EXAMPLE_TIED, DROP, "train_clean_acc")
+                      - _per_seed(result, EXAMPLE_TIED, DROP, "train_noisy_acc")).dropna(), "points")
+    etd_noisy = get(EXAMPLE_TIED, DROP, "train_noisy_acc")
+    at = atypicality(result)
+    at_cs = at["auc"]
+    crit = [
+        *preconditions(result, cfg),
         criterion(f"example-tied dropout, memorization channels dropped: clean minus mislabeled training accuracy "
                   f"above {GAP:.0%} points", gap, GAP, "above", essential=True, paper="90.8% − 3.1% = 87.7 points"),
         criterion(f"… and mislabeled training accuracy below {FORGOTTEN:.0%}", etd_noisy, FORGOTTEN, "below",

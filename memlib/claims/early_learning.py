@@ -133,6 +133,46 @@ def rewind_gain(rewind: pd.DataFrame, k: int) -> Interval:
     return t_interval(p[k] - p[0], unit="points")
 
 
+# ------------------------------------------------------------------------------------------- preconditions
+
+def fits_clean(result):
+    """Early learning's precondition: cross-entropy fits the clean training examples by the end."""
+    s = per_seed(result.tables["history"], CE)
+    return precondition(
+        f"cross-entropy fits the clean training examples by the end (above {FITS:.0%})",
+        t_interval(s.final_clean.astype(float), unit="percent"), FITS, "above",
+        why="a network trained too briefly or too small to fit even its correctly labelled examples is still in "
+            "early learning when training stops; whether it goes on to memorize the wrong labels is the claim, and "
+            "fitting the clean examples does not imply it")
+
+
+def ce_memorizes(result):
+    """ELR's precondition: cross-entropy memorizes the mislabeled examples."""
+    ce = per_seed(result.tables["history"], CE)
+    return precondition(
+        f"cross-entropy memorizes: more than {MEMORIZED:.0%} of the mislabeled examples predicted as their wrong "
+        "label at the end", t_interval(ce.final_memorized.astype(float), "percent"), MEMORIZED, "above",
+        why="ELR's claim is a reduction of cross-entropy's memorization; when cross-entropy memorizes little, the "
+            "ratio compares two small numbers. It is a property of the baseline arm, not of ELR")
+
+
+def clean_learns(result):
+    """The early phase's precondition: the network trained on clean labels fits them."""
+    h = result.tables["history"]
+    last = h[h["arm"] == CLEAN].dropna(subset=["train_clean_acc"]).sort_values("epoch").groupby("seed").last()
+    return precondition(
+        f"the network learns on clean labels: final training accuracy above {FITS:.0%}",
+        t_interval(last.train_clean_acc.astype(float), "percent"), FITS, "above",
+        why="the early phase is the start of a training that succeeds; a network that does not fit its clean labels "
+            "has no settled phase to compare with. Its final accuracy says nothing about how front-loaded the first "
+            "iterations were")
+
+
+def preconditions(result, cfg=None) -> list:
+    """All three verdicts' preconditions (for calibration: every one must hold at the chosen scale)."""
+    return [fits_clean(result), ce_memorizes(result), clean_learns(result)]
+
+
 # ------------------------------------------------------------------------------------------------ verdicts
 
 def _scale(cfg, result, note: str = "", **kw) -> Scale | None:
@@ -163,11 +203,7 @@ def check_early_learning(result, cfg=None) -> Verdict:
     iv["test_drop"] = t_interval(s.test_drop.astype(float), unit="points")
     iv["final_clean"] = t_interval(s.final_clean.astype(float), unit="percent")
     crit = [
-        precondition(f"cross-entropy fits the clean training examples by the end (above {FITS:.0%})",
-                     iv["final_clean"], FITS, "above",
-                     why="a network trained too briefly or too small to fit even its correctly labelled examples is "
-                         "still in early learning when training stops; whether it goes on to memorize the wrong "
-                         "labels is the claim, and fitting the clean examples does not imply it"),
+        fits_clean(result),
         criterion(f"early learning: at its peak, the fraction of mislabeled examples predicted as their true class "
                   f"exceeds {PEAK_TRUE:.0%}", iv["peak_true"], PEAK_TRUE, essential=True),
         criterion(f"... while fewer than {MEMORIZED_AT_PEAK:.0%} are memorized (predicted as their wrong label)",
@@ -201,12 +237,7 @@ def check_elr(result, cfg=None) -> Verdict:
     test_gain = t_interval(f(elr, "final_test") - f(ce, "final_test"), unit="points")
     drop_less = t_interval(f(ce, "test_drop") - f(elr, "test_drop"), unit="points")
     crit = [
-        precondition(f"cross-entropy memorizes: more than {MEMORIZED:.0%} of the mislabeled examples predicted as "
-                     "their wrong label at the end", t_interval(f(ce, "final_memorized"), "percent"), MEMORIZED,
-                     "above",
-                     why="ELR's claim is a reduction of cross-entropy's memorization; when cross-entropy memorizes "
-                         "little, the ratio compares two small numbers. It is a property of the baseline arm, not "
-                         "of ELR"),
+        ce_memorizes(result),
         criterion(f"ELR memorizes less: its final memorized fraction is less than {ELR_LESS:.0%} of "
                   "cross-entropy's (ratio per seed)", ratio, ELR_LESS, "below", essential=True),
         criterion(f"ELR keeps more than {ELR_TRUE_GAIN * 100:.0f} points more mislabeled examples on their true "
@@ -240,14 +271,8 @@ def check_early_phase(result, cfg=None) -> Verdict:
     sign_lead = t_interval(_lead(ps, "sign"), unit="points")
     grad = t_interval(ps.grad_first.astype(float) / ps.grad_last.astype(float), unit="ratio")
     window = int(ps.window.max())
-    clean = result.tables["history"]
-    clean = clean[clean["arm"] == CLEAN].dropna(subset=["train_clean_acc"]).sort_values("epoch").groupby("seed").last()
     crit = [
-        precondition(f"the network learns on clean labels: final training accuracy above {FITS:.0%}",
-                     t_interval(clean.train_clean_acc.astype(float), "percent"), FITS, "above",
-                     why="the early phase is the start of a training that succeeds; a network that does not fit "
-                         "its clean labels has no settled phase to compare with. Its final accuracy says nothing "
-                         "about how front-loaded the first iterations were"),
+        clean_learns(result),
         criterion("distance from initialization is front-loaded: half of the window's final distance is reached "
                   "earlier than by a random walk with the same step lengths (lead, in percentage points of the window)",
                   dist_lead, FRONT_LOADED, essential=True, note=f"window of {window:,} iterations"),

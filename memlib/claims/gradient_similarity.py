@@ -95,6 +95,19 @@ def layer_cosines(result, protocol: str = TRAINING) -> pd.Series:
     return cells.groupby("layer", sort=False).cosine.mean().reindex(order)
 
 
+def preconditions(result, cfg=None) -> list:
+    """The mislabeled examples are memorized by the end of training, in the seeds whose window is read."""
+    s = per_seed(result)
+    n, never = len(s), int(s.start.isna().sum())
+    return [precondition(f"the mislabeled examples are memorized by the end of training: final training accuracy on "
+                         f"their wrong label above {END_LEVEL:.0%}", t_interval(s.final_noisy_acc, "percent"),
+                         END_LEVEL, "above", paper="~100%",
+                         note=f"{never} of {n} seed{'s' if n != 1 else ''} never started memorizing" if never else "",
+                         why="the claim is about when memorization happens and how the gradients behave meanwhile; a "
+                             "run too short or a network too small to memorize has no window to read. Memorizing "
+                             "by the end says nothing about when the window lies or about the sign of the cosines")]
+
+
 def _epoch(v) -> Measured:
     return Measured(None if v is None or (isinstance(v, float) and math.isnan(v)) else int(v), "epoch")
 
@@ -110,15 +123,8 @@ def check(result, cfg=None) -> Verdict:
     start_iv = t_interval(s.start_frac, "percent")
     neg_iv = t_interval(s.negative_share, "percent")
     max_iv = t_interval(s.max_layer_cosine, "cosine")
-    final_iv = t_interval(s.final_noisy_acc, "percent")
-    never = int(s.start.isna().sum())
     crit = [
-        precondition(f"the mislabeled examples are memorized by the end of training: final training accuracy on "
-                     f"their wrong label above {END_LEVEL:.0%}", final_iv, END_LEVEL, "above", paper="~100%",
-                     note=f"{never} of {n} seed{'s' if n != 1 else ''} never started memorizing" if never else "",
-                     why="the claim is about when memorization happens and how the gradients behave meanwhile; a "
-                         "run too short or a network too small to memorize has no window to read. Memorizing by "
-                         "the end says nothing about when the window lies or about the sign of the cosines"),
+        *preconditions(result, cfg),
         criterion(f"the clean and mislabeled gradients point apart during the window: share of layer × epoch cells "
                   f"with cosine < 0 (gradients taken {PROTOCOL_LABELS[protocol]}); a sign-less cosine gives 50%",
                   neg_iv, NEGATIVE_SHARE, "above", essential=True, paper="strongly negative"),

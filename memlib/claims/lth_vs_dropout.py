@@ -115,8 +115,9 @@ def _memorization_criteria(arms: pd.DataFrame, chain: Chain) -> tuple[list[Crite
     return crit, gi, di
 
 
-def preconditions(arms: pd.DataFrame) -> list[Criterion]:
+def preconditions(result, cfg=None) -> list[Criterion]:
     """Steps 1-2 need example-tied dropout to localize memorization; steps 3-4 need a dense network that memorizes."""
+    arms = result.tables["arms"]
     etd = dense(arms, Chain.ETD)
     return [
         precondition(f"steps 1–2: the example-tied network localizes memorization: with its memorization channels "
@@ -163,7 +164,7 @@ def check(result, cfg=None) -> Verdict:
     etd_crit, etd_gap, etd_did = _memorization_criteria(arms, Chain.ETD)
     ord_crit, ord_gap, ord_did = _memorization_criteria(arms, Chain.ORDINARY)
     crit += etd_crit + ord_crit
-    crit = preconditions(arms) + crit
+    crit = preconditions(result, cfg) + crit
 
     status = combine(crit, "hypothesis")
     outcome = {"moved": crit[2].outcome, "enrichment": crit[3].outcome,

@@ -88,7 +88,12 @@ def comparison_table(result) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def preconditions(result, ds: str) -> list:
+def preconditions(result, cfg=None) -> list:
+    """Every dataset's preconditions (:func:`dataset_preconditions`)."""
+    return [c for ds in dict.fromkeys(result.tables["curve"].dataset) for c in dataset_preconditions(result, ds)]
+
+
+def dataset_preconditions(result, ds: str) -> list:
     """The dataset's preconditions: the ranking carries signal, and the window models train."""
     per = result.scalars.get("per_dataset", {}).get(ds, {})
     agree = correlation_interval(float(per.get("spearman_adv_halves", float("nan"))), int(per.get("n_pool", 0)))
@@ -120,7 +125,7 @@ def check(result, cfg=None) -> Verdict:
                          f"{key}_peak_acc": Measured(s["peak_acc"], "percent"),
                          **{f"{key}_{r}_acc": Measured(v, "percent") for r, v in s["region_means"].items()}})
         exp = EXPECTED_REGION.get(ds)
-        crit += preconditions(result, ds)
+        crit += dataset_preconditions(result, ds)
         if exp is None:
             parts.append(f"{ds}: best region {s['best_region']} (no reference)")
             continue
