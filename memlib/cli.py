@@ -203,6 +203,44 @@ def cmd_sweep(args) -> int:
     return 1 if failed else 0
 
 
+def _add_calibrate_parser(sub) -> None:
+    pc = sub.add_parser("calibrate", help="run a claim's calibration sweep (preconditions and cost only) and write "
+                                          "its record under calibration/")
+    pc.add_argument("claim", help="e.g. 02, dropout or 02_dropout_comparison")
+    pc.add_argument("--dry-run", action="store_true", help="list the runs (settings x calibration seeds) and stop")
+    pc.add_argument("--no-write", action="store_true", help="print the record's pick without writing the record")
+    _add_executor_args(pc)
+
+
+def cmd_calibrate(args) -> int:
+    from . import calibration as cal
+    from .executor import get_executor
+    from .sweep import experiment_of
+
+    experiment = experiment_of(args.claim)
+    plan = cal.plan_of(experiment)
+    runs = cal.configs(experiment, plan)  # every run validated before anything trains
+    print(f"calibrate {experiment}: {len(plan.settings())} setting(s) x {plan.seeds} calibration seed(s) = "
+          f"{len(runs)} run(s) on the {plan.base} profile; knobs: "
+          + "; ".join(f"{k} in {list(v)}" for k, v in plan.grid.items()))
+    if args.dry_run:
+        for point, _ in runs:
+            print(f"  {point}")
+        return 0
+    _apply_executor_args(args)
+    record = cal.calibrate(experiment, Store(), get_executor(), plan)
+    knobs = list(plan.grid)
+    for r in record["rows"]:
+        pre = " ".join(f"{p['name']}={r[p['name']]}{'' if r[p['name'] + '_ok'] else '(x)'}"
+                       for p in record["preconditions"])
+        print("  " + ", ".join(f"{k}={r[k]}" for k in knobs) + f", seed {r['seed']}: {pre}; {r['seconds']} s")
+    print(f"rule: {record['rule']}")
+    print(f"pick: {record['pick'] or 'none: no setting met every precondition in every calibration seed'}")
+    if not args.no_write:
+        print(f"record: {cal.write(record)}")
+    return 0
+
+
 # Ergonomics: short claim names, a claim's parameters, progress during a run, how to view its result ------------
 def param_rows(nb_name: str) -> list[dict]:
     """Each parameter of a claim: name, group (data, model, training, run or the experiment's own), type, value per
@@ -309,10 +347,11 @@ def main(argv=None) -> int:
     pv.add_argument("--fix", action="store_true", help="move bad entries to <store>/.quarantine/")
     _add_executor_args(pr)
     _add_sweep_parser(sub)
+    _add_calibrate_parser(sub)
     args = p.parse_args(argv)
     try:
         return {"list": cmd_list, "run": cmd_run, "params": cmd_params, "sweep": cmd_sweep,
-                "verify": cmd_verify}[args.cmd](args)
+                "calibrate": cmd_calibrate, "verify": cmd_verify}[args.cmd](args)
     except (ConfigError, StoreError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

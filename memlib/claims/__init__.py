@@ -101,7 +101,8 @@ class Criterion:
     threshold: float | None = None
     paper: str = ""
     precondition: bool = False
-    why: str = ""  # a precondition's reason: why it is a property of the set-up, not the claim's deciding quantity
+    why: str = ""
+    direction: str = "above"  # a precondition's reason: why it is a property of the set-up, not the claim's deciding quantity
 
     @property
     def met(self) -> bool:
@@ -122,7 +123,7 @@ def criterion(text: str, interval: Interval, threshold: float, direction: str = 
     ev = f"{interval.text()}; needs {sign} {fmt(threshold, interval.unit)}"
     if note:
         ev += f"; {note}"
-    return Criterion(text, out, ev, essential, interval, threshold, paper)
+    return Criterion(text, out, ev, essential, interval, threshold, paper, direction=direction)
 
 
 def precondition(text: str, interval: Interval, threshold: float, direction: str = "above", *, why: str,

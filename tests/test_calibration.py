@@ -1,0 +1,69 @@
+"""Calibration of the quick scale: the pre-registered rule by hand, a tiny real sweep at the smoke profile (its
+record keeps preconditions and cost only), and the committed records against the quick profiles."""
+import json
+
+import pytest
+
+from memlib import calibration as cal
+from memlib.experiments import REGISTRY, resolve
+
+
+def _rows(*specs):
+    return [{"width": w, "epochs": e, "seed": s, "seconds": sec, "all_ok": ok} for w, e, s, sec, ok in specs]
+
+
+def test_rule_picks_the_cheapest_setting_that_holds_in_every_seed():
+    rows = _rows((8, 10, 1000, 10.0, True), (8, 10, 1001, 12.0, False),   # cheap, but one seed fails
+                 (16, 10, 1000, 30.0, True), (16, 10, 1001, 34.0, True),   # qualifies: 32 s a seed
+                 (16, 20, 1000, 60.0, True), (16, 20, 1001, 62.0, True))   # qualifies, dearer
+    assert cal.pick(rows, ["width", "epochs"]) == {"width": 16, "epochs": 10, "seconds_per_seed": 32.0}
+    assert cal.pick(_rows((8, 10, 1000, 1.0, False)), ["width", "epochs"]) is None
+
+
+def test_calibration_seeds_are_disjoint_from_the_verdict_seeds():
+    for mod in REGISTRY.values():
+        quick = resolve(mod, "quick")
+        verdict_seeds = set(range(quick.seed, quick.seed + quick.seeds))
+        plan = getattr(__import__(f"memlib.experiments.{mod}", fromlist=["x"]), "CALIBRATION", None)
+        if plan is None:
+            continue
+        cal_seeds = {p["seed"] for p, _ in cal.configs(mod, plan)}
+        assert cal_seeds and not cal_seeds & verdict_seeds, mod
+
+
+def test_a_tiny_calibration_records_preconditions_and_cost_only(store):
+    plan = cal.Plan(grid={"epochs": (1, 2)}, seeds=1, base="smoke", axes=("epochs", "epochs"))
+    rec = cal.calibrate("gradient_similarity", store, plan=plan, report=lambda s: None)
+    assert [r["epochs"] for r in rec["rows"]] == [1, 2] and rec["seeds"] == [cal.CAL_SEED]
+    assert [p["name"] for p in rec["preconditions"]] == ["pre0"]
+    assert "memorized by the end" in rec["preconditions"][0]["text"]
+    for r in rec["rows"]:
+        # the row holds the knobs, the seed, each precondition's value and whether it held, and the cost: nothing
+        # the verdict decides on (no cosines, no window)
+        assert set(r) == {"epochs", "seed", "seconds", "pre0", "pre0_ok", "all_ok"}
+        assert 0.0 <= r["pre0"] <= 1.0 and r["seconds"] > 0
+    assert rec["rule"] == cal.RULE and rec["machine"]["cores"] >= 1
+    json.dumps(rec)  # the record is plain JSON
+    again = cal.calibrate("gradient_similarity", store, plan=plan, report=lambda s: None)
+    assert again["rows"] == rec["rows"]  # a rerun is a store hit: same numbers
+
+
+def test_a_quick_value_changed_without_recalibrating_is_caught(tmp_path, monkeypatch):
+    monkeypatch.setattr(cal, "RECORDS", tmp_path)
+    quick = resolve("dropout_comparison", "quick").values
+    rec = {"experiment": "dropout_comparison", "base_profile": "quick", "grid": {"width": [8, 16]},
+           "pick": {"width": quick["width"], "seconds_per_seed": 1.0}}
+    cal.record_path("dropout_comparison").write_text(json.dumps(rec))
+    assert cal.disagreements("dropout_comparison") == []
+    rec["pick"]["width"] = quick["width"] * 2
+    cal.record_path("dropout_comparison").write_text(json.dumps(rec))
+    assert cal.disagreements("dropout_comparison") == [
+        f"dropout_comparison: quick width={quick['width']!r}, calibration picked {quick['width'] * 2!r}"]
+
+
+@pytest.mark.parametrize("mod", list(REGISTRY.values()))
+def test_quick_profile_equals_its_calibration_record(mod):
+    """No quick value of a swept knob changes without a new calibration (``memlib calibrate``)."""
+    if cal.load(mod) is None:
+        pytest.fail(f"{mod} has no calibration record: run `python -m memlib calibrate {mod}`")
+    assert cal.disagreements(mod) == []
