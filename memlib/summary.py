@@ -45,7 +45,11 @@ def summary_markdown(table: pd.DataFrame, bundles: pd.DataFrame | None = None) -
     ``bundles`` (:func:`memlib.evidence.bundle_evidence`) adds a row per imported result beside this build's own,
     with a column saying which build or bundle computed each row: device, date, commit, and whether by today's
     computing code or an earlier version (naming the modules changed since)."""
-    extra = bundles[~bundles["this_build"]] if bundles is not None and len(bundles) else None
+    has = bundles is not None and len(bundles) > 0
+    extra = bundles[~bundles["this_build"]] if has else None
+    # this build's own result may itself be an imported one (same store entry): say which bundle it came from
+    came = {r["claim"]: f" (imported from bundle `{r['bundle']}`)" for r in bundles[bundles["this_build"]]
+            .to_dict("records")} if has else {}
     out = []
     for reduced, heading, empty in [
             (False, "Paper-scale evidence", "No claim has been run at the `paper` profile in this build, and no "
@@ -65,7 +69,7 @@ def summary_markdown(table: pd.DataFrame, bundles: pd.DataFrame | None = None) -
         for r in part.itertuples():
             kind = " (the talk's hypothesis)" if r.kind == "hypothesis" else ""
             out.append(f"| {chapter_link(r.claim, r.title)} | **{r.verdict}**{kind} | {r.scale} |"
-                       + (" this build |" if extra is not None else ""))
+                       + (f" this build{came.get(r.claim, '')} |" if extra is not None else ""))
         for r in more.to_dict("records"):
             kind = " (the talk's hypothesis)" if r["kind"] == "hypothesis" else ""
             link = chapter_link(r["claim"], r["title"]) if r["claim"] in REGISTRY else r["claim"]
