@@ -36,10 +36,11 @@ import tarfile
 import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from .store import PACKAGE_DIR, MANIFEST, BadEntry, Store, _git_commit, _sha256, module_hashes, read_entry
+from .store import (MANIFEST, PACKAGE_DIR, BadEntry, Store, _fsync_dir, _git_commit, _sha256, _write_synced,
+                    module_hashes, read_entry)
 
 FORMAT_NAME = "memlib-result-bundle"
 VERSION = 1
@@ -313,9 +314,11 @@ def _stage(path: Path, staging: Path, rec: dict, mine: dict[str, bytes]) -> Path
     if extra:
         raise BundleError(f"{base}/{extra[0]} is not listed in its {MANIFEST}")
     d = staging / rec["kind"] / rec["key"]
-    for rel, data in mine.items():
+    for rel, data in mine.items():  # synced as the store writes its own entries, before the rename
         (d / rel).parent.mkdir(parents=True, exist_ok=True)
-        (d / rel).write_bytes(data)
+        _write_synced(d / rel, data)
+    for sub in {(d / rel).parent for rel in mine}:
+        _fsync_dir(sub)
     try:
         result = read_entry(d, rec.get("config"))
     except BadEntry as e:
@@ -349,6 +352,7 @@ def import_bundle(path: Path | str, store: Store | None = None) -> ImportReport:
             name = f"{rec['kind']}/{rec['key']}"
             final.parent.mkdir(parents=True, exist_ok=True)
             if store._install(d, final, replace=False):
+                _fsync_dir(final.parent)
                 report.imported.append(name)
             else:
                 report.already.append(name)

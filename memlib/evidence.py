@@ -19,7 +19,7 @@ import pandas as pd
 from .bundle import imported
 from .claims import get_claim
 from .config import PROFILES, Config, ConfigError, default_profile
-from .experiments import REGISTRY, get_experiment, resolve
+from .experiments import REGISTRY, find_claim, get_experiment, resolve
 from .store import BadEntry, Store, _jsonable, module_hashes, read_entry
 
 COLUMNS = ["claim", "title", "verdict", "kind", "scale", "reduced", "summary", "device", "date", "commit", "bundle",
@@ -46,7 +46,7 @@ def selection(store: Store, claim: str | None = None, profile: str | None = None
               overrides: dict | None = None) -> list[dict[str, Any]]:
     """What ``memlib export`` writes: the stored result of ``claim`` at ``profile`` with ``overrides`` (a
     :class:`ConfigError` when it is not stored), or with no claim every stored result of every claim."""
-    from .experiments import find_claim, module_name
+    from .experiments import module_name
 
     if claim is not None:
         nb = find_claim(claim)
@@ -98,11 +98,12 @@ def version_text(current: bool, changed: list[str] | None, recorded_fp: str | No
 
 def bundle_evidence(claim: str | None = None, store: Store | None = None,
                     build: Config | str | None = None) -> pd.DataFrame:
-    """One row per imported result (of ``claim``, a notebook or module name, or of every claim), columns
+    """One row per imported result (of ``claim``: ``01``, a notebook or module name; default every claim), columns
     :data:`COLUMNS`.  ``this_build`` marks a result that is also what this build's own run loads (the same store
     entry; ``build``: that run's Config, or its profile, default ``$MEMLIB_PROFILE``), which a page then need not
     show twice."""
     store = store or Store()
+    claim = find_claim(claim) if claim is not None else None  # "01", "gradient", a module or notebook name
     today_fp, today_mods = store.fingerprint, module_hashes()
     by_name = {get_experiment(mod).NAME: (nb, mod) for nb, mod in REGISTRY.items()}
     rows = []
@@ -114,7 +115,7 @@ def bundle_evidence(claim: str | None = None, store: Store | None = None,
             if e.get("kind") not in by_name:
                 continue  # a part of an experiment, not a result a claim is checked on
             nb, mod = by_name[e["kind"]]
-            if claim is not None and claim not in (nb, mod):
+            if claim is not None and claim != nb:
                 continue
             rows.append(_evidence_row(store, rec["bundle"], e, nb, mod, today_fp, today_mods, build))
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -1,5 +1,6 @@
 """Result bundles (memlib.bundle) and how the book shows imported results (memlib.evidence)."""
 import dataclasses
+import io
 import json
 import os
 import subprocess
@@ -221,7 +222,7 @@ def test_a_tar_with_a_link_or_an_escaping_name_is_refused(tmp_path):
             info.type = kind
             if kind == tarfile.SYMTYPE:
                 info.linkname = "/etc/passwd"
-            tf.addfile(info, None if kind == tarfile.SYMTYPE else __import__("io").BytesIO(b""))
+            tf.addfile(info, None if kind == tarfile.SYMTYPE else io.BytesIO(b""))
         with pytest.raises(B.BundleError, match="not a plain relative path|link or a special file"):
             B.read_bundle(tar)
 
