@@ -27,6 +27,8 @@ data:
 # cheap: a re-run with nothing changed loads every result instead of training.
 # Experiment parts (seeds, arms, windows) run side by side on a private local Ray instance, one single-threaded
 # process per core (tools/build_book.py); MEMLIB_EXECUTOR=local runs them in turn in each notebook's kernel.
+# tools/build_book.py first imports the result bundles committed in results/ (verified; see results/README.md), so
+# the pages show paper-scale runs from a GPU beside the quick ones without training them.
 BOOK_EXECUTOR ?= ray
 book: $(STAMP) data
 	MEMLIB_PROFILE=$${MEMLIB_PROFILE:-quick} MEMLIB_EXECUTOR=$${MEMLIB_EXECUTOR:-$(BOOK_EXECUTOR)} \

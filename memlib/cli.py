@@ -1,6 +1,7 @@
 """Command line: ``python -m memlib list``, ``python -m memlib run <claim> --profile P -p key=value
-[--executor ray]``, ``python -m memlib sweep <claim> -p key=v1,v2 -p seed=0..4 [--executor ray]`` and
-``python -m memlib verify`` (check every stored result)."""
+[--executor ray]``, ``python -m memlib sweep <claim> -p key=v1,v2 -p seed=0..4 [--executor ray]``,
+``python -m memlib verify`` (check every stored result), ``python -m memlib export [claim] -o OUT`` and
+``python -m memlib import BUNDLE`` (stored results as a bundle of plain files, see :mod:`memlib.bundle`)."""
 from __future__ import annotations
 
 import argparse
@@ -62,6 +63,8 @@ def cmd_run(args) -> int:
     _apply_executor_args(args)  # the notebook's kernel inherits the choice through the environment
     _share_ray_with_kernel()
     print(f"running {nb_name} ({cfg.profile} profile), parameters: {values or 'profile defaults'}")
+    if store.get(get_experiment(cfg.experiment).NAME, cfg.hashed_dict()) is not None:
+        print("store hit: the result is in the results store, nothing trains")
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -113,6 +116,18 @@ def _export_paths(store: Store) -> None:
 
 
 def cmd_verify(args) -> int:
+    from .bundle import BundleError, imported, read_bundle, verify_imported
+
+    if args.bundle:  # check bundles without importing them
+        bad = 0
+        for path in args.bundle:
+            try:
+                manifest, _ = read_bundle(path)
+                print(f"good: {path} ({len(manifest['entries'])} result(s))")
+            except BundleError as e:
+                bad += 1
+                print(f"bad: {e}")
+        return 1 if bad else 0
     store = Store()
     entries = store.entries()
     bad = store.verify(fix=args.fix)
@@ -120,7 +135,55 @@ def cmd_verify(args) -> int:
         print(f"bad: {reason}" + (" -> moved to .quarantine/" if args.fix else ""))
     print(f"{len(entries)} stored results checked in {store.root}: {len(entries) - len(bad)} good, {len(bad)} bad"
           + ("" if not bad or args.fix else " (run with --fix to move the bad ones aside)"))
-    return 1 if bad else 0
+    bundles = imported(store)
+    gone = verify_imported(store)
+    for name, reason in gone:
+        print(f"bad: imported bundle {name}: {reason}")
+    if bundles:
+        print(f"{len(bundles)} imported bundle(s) checked: {len(gone)} problem(s)"
+              + (" (import the bundle again to restore its results)" if gone else ""))
+    return 1 if bad or gone else 0
+
+
+def cmd_export(args) -> int:
+    from .bundle import BundleError, export, size_of
+    from .evidence import selection
+
+    store = Store()
+    overrides = parse_overrides(args.param or [])
+    if args.claim:
+        chosen = [s for c in args.claim for s in selection(store, c, args.profile, overrides)]
+    else:
+        if args.profile or overrides:
+            raise ConfigError("--profile and -p choose a claim's result: name the claim (e.g. export 01 --profile "
+                              "paper -o OUT), or give neither to export every stored result")
+        chosen = selection(store)
+    try:
+        out = export(store, chosen, args.output)
+    except BundleError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for s in chosen:
+        over = f", overrides {s['overrides']}" if s["overrides"] else ""
+        print(f"exported {s['claim']} ({s['profile']} profile{over}): {s['kind']}/{s['key']}")
+    print(f"bundle: {out} ({size_of(out):,} bytes, {len(chosen)} result(s)); import it with: "
+          f"python -m memlib import {out}")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from .bundle import BundleError, import_bundle
+
+    store = Store()
+    refused = 0
+    for path in args.bundle:
+        try:
+            print(import_bundle(path, store).text())
+        except BundleError as e:
+            refused += 1
+            print(f"refused: {e}; nothing imported from it", file=sys.stderr)
+    print(f"results store: {store.root}")
+    return 1 if refused else 0
 
 
 # ----------------------------------------------------------------------------- executors and sweeps
@@ -343,15 +406,25 @@ def main(argv=None) -> int:
                          "paper no limit)")
     pp = sub.add_parser("params", help="a claim's parameters: type, value per profile, allowed values")
     pp.add_argument("claim", help="e.g. 01, gradient or 01_gradient_similarity")
-    pv = sub.add_parser("verify", help="check every stored result against its manifest; report the bad ones")
+    pv = sub.add_parser("verify", help="check every stored result against its manifest, and the results of every "
+                        "imported bundle; report the bad ones")
     pv.add_argument("--fix", action="store_true", help="move bad entries to <store>/.quarantine/")
+    pv.add_argument("--bundle", action="append", metavar="PATH", help="check this bundle instead, without importing")
+    pe = sub.add_parser("export", help="write stored results as one bundle of plain files (memlib import reads it)")
+    pe.add_argument("claim", nargs="*", help="claims to export (default: every stored result of every claim)")
+    pe.add_argument("--profile", choices=PROFILES, default=None, help="the claims' profile (default: quick)")
+    pe.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="an override of the run to export")
+    pe.add_argument("-o", "--output", required=True, help="the bundle to write: a folder, or a file ending in .tar")
+    pi = sub.add_parser("import", help="verify result bundles completely, then add their results to the store")
+    pi.add_argument("bundle", nargs="+", help="a bundle folder or .tar written by memlib export")
     _add_executor_args(pr)
     _add_sweep_parser(sub)
     _add_calibrate_parser(sub)
     args = p.parse_args(argv)
     try:
         return {"list": cmd_list, "run": cmd_run, "params": cmd_params, "sweep": cmd_sweep,
-                "calibrate": cmd_calibrate, "verify": cmd_verify}[args.cmd](args)
+                "calibrate": cmd_calibrate, "verify": cmd_verify, "export": cmd_export,
+                "import": cmd_import}[args.cmd](args)
     except (ConfigError, StoreError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -16,8 +16,8 @@ What is keyed.  ``key = sha256(kind, params, environment, source)[:20]`` where
   count), plus the store format :data:`FORMAT`;
 * ``source``: a hash of memlib's *computing* modules only -- git-tracked ``*.py`` files when the package is a
   git checkout (else every real ``*.py`` file, skipping hidden folders such as ``.ipynb_checkpoints``),
-  leaving out :data:`NOT_COMPUTING` (plots, notebook glue, command line, summary page, verdicts in
-  ``claims/`` -- verdicts are recomputed from stored results -- and this module, whose format is
+  leaving out :data:`NOT_COMPUTING` (plots, notebook glue, command line, summary page, result bundles, verdicts
+  in ``claims/`` -- verdicts are recomputed from stored results -- and this module, whose format is
   :data:`FORMAT`), each hashed as its syntax tree without docstrings (:func:`code_of`).  Editing a plot, a
   verdict, a comment or a docstring keeps every result; editing the code of a model, a probe or the training loop
   reruns.
@@ -72,7 +72,8 @@ MANIFEST = "manifest.json"
 QUARANTINE = ".quarantine"
 FALLBACK_ENV = "MEMLIB_STORE_FALLBACK"
 # Modules (relative to the package) that do not change computed numbers: outside the source fingerprint.
-NOT_COMPUTING = ("plots/", "claims/", "notebook.py", "cli.py", "summary.py", "__main__.py", "store.py")
+NOT_COMPUTING = ("plots/", "claims/", "notebook.py", "cli.py", "summary.py", "__main__.py", "store.py", "bundle.py",
+                 "evidence.py")
 STALE_TMP_SECONDS = 6 * 3600  # a .tmp-* folder of a live writer on another host is removed after this
 MIN_FREE_BYTES = 8 << 20
 _KEY_RE = re.compile(r"^[0-9a-f]{20}$")
@@ -158,16 +159,30 @@ def _code_of(source: bytes) -> bytes:
     return ast.dump(tree, annotate_fields=False).encode()
 
 
+def _computing_code(package_dir: Path) -> list[tuple[str, bytes]]:
+    """``(path relative to the package, code)`` of each computing module, in a fixed order."""
+    out = []
+    for p in _source_files(package_dir):
+        rel = p.relative_to(package_dir).as_posix()
+        if _is_computing(rel):
+            out.append((rel, code_of(p.read_bytes())))
+    return out
+
+
 def source_fingerprint(package_dir: Path = PACKAGE_DIR) -> str:
     """Hash of the code of memlib's computing modules (see the module docstring): a change there invalidates
     results; a change of comments or docstrings does not (:func:`code_of`)."""
     h = hashlib.sha256()
-    for p in _source_files(package_dir):
-        rel = p.relative_to(package_dir).as_posix()
-        if _is_computing(rel):
-            h.update(rel.encode() + b"\0")
-            h.update(code_of(p.read_bytes()))
+    for rel, code in _computing_code(package_dir):
+        h.update(rel.encode() + b"\0")
+        h.update(code)
     return h.hexdigest()[:16]
+
+
+def module_hashes(package_dir: Path = PACKAGE_DIR) -> dict[str, str]:
+    """Each computing module and a hash of its code (what :func:`source_fingerprint` combines), so that a result
+    exported with them can later name the modules that changed since."""
+    return {rel: _sha256(code)[:16] for rel, code in _computing_code(package_dir)}
 
 
 def device_kind(name: Any = "auto") -> str:

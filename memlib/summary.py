@@ -11,6 +11,7 @@ import pandas as pd
 
 from .claims import HYPOTHESIS_STATUSES, PAPER_STATUSES, STATUS_MEANING, get_claim
 from .config import PROFILES
+from .evidence import provenance_text
 from .experiments import resolve
 from .experiments import REGISTRY, get_experiment
 from .store import Store
@@ -38,26 +39,45 @@ def chapter_link(nb: str, title: str, prefix: str = "/notebooks/") -> str:
     return f"{{doc}}`{label.replace('`', '')} <{prefix}{nb}>`"
 
 
-def summary_markdown(table: pd.DataFrame) -> str:
+def summary_markdown(table: pd.DataFrame, bundles: pd.DataFrame | None = None) -> str:
     """The summary's tables: paper-scale evidence first, then reduced-scale evidence; a row per claim with its
-    chapter link, the verdict word and the scale it holds at (the chapters hold the numbers and the reasons)."""
+    chapter link, the verdict word and the scale it holds at (the chapters hold the numbers and the reasons).
+
+    ``bundles`` (:func:`memlib.evidence.bundle_evidence`) adds a row per imported result beside this build's own,
+    with a column saying which build or bundle computed each row: device, date, commit, and whether by today's
+    computing code or an earlier version (naming the modules changed since)."""
+    has = bundles is not None and len(bundles) > 0
+    extra = bundles[~bundles["this_build"]] if has else None
+    # this build's own result may itself be an imported one (same store entry): say which bundle it came from
+    came = {r["claim"]: f" (imported from bundle `{r['bundle']}`)" for r in bundles[bundles["this_build"]]
+            .to_dict("records")} if has else {}
     out = []
     for reduced, heading, empty in [
-            (False, "Paper-scale evidence", "No claim has been run at the `paper` profile in this build."),
+            (False, "Paper-scale evidence", "No claim has been run at the `paper` profile in this build, and no "
+             "result bundle of a `paper` run is imported (see `results/README.md`)."),
             (True, "Reduced-scale evidence (`smoke` / `quick` profiles)",
              "Every claim was run at the `paper` profile in this build.")]:
         part = table[table["reduced"] == reduced]
+        more = extra[extra["reduced"] == reduced] if extra is not None else pd.DataFrame()
         out += [f"**{heading}**", ""]
-        if part.empty:
+        if part.empty and more.empty:
             out += [empty, ""]
             continue
-        out += ["| claim | verdict | at what scale |", "|---|---|---|"]
+        if extra is None:
+            out += ["| claim | verdict | at what scale |", "|---|---|---|"]
+        else:
+            out += ["| claim | verdict | at what scale | computed by |", "|---|---|---|---|"]
         for r in part.itertuples():
             kind = " (the talk's hypothesis)" if r.kind == "hypothesis" else ""
             why = getattr(r, "why", "")
             why = f" — the precondition that did not hold: {why}" if why else ""
             out.append(f"| {chapter_link(r.claim, r.title)} | **{r.verdict}**{kind}{why.replace('|', '/')} | "
-                       f"{r.scale} |")
+                       f"{r.scale} |" + (f" this build{came.get(r.claim, '')} |" if extra is not None else ""))
+        for r in more.to_dict("records"):
+            kind = " (the talk's hypothesis)" if r["kind"] == "hypothesis" else ""
+            link = chapter_link(r["claim"], r["title"]) if r["claim"] in REGISTRY else r["claim"]
+            out.append(f"| {link} | **{r['verdict']}**{kind} | {r['scale']} | "
+                       f"{provenance_text(r).replace('|', '/')} |")
         out.append("")
     return "\n".join(out)
 

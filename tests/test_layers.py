@@ -5,10 +5,11 @@ Layers, lowest first (a module may import from its own layer or below, never abo
 0. leaves: what a configuration is and facts about the world (config, catalog, specs, seeds, device, measure, ...)
 1. data and models: datasets, networks, dropout modules, attacks, losses
 2. training and measuring: the training loop, the stacked trainer, pruning, probes, outlier metrics, the results
-   store and the executors
+   store, result bundles and the executors
 3. experiments: a Config in, a Result out
 4. verdicts and figures: claims and plots read Results
-5. the front ends: notebooks' helpers, the summary, sweeps, the command line, the package's convenience imports
+5. the front ends: notebooks' helpers, the summary, imported evidence, sweeps, the command line, the package's
+   convenience imports
 
 Every import counts, including those inside functions (a lazy import is still a dependency).
 """
@@ -24,10 +25,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "memlib"
 LAYERS = {
     0: ["_version", "catalog", "specs", "config", "seeds", "device", "measure", "paths", "plots.style"],
     1: ["data", "models", "dropout", "attacks", "losses"],
-    2: ["train", "multitrain", "pruning", "probes", "outliers", "store", "executor"],
+    2: ["train", "multitrain", "pruning", "probes", "outliers", "store", "executor", "bundle"],
     3: ["experiments"],
     4: ["claims", "plots"],
-    5: ["notebook", "summary", "sweep", "calibration", "cli", "__main__", ""],
+    5: ["notebook", "summary", "sweep", "calibration", "cli", "evidence", "__main__", ""],
 }
 
 

@@ -1,5 +1,5 @@
 """Build the book (``jupyter-book build`` with the given arguments), running experiment parts on the executor that
-``$MEMLIB_EXECUTOR`` names.
+``$MEMLIB_EXECUTOR`` names, after importing the result bundles committed in ``results/`` (:mod:`memlib.bundle`).
 
 With ``ray``, one private local Ray instance is started here and shared with every notebook kernel (through
 ``$MEMLIB_RAY_ADDRESS``), parts run one per core as single-threaded processes (``$MEMLIB_THREADS=1``: independent
@@ -16,7 +16,22 @@ import sys
 from pathlib import Path
 
 
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+def import_results(folder: Path = RESULTS) -> None:
+    """Import every result bundle committed in ``results/`` into the results store (verified first; a refused
+    bundle is reported and left out, the build goes on), so that the pages show them without training."""
+    from memlib.bundle import BundleError, import_folder
+
+    for outcome in import_folder(folder):
+        text = f"refused: {outcome}" if isinstance(outcome, BundleError) else outcome.text()
+        print(f"book: result bundle {text}", file=sys.stderr if isinstance(outcome, BundleError) else sys.stdout,
+              flush=True)
+
+
 def main(args: list[str]) -> int:
+    import_results()
     executor = os.environ.get("MEMLIB_EXECUTOR", "local")
     if executor == "ray":
         try:
