@@ -16,39 +16,22 @@ the record's pick (``tests/test_calibration.py``), so no quick value changes wit
 """
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import platform
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .claims import HOLDS, get_claim
 from .experiments import REGISTRY, get_experiment, resolve
+from .specs import CalibrationPlan as Plan
 from .store import PACKAGE_DIR, Store, _git_commit
 
 CAL_SEED = 1000  # calibration seeds are CAL_SEED, CAL_SEED + 1, ...; verdict seeds start at 0
 RECORDS = PACKAGE_DIR.parent / "calibration"
 RULE = ("the cheapest setting (mean measured seconds per seed) whose every precondition holds, on its point value, "
         "in every calibration seed; none if no setting qualifies")
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What a claim's calibration sweeps: ``grid`` (knob -> values, on top of the ``base`` profile), how many
-    calibration ``seeds``, and the two knobs the appendix draws as a heatmap (``axes``: x, y)."""
-
-    grid: dict[str, tuple]
-    seeds: int = 2
-    base: str = "quick"
-    axes: tuple[str, str] | None = None
-    fixed: dict[str, Any] = field(default_factory=dict)
-
-    def settings(self) -> list[dict[str, Any]]:
-        keys = list(self.grid)
-        return [dict(zip(keys, combo)) for combo in itertools.product(*(self.grid[k] for k in keys))]
 
 
 def plan_of(experiment: str) -> Plan:
