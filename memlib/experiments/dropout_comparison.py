@@ -130,8 +130,8 @@ PROFILES = {
 # only.  Leads from hand trials (calibration seed 1000): at width 16 on 1,000 images, batch 32, 40 epochs (1,250
 # steps) standard dropout with p = 0.2 fitted 47% of the mislabeled examples, the sparse network and example-tied
 # dropout with its own masks 100%; at width 8, 500 images, batch 128, 100 epochs (400 steps), p = 0.4: 5-7%.
-CALIBRATION = CalibrationPlan(grid={"width": (16,), "n_train": (1000,), "batch_size": (32,), "dropout_p": (0.1, 0.2),
-                         "epochs": (40, 80)}, seeds=2, axes=("epochs", "dropout_p"))
+CALIBRATION = CalibrationPlan(grid={"width": (16,), "n_train": (1000,), "batch_size": (32,),
+                                    "dropout_p": (0.1, 0.2), "epochs": (40, 80)}, seeds=2, axes=("epochs", "dropout_p"))
 
 
 def validate(values: dict) -> None:
