@@ -4,7 +4,10 @@
   active for every example; each remaining *memorization* channel is active for a training example with
   probability ``p_mem``, drawn once per (site, example) from a seeded generator.  Masks are stored as
   booleans ``[n_examples, C_mem]``; the global RNG is never touched.
-* :class:`StandardDropout`: ordinary element-wise dropout with probability ``p``.
+* :class:`StandardDropout`: ordinary element-wise dropout with probability ``p``; after training it can carry a
+  *matched random ablation* (:func:`ablate_channels`): the share of channels that example-tied dropout's ``drop``
+  mode removes, chosen at random (seeded, per site), the kept ones rescaled the same way -- the control that asks
+  whether dropping that many channels of *any* network erases its least-supported fits first.
 * :class:`FixedChannelMask`: a "sparse network": the same random ``sparsity`` fraction of channels is
   zeroed for every example, at training and at test time.
 
@@ -87,12 +90,52 @@ class ExampleTiedDropout(nn.Module):
 
 
 class StandardDropout(nn.Module):
-    def __init__(self, p: float):
+    def __init__(self, p: float, channels: int | None = None, site: int | None = None):
         super().__init__()
         self.drop = nn.Dropout(p)
+        self.channels, self.site = channels, site
+        self.ablation: torch.Tensor | None = None  # per-channel factors applied in evaluation (ablate_channels)
 
     def forward(self, x, idx=None):
+        if self.ablation is not None and not self.training:
+            return x * self.ablation.to(device=x.device, dtype=x.dtype).view(1, -1, *([1] * (x.dim() - 2)))
         return self.drop(x)
+
+
+def ablation_factors(channels: int, p_gen: float, p_mem: float, seed: int) -> torch.Tensor:
+    """Per-channel factors of a random ablation matched to :class:`ExampleTiedDropout`'s ``drop`` mode on a layer of
+    ``channels``: as many channels kept as it keeps (``max(1, int(p_gen * channels))``), chosen at random from
+    ``seed``, scaled by ``(p_gen + p_mem) / p_gen``; the others zeroed.  With ``p_gen = 1`` nothing is dropped or
+    rescaled (as the ``drop`` mode)."""
+    if not 0.0 < p_gen <= 1.0:
+        raise ValueError(f"p_gen must be in (0, 1], got {p_gen}")
+    n_keep = max(1, int(p_gen * channels))
+    if n_keep >= channels:
+        return torch.ones(channels)
+    g = torch.Generator().manual_seed(int(seed))
+    factors = torch.zeros(channels)
+    factors[torch.randperm(channels, generator=g)[:n_keep]] = (p_gen + p_mem) / p_gen
+    return factors
+
+
+def ablate_channels(model: nn.Module, p_gen: float, p_mem: float, seed: int) -> int:
+    """Give every :class:`StandardDropout` site of ``model`` the matched random ablation of
+    :func:`ablation_factors` (site ``s`` draws from ``derive(seed, "matched ablation", s)``), applied in evaluation
+    mode until :func:`clear_ablation`.  Returns the number of sites ablated."""
+    sites = [m for m in model.modules() if isinstance(m, StandardDropout)]
+    for m in sites:
+        if m.channels is None or m.site is None:
+            raise ValueError("a matched ablation needs each dropout site's channels and number: build the model "
+                             "with make_factory('dropout', ...)")
+        m.ablation = ablation_factors(m.channels, p_gen, p_mem, derive(seed, "matched ablation", m.site))
+    return len(sites)
+
+
+def clear_ablation(model: nn.Module) -> None:
+    """Undo :func:`ablate_channels`: standard dropout's ordinary evaluation (identity) again."""
+    for m in model.modules():
+        if isinstance(m, StandardDropout):
+            m.ablation = None
 
 
 class FixedChannelMask(nn.Module):
@@ -120,7 +163,7 @@ def make_factory(kind: str, *, p: float = 0.0, p_gen: float = 1.0, p_mem: float 
     if kind == "none":
         return None
     if kind == "dropout":
-        make = lambda c, site: StandardDropout(p)  # noqa: E731
+        make = lambda c, site: StandardDropout(p, c, site)  # noqa: E731
     elif kind == "sparse":
         make = lambda c, site: FixedChannelMask(c, sparsity, seed=derive(seed, "sparse mask", site))  # noqa: E731
     elif kind == "example_tied":

@@ -235,30 +235,39 @@ def test_forgotten_mask_by_hand():
 
 
 def _fake_result(etd_noisy=0.03, do_noisy=1.0, forgotten_score=0.3, seeds=(0, 1, 2), jitter=0.01, rng_seed=0,
-                 sp_noisy=0.99, own_noisy=0.98, own_clean=1.0):
-    """Hand-made tables: per-seed accuracies (with a little seed noise) and per-example consistency scores."""
+                 sp_noisy=0.99, own_noisy=0.98, own_clean=1.0, abl_clean=0.5, abl_noisy=0.4,
+                 abl_forgotten_score=0.9):
+    """Hand-made tables: per-seed accuracies (with a little seed noise), the matched ablation's row, and per seed
+    per-example consistency scores (examples 20-39 forgotten by example-tied dropout, 40-59 by the ablation)."""
     rng = np.random.default_rng(rng_seed)
     j = lambda v: float(np.clip(v + jitter * rng.normal(), 0, 1))
-    rows = []
+    rows, exs = [], []
+    n = 200
     for seed in seeds:
         rows += [dict(seed=seed, method="dropout", mode="eval", train_clean_acc=j(1.0), train_noisy_acc=j(do_noisy),
                       train_noisy_true=0.0, test_acc=j(0.8)),
+                 dict(seed=seed, method="dropout", mode="ablated", train_clean_acc=j(abl_clean),
+                      train_noisy_acc=j(abl_noisy), train_noisy_true=0.0, test_acc=j(0.5)),
                  dict(seed=seed, method="sparse", mode="eval", train_clean_acc=j(1.0), train_noisy_acc=j(sp_noisy),
                       train_noisy_true=0.0, test_acc=j(0.8)),
                  dict(seed=seed, method="example_tied", mode="drop", train_clean_acc=j(0.9),
                       train_noisy_acc=j(etd_noisy), train_noisy_true=0.5, test_acc=j(0.8)),
                  dict(seed=seed, method="example_tied", mode="own", train_clean_acc=j(own_clean), train_noisy_acc=j(own_noisy),
                       train_noisy_true=0.0, test_acc=float("nan"))]
-    n = 200
-    noisy = np.zeros(n, bool)
-    noisy[:20] = True
-    forgotten = np.zeros(n, bool)
-    forgotten[20:40] = True
-    score = np.clip(rng.normal(0.9, 0.1, n), 0, 1)
-    score[20:40] = np.clip(rng.normal(forgotten_score, 0.1, 20), 0, 1)
-    ex = pd.DataFrame({"seed": 0, "noisy": noisy, "label": 1, "forgotten": forgotten,
-                       "etd_pred_drop": np.where(forgotten | noisy, 0, 1), "cscore": score})
-    return Result({"accuracy": pd.DataFrame(rows), "examples": ex}, {"n_train": n})
+        noisy = np.zeros(n, bool)
+        noisy[:20] = True
+        forgotten = np.zeros(n, bool)
+        forgotten[20:40] = True
+        lost = np.zeros(n, bool)
+        lost[40:60] = True
+        score = np.clip(rng.normal(0.9, 0.1, n), 0, 1)
+        score[20:40] = np.clip(rng.normal(forgotten_score, 0.1, 20), 0, 1)
+        score[40:60] = np.clip(rng.normal(abl_forgotten_score, 0.1, 20), 0, 1)
+        exs.append(pd.DataFrame({"seed": seed, "noisy": noisy, "label": 1, "forgotten": forgotten,
+                                 "etd_pred_drop": np.where(forgotten | noisy, 0, 1), "dropout_pred": 1,
+                                 "dropout_pred_ablated": np.where(lost | noisy, 0, 1), "ablation_forgotten": lost,
+                                 "cscore": score}))
+    return Result({"accuracy": pd.DataFrame(rows), "examples": pd.concat(exs, ignore_index=True)}, {"n_train": n})
 
 
 def test_verdict_from_numbers():
@@ -269,7 +278,7 @@ def test_verdict_from_numbers():
     assert v.status == REPRODUCED, v._repr_markdown_()
     assert v.measured["etd_clean"].estimate == pytest.approx(0.9, abs=0.02)
     assert v.measured["etd_noisy"].estimate == pytest.approx(0.03, abs=0.02)
-    assert v.measured["n_forgotten"] == 20 and v.measured["n_kept"] == 160
+    assert v.measured["n_forgotten"] == 3 * 20 and v.measured["n_kept"] == 3 * 160
     assert claim.check(_fake_result(sp_noisy=0.5)).status == PARTLY
     assert claim.check(_fake_result(etd_noisy=0.6)).status == NOT_REPRODUCED
     table = claim.comparison_table(_fake_result(jitter=0.0))
@@ -278,6 +287,9 @@ def test_verdict_from_numbers():
     at = claim.atypicality(_fake_result())
     assert at["auc"].estimate > 0.99 and at["auc"].low > 0.9 and at["p_value"] < 1e-6
     assert math.isclose(at["forgotten_rate"], 20 / 180)
+    assert v.measured["cscore_auc"].n == 3 and v.measured["cscore_auc"].method == "t-interval over 3 seeds"
+    assert table.loc["Standard dropout, same share of channels ablated at random (control)",
+                     "mislabeled (measured)"] == "40.0% [40.0%, 40.0%]"
 
 
 def test_null_dropout_comparison_no_forgetting_is_not_reproduced():
@@ -315,7 +327,7 @@ def test_null_dropout_comparison_random_scores_are_not_atypical():
 
     for rs in range(3):
         v = claim.check(_fake_result(forgotten_score=0.9, rng_seed=rs))
-        at = v.criteria[-1]
+        at = [c for c in v.criteria if c.text.startswith("the forgotten clean examples are atypical")][0]
         assert at.outcome != "holds" and v.status != "reproduced", v._repr_markdown_()
         assert 0.3 < v.measured["cscore_auc"].estimate < 0.7
 
@@ -331,6 +343,101 @@ def test_null_dropout_comparison_seed_noise_is_inconclusive():
     acc.loc[sel, "train_noisy_acc"] = [0.0, 0.9]
     acc.loc[sel, "train_clean_acc"] = [1.0, 0.5]
     assert claim.check(r).status == INCONCLUSIVE
+
+
+def _crit(v, start):
+    return [c for c in v.criteria if c.text.startswith(start)][0]
+
+
+MATCHED = "matched null: example-tied dropout's clean − mislabeled gap"
+MATCHED_AUC = "matched null: the forgotten clean examples are more atypical"
+
+
+def test_power_dropout_comparison_matched_nulls_hold_when_the_tying_localizes():
+    """The control, ablating as many random channels of the standard-dropout net, loses clean and mislabeled
+    examples alike (gap 10 points) and what it loses is typical: both matched criteria hold."""
+    from memlib.claims import REPRODUCED
+    from memlib.claims import dropout_comparison as claim
+
+    v = claim.check(_fake_result())
+    assert _crit(v, MATCHED).outcome == "holds" and _crit(v, MATCHED).essential
+    assert v.measured["matched_excess"].estimate == pytest.approx(0.87 - 0.10, abs=0.03)
+    assert _crit(v, MATCHED_AUC).outcome == "holds" and not _crit(v, MATCHED_AUC).essential
+    assert v.measured["ablation_cscore_auc"].n == 3 and 0.3 < v.measured["ablation_cscore_auc"].estimate < 0.7
+    assert v.status == REPRODUCED
+
+
+def test_null_dropout_comparison_matched_ablation_with_the_same_gap_is_not_reproduced():
+    """The artefact: ablating the same share of channels of any network gives the same clean − mislabeled gap.
+    Example-tied dropout's own gap clears GAP, but the matched criterion must not hold, and the claim is not
+    reproduced."""
+    from memlib.claims import NOT_REPRODUCED
+    from memlib.claims import dropout_comparison as claim
+
+    for rs in range(3):
+        v = claim.check(_fake_result(abl_clean=0.9, abl_noisy=0.03, rng_seed=rs))
+        assert _crit(v, "example-tied dropout, memorization channels dropped").outcome == "holds"
+        assert _crit(v, MATCHED).outcome in ("fails", "inconclusive"), v._repr_markdown_()
+        assert v.status == NOT_REPRODUCED or v.status == "inconclusive"
+        assert abs(v.measured["matched_excess"].estimate) < 0.05
+
+
+def test_null_dropout_comparison_ablation_forgets_equally_atypical_examples():
+    """The artefact for atypicality: the crippled control's forgotten set is as atypical as example-tied
+    dropout's (a low score tracks difficulty, and so does forgetting): the AUC floor holds, the matched one not."""
+    from memlib.claims import dropout_comparison as claim
+
+    for rs in range(3):
+        v = claim.check(_fake_result(abl_forgotten_score=0.3, rng_seed=rs))
+        assert _crit(v, "the forgotten clean examples are atypical").outcome == "holds"
+        assert _crit(v, MATCHED_AUC).outcome != "holds", v._repr_markdown_()
+        assert v.status != "reproduced"
+
+
+def test_null_dropout_comparison_atypicality_of_one_seed_decides_nothing():
+    """Seed is the unit: many examples forgotten in one seed (none in the others) give no interval, where pooling
+    the rows would have decided; the seeds without an AUC are counted."""
+    from memlib.claims import dropout_comparison as claim
+
+    r = _fake_result()
+    ex = r.tables["examples"]
+    ex.loc[ex.seed != 0, ["forgotten", "ablation_forgotten"]] = False
+    v = claim.check(r)
+    at = _crit(v, "the forgotten clean examples are atypical")
+    assert at.outcome == "inconclusive" and "AUC undefined in 2 of 3 seeds" in at.evidence
+    assert claim.atypicality(r)["auc"].low > 0.9  # the pooled bootstrap would have "held"
+
+
+def test_matched_ablation_drops_the_drop_modes_share_at_random_and_rescales():
+    from memlib.dropout import ablate_channels, ablation_factors, clear_ablation
+
+    c, p_gen, p_mem = 10, 0.4, 0.2
+    f = ablation_factors(c, p_gen, p_mem, seed=5)
+    kept = etd(c, p_gen, p_mem).n_gen
+    assert int((f > 0).sum()) == kept == 4 and torch.allclose(f[f > 0], torch.tensor(1.5))
+    assert torch.equal(f, ablation_factors(c, p_gen, p_mem, seed=5))
+    assert any(not torch.equal(f, ablation_factors(c, p_gen, p_mem, seed=s)) for s in range(6, 10))
+    assert torch.equal(ablation_factors(8, 1.0, 0.2, seed=0), torch.ones(8))  # p_gen = 1: nothing dropped
+    model = build_model("smallcnn", 6, (1, 8, 8), 3, make_factory("dropout", p=0.4))
+    model.eval()
+    x = torch.randn(4, 1, 8, 8)
+    before = model(x)
+    assert ablate_channels(model, p_gen, p_mem, seed=1) == 2
+    sites = [m for m in model.modules() if isinstance(m, StandardDropout)]
+    assert all(int((m.ablation > 0).sum()) == max(1, int(p_gen * m.channels)) for m in sites)
+    assert not torch.equal(sites[0].ablation, ablation_factors(sites[0].channels, p_gen, p_mem, seed=1))  # per site
+    ablated = model(x)
+    assert not torch.allclose(ablated, before)
+    model.train()
+    torch.manual_seed(0)
+    a = model(x)
+    torch.manual_seed(0)
+    clear_ablation(model)
+    assert torch.equal(model(x), a)  # training: ordinary dropout, the ablation is for evaluation only
+    model.eval()
+    assert torch.equal(model(x), before)
+    with pytest.raises(ValueError, match="needs each dropout site's channels"):
+        ablate_channels(torch.nn.Sequential(StandardDropout(0.4)), p_gen, p_mem, seed=0)
 
 
 def test_p_gen_one_has_nothing_to_drop():
@@ -388,13 +495,23 @@ def test_tiny_run_end_to_end(store):
                                                   "batch_size": 40, "noise_rate": 0.2, "device": "cpu"})
     r = exp.run(cfg, store)
     acc = r.tables["accuracy"]
-    assert len(acc) == 2 * (2 + len(exp.ETD_EVAL_MODES))
+    assert len(acc) == 2 * (3 + len(exp.ETD_EVAL_MODES))
     assert set(acc[acc.method == "example_tied"]["mode"]) == set(exp.ETD_EVAL_MODES)
+    assert set(acc[acc.method == "dropout"]["mode"]) == {"eval", "ablated"}  # the matched control, every seed
+    ablated = acc[acc["mode"] == "ablated"]
+    assert sorted(ablated.seed) == [0, 1]
+    assert ablated[["train_clean_acc", "train_noisy_acc", "test_acc"]].stack().between(0, 1).all()
     ex = r.tables["examples"]
     assert len(ex) == 2 * 120 and ex.noisy.sum() == 2 * 24
     for col in ("etd_pred_drop", "etd_pred_own", "dropout_pred", "sparse_pred", "dropout_aum", "forgotten", "cscore",
-                "cscore_models"):
+                "cscore_models", "dropout_pred_ablated", "ablation_forgotten"):
         assert col in ex.columns
+    # the control's accuracies are those of its predictions; its forgotten set is clean, fit, then lost
+    s0 = ex[ex.seed == 0]
+    row = ablated[ablated.seed == 0].iloc[0]
+    assert row.train_clean_acc == pytest.approx((s0.dropout_pred_ablated == s0.label)[~s0.noisy].mean())
+    assert not (ex.ablation_forgotten & ex.noisy).any()
+    assert (ex[ex.ablation_forgotten].dropout_pred == ex[ex.ablation_forgotten].label).all()
     assert r.scalars["seeds"] == [0, 1] and r.scalars["n_train"] == 120
     g = r.tables["grid"]
     assert len(g) == min(cfg.grid_size, int(ex[ex.seed == 0].forgotten.sum()))
@@ -403,7 +520,9 @@ def test_tiny_run_end_to_end(store):
     assert g.image.tolist() == list(range(len(g))) and not any(c.startswith("p0") for c in g.columns)
     assert ex.cscore.between(0, 1).all() and (ex.cscore_models >= 1).all()
     v = claim.check(r, cfg)
-    assert len(v.criteria) == 7 and len(v.preconditions) == 3 and v.scale.seeds == 2
+    assert len(v.criteria) == 9 and len(v.preconditions) == 3 and v.scale.seeds == 2
+    assert "Standard dropout, same share of channels ablated at random (control)" in claim.comparison_table(r).index
+    assert len(claim.seed_aucs(r)) == 2
     for fig in (plots.accuracy_bars(r), plots.forgotten_grid(r), plots.atypicality(r)):
         assert len(fig.axes) >= 1 and fig.get_figwidth() <= 7
     # Cached: a second call loads the same tables.

@@ -121,8 +121,10 @@ def _tiny(n=60, noise=0.2, model="resnet9", width=4):
     return d, build_model(model, width, d.image_shape, 10)
 
 
-def test_training_accounting_leaves_training_unchanged():
-    """The surrogate loss has the batch gradient: the same weights (BatchNorm statistics too) as plain training."""
+@pytest.mark.parametrize("placebo_seed", [None, 3])
+def test_training_accounting_leaves_training_unchanged(placebo_seed):
+    """The surrogate loss has the batch gradient: the same weights (BatchNorm statistics too) as plain training,
+    with or without the placebo's third gradient."""
     import copy
 
     from memlib.probes.gradients import TrainingGradientAccounting
@@ -131,7 +133,7 @@ def test_training_accounting_leaves_training_unchanged():
     d, m = _tiny()
     m2 = copy.deepcopy(m)
     spec = TrainSpec(epochs=2, batch_size=16, progress=False, precision="fp32")
-    acc = TrainingGradientAccounting()
+    acc = TrainingGradientAccounting(placebo_seed=placebo_seed)
     h1 = fit(m, d, spec, callbacks=[acc], loss_fn=acc)
     h2 = fit(m2, d, spec)
     for (n, a), b in zip(m.state_dict().items(), m2.state_dict().values()):
@@ -160,6 +162,61 @@ def test_training_accounting_sums_the_two_parts_of_each_batch():
     for name in clean_g:
         assert torch.allclose(acc_sum(acc, "clean", name), clean_g[name], atol=1e-5), name
         assert torch.allclose(acc_sum(acc, "noisy", name), noisy_g[name], atol=1e-5), name
+
+
+def test_placebo_positions_are_a_fixed_random_clean_subset_of_the_mislabeled_groups_size():
+    from memlib.probes.gradients import placebo_positions
+
+    noisy = torch.zeros(100, dtype=torch.bool)
+    noisy[torch.arange(0, 100, 7)] = True  # 15 mislabeled
+    p = placebo_positions(noisy, seed=4)
+    assert len(p) == 15 and len(set(p.tolist())) == 15 and not noisy[p].any()
+    assert torch.equal(p, placebo_positions(noisy, seed=4)) and not torch.equal(p, placebo_positions(noisy, seed=5))
+    many = torch.ones(10, dtype=torch.bool)
+    many[:4] = False  # 6 mislabeled, 4 clean: at most half of the clean ones, so that a rest remains
+    assert len(placebo_positions(many, seed=0)) == 2
+
+
+def test_training_accounting_placebo_is_accounted_like_the_mislabeled_group():
+    """One batch, lr ~ 0: the placebo's epoch sum is its part of the batch loss at the initial weights, and its
+    cosine is taken against the rest of the clean examples (the clean sum minus the placebo's)."""
+    from memlib.probes.gradients import TrainingGradientAccounting, layer_rows, placebo_positions
+    from memlib.train import TrainSpec, fit
+
+    d, m = _tiny(n=40)
+    m.train()
+    tr = d.train
+    pos = torch.arange(len(tr))
+    mask = torch.zeros(len(tr), dtype=torch.bool)
+    mask[placebo_positions(tr.noisy, 7)] = True
+    assert mask.sum() == tr.noisy.sum() and not (mask & tr.noisy).any()
+    placebo_g = mean_loss_gradient_train(m, tr.x, tr.y, pos, mask)
+    rest_g = mean_loss_gradient_train(m, tr.x, tr.y, pos, ~mask & ~tr.noisy)
+    acc = TrainingGradientAccounting(placebo_seed=7)
+    fit(m, d, TrainSpec(epochs=1, batch_size=len(tr), lr=1e-12, momentum=0.0, weight_decay=0.0, warmup_frac=0.0,
+                        schedule="constant", progress=False, precision="fp32"), callbacks=[acc], loss_fn=acc)
+    for name in placebo_g:
+        assert torch.allclose(acc_sum(acc, "placebo", name), placebo_g[name], atol=1e-5), name
+    expected = [r["cosine"] for r in layer_rows(m, placebo_g, rest_g)]
+    got = [r["placebo_cosine"] for r in acc.rows]
+    assert got == pytest.approx(expected, abs=1e-4) and len(got) == len(m.LAYER_GROUPS)
+
+
+def test_probe_placebo_is_as_large_as_its_mislabeled_group_and_outside_its_clean_rest():
+    from memlib.data import load
+    from memlib.models import build_model
+    from memlib.train import TrainSpec, fit
+
+    d = load("synthetic", n_train=200, n_test=50, noise_rate=0.2, seed=0)
+    torch.manual_seed(0)
+    m = build_model("mlp", 8, d.image_shape, 10)
+    probe = GradientSimilarityProbe(probe_size=20, placebo_seed=11)
+    fit(m, d, TrainSpec(epochs=1, batch_size=50, progress=False), callbacks=[probe])
+    assert len(probe.placebo_pos) == len(probe.noisy_pos) == 20
+    assert not d.train.noisy[probe.placebo_pos].any()
+    assert not set(probe.placebo_pos.tolist()) & set(probe.rest_pos.tolist())
+    assert set(probe.rest_pos.tolist()) <= set(probe.clean_pos.tolist()) and len(probe.rest_pos) > 0
+    assert all(-1.0001 <= r["placebo_cosine"] <= 1.0001 for r in probe.rows) and len(probe.rows) == 2 * 2
 
 
 def mean_loss_gradient_train(model, x, y, idx, mask):

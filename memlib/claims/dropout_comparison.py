@@ -1,9 +1,16 @@
 """Claim 2 reference (Maini et al. 2023, Table 3, via the talk) and its verdict.
 
-Criteria (accuracies: t-intervals over seeds; atypicality: a bootstrap interval over examples):
+Criteria (t-intervals over seeds; the seed is the unit, also for the atypicality AUCs):
 
 * essential: with the memorization channels dropped, the example-tied model keeps clean examples and forgets
   mislabeled ones: clean − mislabeled training accuracy above ``GAP``, mislabeled accuracy below ``FORGOTTEN``;
+* essential, the matched null: dropping that many channels of *any* network might erase its least-supported fits
+  (the mislabeled ones) first.  The control applies the same share of random channel ablation, at the same sites and
+  with the same rescaling, to the standard-dropout network of the same seed (``ablated`` rows of the accuracy table,
+  :func:`memlib.dropout.ablate_channels`); per seed, example-tied dropout's clean − mislabeled gap minus the
+  control's must be above ``MATCHED_MARGIN`` = 10 points.  The margin is an effect-size floor, as ``AUC_FLOOR`` is:
+  it asks that the tying of channels to examples, not the loss of channels, explains at least a fifth of the
+  ``GAP`` the claim needs, so that a negligible excess measured tightly does not count as localization;
 * preconditions (:func:`memlib.claims.precondition`; unless they hold the verdict is *not testable at this
   scale*): standard dropout fits the mislabeled examples (Table 3's baseline), the example-tied model with its
   memorization channels kept fits them (otherwise "forgotten" would mean "never learned") and fits its clean
@@ -11,8 +18,15 @@ Criteria (accuracies: t-intervals over seeds; atypicality: a bootstrap interval 
 * the sparse network fits the mislabeled examples too (above ``FIT``);
 * the clean examples that are forgotten are atypical: their held-out consistency score (a C-score estimate,
   :mod:`memlib.probes.consistency`) is lower than that of the clean examples that are kept, with an effect-size
-  floor: AUC = P(score of a forgotten < score of a kept example) above ``AUC_FLOOR`` (0.5 = no difference), and the
-  one-sided Mann–Whitney test reported beside it.
+  floor: AUC = P(score of a forgotten < score of a kept example), computed per seed, its t-interval over seeds above
+  ``AUC_FLOOR`` (0.5 = no difference); the pooled AUC's bootstrap over examples and the one-sided Mann–Whitney test
+  are reported beside it as description only (the rows of several models are not independent examples);
+* … and more atypical than what the matched ablation forgets: forgetting by a crippled network and a low held-out
+  consistency score both track difficulty, so per seed the AUC of example-tied dropout's forgotten set minus the AUC
+  of the control's (clean examples the standard-dropout network fits but loses under the ablation, vs those it keeps
+  under it, scored the same way) must be above 0.
+
+A seed whose forgotten set (or kept set) is empty has no AUC; such seeds are counted in the criterion's evidence.
 """
 from __future__ import annotations
 
@@ -22,8 +36,8 @@ from scipy.stats import mannwhitneyu
 
 from . import Scale, Verdict, combine, criterion, precondition
 from ..catalog import dataset_title
-from ..experiments.dropout_comparison import (ALL, ALL_SITES, DROP, DROPOUT, EVAL, EXAMPLE_TIED, MEAN, OWN,
-                                              SPARSE)
+from ..experiments.dropout_comparison import (ABLATED, ALL, ALL_SITES, DROP, DROPOUT, EVAL, EXAMPLE_TIED, MEAN,
+                                              OWN, SPARSE)
 from ..measure import Interval, Measured, auc, bootstrap_two_sample, t_interval
 
 CITATION = "Maini et al. (2023), Can Neural Network Memorization Be Localized?, Table 3"
@@ -40,6 +54,7 @@ ROWS = [
     (DROPOUT, EVAL, "Standard dropout"),
     (SPARSE, EVAL, "Sparse network"),
     (EXAMPLE_TIED, DROP, "Example-tied: memorization dropped"),
+    (DROPOUT, ABLATED, "Standard dropout, same share of channels ablated at random (control)"),
     (EXAMPLE_TIED, OWN, "Example-tied: memorization kept (own masks)"),
     (EXAMPLE_TIED, ALL, "Example-tied: all channels, unscaled"),
     (EXAMPLE_TIED, MEAN, "Example-tied: all channels, memorization × p_mem"),
@@ -53,6 +68,7 @@ FORGOTTEN = 0.2      # ... and mislabeled accuracy below this
 # "forgotten" (below 20%) at 70 points.
 FIT = 0.9
 AUC_FLOOR = 0.65     # effect-size floor for "forgotten clean examples are atypical"
+MATCHED_MARGIN = 0.10  # example-tied gap minus the matched random ablation's gap above this (see the docstring)
 SCORE = "cscore"     # the atypicality score the verdict uses (held-out consistency)
 
 
@@ -112,6 +128,47 @@ def atypicality(result, column: str = SCORE) -> dict:
     return out
 
 
+def _auc_lower(scores: pd.Series, lost: pd.Series, kept: pd.Series) -> float:
+    """P(score of a lost example < score of a kept one), ties half (NaN when either set is empty)."""
+    return auc(scores[kept].dropna().to_numpy(float), scores[lost].dropna().to_numpy(float))
+
+
+def seed_aucs(result, column: str = SCORE) -> pd.DataFrame:
+    """Per seed: the AUC of example-tied dropout's forgotten clean examples against its kept ones (``auc``), the
+    same for the matched ablation of the standard-dropout network (``ablation_auc``: clean examples it fits but
+    loses under the ablation, against those it keeps under it), their difference, and the sets' sizes."""
+    ex = result.tables["examples"]
+    rows = []
+    for seed, g in ex.groupby("seed"):
+        clean = ~g["noisy"].astype(bool)
+        row = {"seed": seed, "n_forgotten": int((clean & g["forgotten"].astype(bool)).sum()),
+               "auc": _auc_lower(g[column], clean & g["forgotten"].astype(bool),
+                                 clean & (g["etd_pred_drop"] == g["label"])),
+               "n_ablation_forgotten": 0, "ablation_auc": float("nan")}
+        if "ablation_forgotten" in g.columns:
+            lost = clean & g["ablation_forgotten"].astype(bool)
+            row.update(n_ablation_forgotten=int(lost.sum()),
+                       ablation_auc=_auc_lower(g[column], lost, clean & (g["dropout_pred_ablated"] == g["label"])))
+        rows.append(row)
+    out = pd.DataFrame(rows, columns=["seed", "n_forgotten", "auc", "n_ablation_forgotten", "ablation_auc"])
+    out["auc_excess"] = out["auc"] - out["ablation_auc"]
+    return out
+
+
+def _undefined_note(values: pd.Series, what: str) -> str:
+    """'AUC undefined in 1 of 3 seeds (no forgotten or no kept example)', or '' when every seed has one."""
+    k = int(values.isna().sum())
+    return f"{what} undefined in {k} of {len(values)} seeds (an empty set)" if k else ""
+
+
+def matched_gap(result) -> pd.Series:
+    """Per seed: example-tied dropout's clean − mislabeled gap (memorization dropped) minus the matched random
+    ablation's (standard dropout, ``ablated``)."""
+    gap = lambda method, mode: (_per_seed(result, method, mode, "train_clean_acc")
+                                - _per_seed(result, method, mode, "train_noisy_acc"))
+    return (gap(EXAMPLE_TIED, DROP) - gap(DROPOUT, ABLATED)).dropna()
+
+
 def p_text(p: float) -> str:
     """'p = 0.0031', or 'p < 1e-16' below double precision's resolution (where scipy may return 0)."""
     if np.isnan(p):
@@ -157,7 +214,12 @@ def check(result, cfg=None) -> Verdict:
                       - _per_seed(result, EXAMPLE_TIED, DROP, "train_noisy_acc")).dropna(), "points")
     etd_noisy = get(EXAMPLE_TIED, DROP, "train_noisy_acc")
     at = atypicality(result)
-    at_cs = at["auc"]
+    sa = seed_aucs(result)
+    at_cs = t_interval(sa["auc"], "ratio")
+    at_excess = t_interval(sa["auc_excess"], "ratio")
+    excess = t_interval(matched_gap(result), "points")
+    abl_gap = t_interval((_per_seed(result, DROPOUT, ABLATED, "train_clean_acc")
+                          - _per_seed(result, DROPOUT, ABLATED, "train_noisy_acc")).dropna(), "points")
     crit = [
         *preconditions(result, cfg),
         criterion(f"example-tied dropout, memorization channels dropped: clean minus mislabeled training accuracy "
@@ -167,10 +229,21 @@ def check(result, cfg=None) -> Verdict:
         criterion(f"the sparse network memorizes them too (above {FIT:.0%})",
                   get(SPARSE, EVAL, "train_noisy_acc"), FIT, "above", paper="99.8%"),
         criterion(f"the forgotten clean examples are atypical: lower held-out consistency score than the kept clean "
-                  f"examples, AUC above {AUC_FLOOR} (0.5 = no difference)", at_cs, AUC_FLOOR, "above",
+                  f"examples, AUC per seed above {AUC_FLOOR} (0.5 = no difference)", at_cs, AUC_FLOOR, "above",
                   paper="mostly mislabeled or atypical (Figure 7, by eye)",
-                  note=f"{at['n_forgotten']:,} forgotten vs {at['n_kept']:,} kept; one-sided Mann–Whitney "
-                       f"{p_text(at['p_value'])}"),
+                  note="; ".join(filter(None, [
+                      f"{at['n_forgotten']:,} forgotten vs {at['n_kept']:,} kept over all seeds; pooled AUC "
+                      f"{at['auc'].estimate:.3f}, one-sided Mann–Whitney {p_text(at['p_value'])} (description only)",
+                      _undefined_note(sa["auc"], "AUC")]))),
+        criterion(f"matched null: example-tied dropout's clean − mislabeled gap beats the same share of random "
+                  f"channel ablation applied to the standard-dropout network, by more than {MATCHED_MARGIN:.0%} "
+                  f"points (per seed)", excess, MATCHED_MARGIN, "above", essential=True,
+                  note=f"the control's own gap {abl_gap.text().split(' (')[0]}"),
+        criterion("matched null: the forgotten clean examples are more atypical than those the matched random "
+                  "ablation of the standard-dropout network loses (per-seed AUC minus the control's AUC above 0)",
+                  at_excess, 0.0, "above",
+                  note="; ".join(filter(None, [f"the control's AUC {t_interval(sa['ablation_auc'], 'ratio').text().split(' (')[0]}",
+                                               _undefined_note(sa["auc_excess"], "the difference")]))),
     ]
     status = combine(crit, "paper")
     seeds = int(result.tables["accuracy"].seed.nunique())
@@ -183,7 +256,9 @@ def check(result, cfg=None) -> Verdict:
         f"paper: 90.8% and 3.1%); with them kept, {e(EXAMPLE_TIED, OWN, 'train_clean_acc')} and "
         f"{e(EXAMPLE_TIED, OWN, 'train_noisy_acc')}. Standard dropout fits {e(DROPOUT, EVAL, 'train_clean_acc')} / "
         f"{e(DROPOUT, EVAL, 'train_noisy_acc')} and the sparse network {e(SPARSE, EVAL, 'train_clean_acc')} / "
-        f"{e(SPARSE, EVAL, 'train_noisy_acc')} (paper: 100% / 99.5% and 100% / 99.8%). Means over {seeds} "
+        f"{e(SPARSE, EVAL, 'train_noisy_acc')} (paper: 100% / 99.5% and 100% / 99.8%). The matched control, "
+        f"standard dropout with the same share of its channels ablated at random, keeps "
+        f"{e(DROPOUT, ABLATED, 'train_clean_acc')} / {e(DROPOUT, ABLATED, 'train_noisy_acc')}. Means over {seeds} "
         f"seed{'s' if seeds != 1 else ''}.")
     measured = {
         "etd_clean": get(EXAMPLE_TIED, DROP, "train_clean_acc"), "etd_noisy": etd_noisy, "etd_gap": gap,
@@ -193,12 +268,16 @@ def check(result, cfg=None) -> Verdict:
         "dropout_test": get(DROPOUT, EVAL, "test_acc"),
         "sparse_clean": get(SPARSE, EVAL, "train_clean_acc"), "sparse_noisy": get(SPARSE, EVAL, "train_noisy_acc"),
         "sparse_test": get(SPARSE, EVAL, "test_acc"),
+        "ablated_clean": get(DROPOUT, ABLATED, "train_clean_acc"), "ablated_noisy": get(DROPOUT, ABLATED, "train_noisy_acc"),
+        "ablated_gap": abl_gap, "matched_excess": excess,
         "seeds": seeds, "n_forgotten": at["n_forgotten"], "n_kept": at["n_kept"],
         "forgotten_rate": Measured(at["forgotten_rate"], "percent"),
         "cscore_forgotten": Measured(at["median_forgotten"], "percent"),
         "cscore_kept": Measured(at["median_kept"], "percent"),
         "cscore_noisy": Measured(at["median_noisy"], "percent"),
-        "cscore_auc": at_cs, "cscore_p": p_text(at["p_value"]),
+        "cscore_auc": at_cs, "cscore_auc_pooled": at["auc"], "cscore_p": p_text(at["p_value"]),
+        "ablation_cscore_auc": t_interval(sa["ablation_auc"], "ratio"), "cscore_auc_excess": at_excess,
+        "n_ablation_forgotten": int(sa["n_ablation_forgotten"].sum()),
     }
     if "dropout_aum" in result.tables["examples"].columns:
         aum = atypicality(result, "dropout_aum")

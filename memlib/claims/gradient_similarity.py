@@ -7,6 +7,10 @@ Criteria (each decided on a t-interval over seeds, :func:`memlib.claims.decide`)
   *not testable at this scale*;
 * essential: the two groups' gradients point apart during the window: the fraction of layer × epoch cells of the
   window whose cosine is below 0 is above one half (a cosine with no sign preference gives one half);
+* essential, the matched null of that criterion: a *placebo* group, a random clean subset of the mislabeled
+  group's size (fixed per seed), its gradient accounted by the same protocol and compared with the rest of the
+  clean examples (``placebo_cosine``), shows what a group that is not memorized looks like; per seed, the share of
+  negative window cells for the mislabeled group minus the placebo's share (the same cells) must be above 0;
 * the window (from the first epoch at which mislabeled accuracy on the wrong label passes 25%, above the 10% of
   chance among ten classes, to the first at which it passes 90%) starts after the first 10% of training and ends by 70% of it (the paper's 20%–60%, i.e. epochs
   10–30 of 50, read with a tolerance of 10 points of training);
@@ -71,10 +75,15 @@ def per_seed(result, protocol: str = TRAINING) -> pd.DataFrame:
         cells = window_cells(sim[sim.seed == seed], start, end, epochs).dropna(subset=["cosine"])
         layer_means = cells.groupby("layer", sort=False).cosine.mean()
         last = h.dropna(subset=["train_noisy_acc"]).iloc[-1]
+        placebo = (cells.placebo_cosine.dropna() if "placebo_cosine" in cells.columns
+                   else pd.Series(dtype=float))
+        neg = float((cells.cosine < 0).mean()) if len(cells) else math.nan
+        placebo_neg = float((placebo < 0).mean()) if len(placebo) else math.nan
         rows.append({"seed": seed, "epochs": epochs, "start": start, "end": end,
                      "start_frac": start / epochs if start is not None else math.nan,
                      "end_frac": end / epochs if end is not None else 1.0,
-                     "negative_share": float((cells.cosine < 0).mean()) if len(cells) else math.nan,
+                     "negative_share": neg, "placebo_negative_share": placebo_neg,
+                     "placebo_excess": neg - placebo_neg,
                      "max_layer_cosine": float(layer_means.max()) if len(layer_means) else math.nan,
                      "window_cosine": float(cells.cosine.mean()) if len(cells) else math.nan,
                      "final_noisy_acc": float(last.train_noisy_acc), "final_clean_acc": float(last.train_clean_acc),
@@ -123,11 +132,17 @@ def check(result, cfg=None) -> Verdict:
     start_iv = t_interval(s.start_frac, "percent")
     neg_iv = t_interval(s.negative_share, "percent")
     max_iv = t_interval(s.max_layer_cosine, "cosine")
+    placebo_iv = t_interval(s.placebo_negative_share, "percent")
+    excess_iv = t_interval(s.placebo_excess, "points")
     crit = [
         *preconditions(result, cfg),
         criterion(f"the clean and mislabeled gradients point apart during the window: share of layer × epoch cells "
                   f"with cosine < 0 (gradients taken {PROTOCOL_LABELS[protocol]}); a sign-less cosine gives 50%",
                   neg_iv, NEGATIVE_SHARE, "above", essential=True, paper="strongly negative"),
+        criterion("matched null: the mislabeled group's share of negative window cells exceeds a placebo's (a random "
+                  "clean subset of its size, accounted the same way, against the rest of the clean examples), per "
+                  "seed", excess_iv, 0.0, "above", essential=True,
+                  note=f"placebo's share {placebo_iv.text().split(' (')[0]}"),
         criterion(f"memorization is delayed: the window starts after {START_AFTER:.0%} of training (the paper's "
                   f"20% less a {TOLERANCE:.0%} tolerance)", start_iv, START_AFTER, "above",
                   paper="epoch 10 of 50 (20%)"),
@@ -149,7 +164,8 @@ def check(result, cfg=None) -> Verdict:
     else:
         summary = (f"{seeds_text}, the mislabeled examples were memorized between {pct(start_iv.estimate)} and "
                    f"{pct(end_iv.estimate)} of training on average (the paper: 20%–60%); during that window "
-                   f"{pct(neg_iv.estimate)} of the layer × epoch cosines were negative, gradients taken "
+                   f"{pct(neg_iv.estimate)} of the layer × epoch cosines were negative (a random clean placebo "
+                   f"group of the same size: {pct(placebo_iv.estimate)}), gradients taken "
                    f"{PROTOCOL_LABELS[protocol]} (taken {PROTOCOL_LABELS[other]}: {pct(mean('negative_share', so))}); "
                    f"the per-layer mean cosine in the window ranged {Measured(layers.min(), 'cosine')} to "
                    f"{Measured(layers.max(), 'cosine')}.")
@@ -161,6 +177,8 @@ def check(result, cfg=None) -> Verdict:
         "epochs": Measured(epochs, "epoch"),
         "start_frac": start_iv, "end_frac": end_iv, "negative_share": neg_iv, "max_layer_cosine": max_iv,
         "negative_share_other": t_interval(so.negative_share, "percent"),
+        "placebo_negative_share": placebo_iv, "placebo_excess": excess_iv,
+        "placebo_negative_share_other": t_interval(so.placebo_negative_share, "percent"),
         "window_cosine": t_interval(s.window_cosine, "cosine"),
         "window_cosine_other": t_interval(so.window_cosine, "cosine"),
         "cosine_min": Measured(layers.min(), "cosine"), "cosine_max": Measured(layers.max(), "cosine"),

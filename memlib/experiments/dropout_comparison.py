@@ -20,19 +20,26 @@ it of the models that did not see it.
 
 After training, every model is evaluated on the training and test sets; the example-tied model in each of its
 evaluation modes (``drop``: memorization channels dropped, the paper's; ``own``: each training example with its
-own training-time mask, i.e. memorization channels kept; ``all``; ``mean``).  The standard-dropout model also
-records, every ``eval_every`` epochs, each training example's margin (logit of the given label minus the largest
+own training-time mask, i.e. memorization channels kept; ``all``; ``mean``).  The standard-dropout model is also
+evaluated under a *matched random ablation* (mode ``ablated``, :func:`memlib.dropout.ablate_channels`): at the same
+sites, the share of channels that the ``drop`` mode removes (all but ``max(1, int(p_gen * C))``), chosen at random
+once per seed (seed ``derive(seed, "matched ablation")``), the kept ones scaled by ``(p_gen + p_mem) / p_gen`` as the
+``drop`` mode scales its generalization channels: the control for "dropping that many channels of any network
+erases its least-supported fits first".  The standard-dropout model also records, every ``eval_every`` epochs, each training example's margin (logit of the given label minus the largest
 other logit, in evaluation mode); its mean over training (the area under the margin) measures how hard an
 example is to fit.
 
 Tables:
 
-* ``accuracy``: one row per seed, method and evaluation mode: ``train_clean_acc``, ``train_noisy_acc``
+* ``accuracy``: one row per seed, method and evaluation mode (``eval``; ``ablated`` for standard dropout's matched
+  ablation; example-tied dropout's modes): ``train_clean_acc``, ``train_noisy_acc``
   (mislabeled predicted as the given, wrong label), ``train_noisy_true``, ``test_acc``;
 * ``history``: the per-epoch fit records of every training (``seed``, ``method`` columns added);
 * ``examples``: one row per seed and training example: given and true label, noise flag, the example-tied
-  model's predictions with memorization channels dropped / kept, the standard-dropout model's final loss,
-  final margin and area under the margin, and the held-out consistency score (``cscore``, ``cscore_models``);
+  model's predictions with memorization channels dropped / kept, the standard-dropout model's predictions without
+  and with the matched ablation (``dropout_pred``, ``dropout_pred_ablated``), its final loss, final margin and area
+  under the margin, the held-out consistency score (``cscore``, ``cscore_models``), and two flags: ``forgotten``
+  (:func:`forgotten_mask`) and ``ablation_forgotten`` (:func:`ablation_forgotten_mask`);
 * ``grid``: up to ``grid_size`` clean training examples of the first seed that are forgotten when the
   memorization channels are dropped, least consistent first: one row per image (``image``: its row in the
   ``grid`` array; seed, position, index, labels, prediction with memorization channels dropped, margins,
@@ -54,9 +61,10 @@ import torch.nn.functional as F
 from ..config import (ConfigError, Param, check_flips_labels, check_fraction,
                       check_nonneg, check_positive, check_rate, common, paper_values)
 from ..device import describe
-from ..dropout import make_factory, set_etd_mode
+from ..dropout import ablate_channels, clear_ablation, make_factory, set_etd_mode
 from ..multitrain import cpu_threads
 from ..probes.consistency import consistency_scores
+from ..seeds import derive
 from ..store import Result, Store
 from ..specs import MAINI_2023, CalibrationPlan
 from ..train import fit, predict, split_metrics
@@ -73,6 +81,7 @@ METHOD_LABELS = {DROPOUT: "Standard dropout", SPARSE: "Sparse network", EXAMPLE_
 CONSISTENCY = "consistency"  # the per-seed part that estimates held-out consistency scores
 # Evaluation modes: "eval" for the baselines; example-tied dropout's modes (memlib.dropout.ETD_MODES).
 EVAL, DROP, OWN, ALL, MEAN = "eval", "drop", "own", "all", "mean"
+ABLATED = "ablated"  # standard dropout under the random channel ablation matched to the "drop" mode
 ETD_EVAL_MODES = (DROP, OWN, ALL, MEAN)
 ACCURACY_COLUMNS = ("train_clean_acc", "train_noisy_acc", "train_noisy_true", "test_acc")
 # Where the dropout modules sit in ResNet-9 (sites numbered in forward order, memlib.models.ResNet9): all six of the
@@ -251,6 +260,11 @@ def _one(cfg, method: str) -> Result:
             ex["loss"] = F.cross_entropy(logits, tr.y, reduction="none").cpu().numpy()
             ex["margin"] = margins(logits, tr.y).cpu().numpy()
             ex["aum"] = recorder.area().numpy()
+            ablate_channels(model, cfg.p_gen, cfg.p_mem, derive(seed, "matched ablation"))
+            row, logits = _accuracy_row(model, data, seed, method, ABLATED)
+            rows.append(row)
+            ex["pred_ablated"] = logits.argmax(1).cpu().numpy()
+            clear_ablation(model)
     return Result({"history": hist, "accuracy": pd.DataFrame(rows), "examples": ex},
                   {"seed": seed, "method": method, "train_seconds": wall,
                    "images_per_second": hist.attrs["images_per_second"], "n_train": len(tr),
@@ -265,6 +279,14 @@ def forgotten_mask(examples: pd.DataFrame) -> pd.Series:
     return clean & (examples["pred_own"] == examples["label"]) & (examples["pred_drop"] != examples["label"])
 
 
+def ablation_forgotten_mask(examples: pd.DataFrame) -> pd.Series:
+    """Clean training examples that the standard-dropout model fits but misclassifies under the matched random
+    ablation (the control's forgotten set)."""
+    clean = ~examples["noisy"].astype(bool)
+    return (clean & (examples["dropout_pred"] == examples["label"])
+            & (examples["dropout_pred_ablated"] != examples["label"]))
+
+
 def merge_examples(parts: list[Result]) -> pd.DataFrame:
     """One row per (seed, training example) with columns from the three models."""
     by_seed: dict[int, pd.DataFrame] = {}
@@ -277,7 +299,7 @@ def merge_examples(parts: list[Result]) -> pd.DataFrame:
         extra = [c for c in ex.columns if c not in keys]
         if method == DROPOUT:
             ex = ex.rename(columns={"pred": "dropout_pred", "loss": "dropout_loss", "margin": "dropout_margin",
-                                    "aum": "dropout_aum"})
+                                    "aum": "dropout_aum", "pred_ablated": "dropout_pred_ablated"})
         elif method == SPARSE:
             ex = ex.rename(columns={"pred": "sparse_pred"})
         elif method == EXAMPLE_TIED:
@@ -288,6 +310,8 @@ def merge_examples(parts: list[Result]) -> pd.DataFrame:
     if {"etd_pred_own", "etd_pred_drop"} <= set(out.columns):
         out["forgotten"] = forgotten_mask(out.rename(columns={"etd_pred_own": "pred_own",
                                                               "etd_pred_drop": "pred_drop"}))
+    if {"dropout_pred", "dropout_pred_ablated"} <= set(out.columns):
+        out["ablation_forgotten"] = ablation_forgotten_mask(out)
     return out
 
 

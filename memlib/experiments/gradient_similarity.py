@@ -10,7 +10,9 @@ Tables:
 * ``history``: :func:`memlib.train.fit`'s per-epoch records (``seed`` column added);
 * ``similarity``: one row per seed, protocol, epoch and layer group: ``cosine``, ``norm_clean``, ``norm_noisy``
   (the training protocol starts at epoch 1, the gradients summed over that epoch's batches; the probe at epoch 0,
-  the untrained network, then after every epoch).
+  the untrained network, then after every epoch), and ``placebo_cosine``: the matched null, the cosine between a
+  random clean subset of the mislabeled group's size (fixed per seed, seed ``derive(seed, "placebo group")``) and
+  the rest of the clean examples, its gradient accounted by the same protocol as the mislabeled group's.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import pandas as pd
 from ..config import Param, check_flips_labels, check_positive, common, paper_values
 from ..device import describe
 from ..probes.gradients import GradientSimilarityProbe, TrainingGradientAccounting
+from ..seeds import derive
 from ..store import Result, Store
 from ..specs import MAINI_2023, CalibrationPlan
 from ..train import fit
@@ -35,7 +38,7 @@ TRAINING, PROBE = "training", "probe"
 PROTOCOLS = (TRAINING, PROBE)
 PROTOCOL_LABELS = {TRAINING: "during training (the paper's accounting)",
                    PROBE: "by the fixed-weights probe (evaluation mode)"}
-SIMILARITY_COLUMNS = ("seed", "protocol", "epoch", "layer", "cosine", "norm_clean", "norm_noisy")
+SIMILARITY_COLUMNS = ("seed", "protocol", "epoch", "layer", "cosine", "norm_clean", "norm_noisy", "placebo_cosine")
 
 PARAMS = common("data", "model", "training", "run") + [
     Param("protocol", str, "gradient accounting the verdict uses: 'training' (summed over every training batch, "
@@ -72,8 +75,9 @@ def validate(values: dict) -> None:
 def _one_seed(cfg) -> Result:
     seed = cfg.seed  # the part's own Config: its seed is this part's
     model, data, device = make_model_and_data(cfg, seed)
-    accounting = TrainingGradientAccounting()
-    probe = GradientSimilarityProbe(cfg.probe_size, seed=seed)
+    placebo_seed = derive(seed, "placebo group")
+    accounting = TrainingGradientAccounting(placebo_seed=placebo_seed)
+    probe = GradientSimilarityProbe(cfg.probe_size, seed=seed, placebo_seed=placebo_seed)
     spec = train_spec(cfg, seed=seed, desc=f"claim 1, seed {seed}")
     t0 = time.perf_counter()
     hist = fit(model, data, spec, callbacks=[accounting, probe], loss_fn=accounting)

@@ -12,6 +12,11 @@ Two protocols (claim 1):
 Either way, for every parameter tensor we take the cosine between the two groups' gradients; a layer group's
 cosine is the mean over its tensors (as in Maini et al.'s accounting).  Norms are of the whole layer group's
 gradient, per group of examples.
+
+Both also measure a *placebo* (with ``placebo_seed``): a random clean subset of the mislabeled group's size
+(:func:`placebo_positions`, fixed for the run), whose gradient is accounted exactly as the mislabeled group's and
+compared with that of the rest of the clean examples (``placebo_cosine``).  It shows what the cosine of a group that
+the network has *no* reason to memorize looks like.
 """
 from __future__ import annotations
 
@@ -20,6 +25,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models import layer_groups
+
+
+def placebo_positions(noisy: torch.Tensor, seed: int) -> torch.Tensor:
+    """Positions of a random clean subset of the mislabeled group's size (at most half of the clean examples, so
+    that a rest remains), in the random order drawn from ``seed`` (take a prefix for a smaller placebo)."""
+    noisy = noisy.cpu().bool()
+    clean = torch.nonzero(~noisy).flatten()
+    size = min(int(noisy.sum()), len(clean) // 2)
+    g = torch.Generator().manual_seed(int(seed))
+    return clean[torch.randperm(len(clean), generator=g)[:size]]
 
 
 def mean_loss_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor | None = None,
@@ -84,11 +99,16 @@ class GradientSimilarityProbe:
     Recorded at epoch 0 (initialisation) and after every epoch into ``self.rows``
     (epoch, layer, cosine, norm_clean, norm_noisy).  The probe runs in eval mode (BatchNorm running
     statistics, no dropout) so that it does not disturb training.
+
+    With ``placebo_seed``, each row also has ``placebo_cosine``: the same similarity between a placebo group (the
+    first of :func:`placebo_positions`, as many as the probe's mislabeled examples) and the probe's clean examples
+    outside the placebo.
     """
 
-    def __init__(self, probe_size: int = 512, seed: int = 0):
+    def __init__(self, probe_size: int = 512, seed: int = 0, placebo_seed: int | None = None):
         self.probe_size = probe_size
         self.seed = seed
+        self.placebo_seed = placebo_seed
         self.rows: list[dict] = []
 
     def _pick(self, run):
@@ -101,14 +121,24 @@ class GradientSimilarityProbe:
         pick = lambda ix: ix[torch.randperm(len(ix), generator=g)[: self.probe_size]].sort().values
         dev = tr.x.device
         self.clean_pos, self.noisy_pos = pick(clean).to(dev), pick(noisy).to(dev)
+        if self.placebo_seed is not None:
+            placebo = placebo_positions(tr.noisy, self.placebo_seed)
+            rest = self.clean_pos.cpu()[~torch.isin(self.clean_pos.cpu(), placebo)]
+            self.placebo_pos = placebo[: len(self.noisy_pos)].sort().values.to(dev)
+            self.rest_pos = rest.to(dev)
 
     def _probe(self, run) -> None:
         tr = run.data.train
-        a = (tr.x[self.clean_pos], tr.y[self.clean_pos], self.clean_pos)
-        b = (tr.x[self.noisy_pos], tr.y[self.noisy_pos], self.noisy_pos)
-        for r in group_similarity(run.model, a, b):
-            self.rows.append({"epoch": run.epoch, "layer": r["layer"], "cosine": r["cosine"],
-                              "norm_clean": r["norm_a"], "norm_noisy": r["norm_b"]})
+        group = lambda pos: (tr.x[pos], tr.y[pos], pos)  # noqa: E731
+        rows = group_similarity(run.model, group(self.clean_pos), group(self.noisy_pos))
+        placebo = (group_similarity(run.model, group(self.placebo_pos), group(self.rest_pos))
+                   if self.placebo_seed is not None else None)
+        for i, r in enumerate(rows):
+            row = {"epoch": run.epoch, "layer": r["layer"], "cosine": r["cosine"], "norm_clean": r["norm_a"],
+                   "norm_noisy": r["norm_b"]}
+            if placebo is not None:
+                row["placebo_cosine"] = placebo[i]["cosine"]
+            self.rows.append(row)
 
     def on_fit_start(self, run):
         self._pick(run)
@@ -130,20 +160,29 @@ class TrainingGradientAccounting:
     -- exactly the batch gradient -- so the optimizer step is unchanged and no third backward pass is needed.
 
     At the end of every epoch (``on_epoch_end``), one row per layer group is appended to ``self.rows`` (epoch,
-    layer, cosine, norm_clean, norm_noisy); the epoch's sums are kept as ``self.last_sums`` and new ones started.  The gradients are taken outside autocast, from
+    layer, cosine, norm_clean, norm_noisy); the epoch's sums are kept as ``self.last_sums`` and new ones started.
+
+    With ``placebo_seed``, a third part is accounted the same way (a third gradient per batch, not used by the
+    optimizer): the loss of the placebo group (:func:`placebo_positions`) over the batch size, summed over the epoch;
+    each row's ``placebo_cosine`` is its cosine with the rest of the clean examples' sum (the clean sum minus it).  The gradients are taken outside autocast, from
     fp32 logits; under bf16 training the backward pass through the model follows its forward dtypes, so they are
     exactly the gradients that training used.
     """
 
-    def __init__(self):
+    def __init__(self, placebo_seed: int | None = None):
         self.rows: list[dict] = []
+        self.placebo_seed = placebo_seed
         self._noisy: torch.Tensor | None = None
+        self._placebo: torch.Tensor | None = None
         self._params: dict[str, torch.Tensor] = {}
 
     def on_fit_start(self, run) -> None:
         if not bool(run.data.train.noisy.any()):
             raise ValueError("gradient accounting needs mislabeled examples: set noise_rate > 0")
         self._noisy = run.data.train.noisy
+        if self.placebo_seed is not None:
+            self._placebo = torch.zeros_like(self._noisy, dtype=torch.bool)
+            self._placebo[placebo_positions(self._noisy, self.placebo_seed).to(self._noisy.device)] = True
         self._model = run.model
         self._params = {n: p for n, p in run.model.named_parameters() if p.requires_grad}
         self._reset()
@@ -151,6 +190,7 @@ class TrainingGradientAccounting:
     def _reset(self) -> None:
         self.sum_clean = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in self._params.items()}
         self.sum_noisy = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in self._params.items()}
+        self.sum_placebo = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in self._params.items()}
 
     def __call__(self, logits: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         if self._noisy is None:
@@ -160,6 +200,12 @@ class TrainingGradientAccounting:
         b = len(y)
         parts = ((per_example * (1 - noisy)).sum() / b, (per_example * noisy).sum() / b)
         names, params = list(self._params), list(self._params.values())
+        if self._placebo is not None:
+            part = (per_example * self._placebo[idx].to(per_example.dtype)).sum() / b
+            grads = torch.autograd.grad(part, params, retain_graph=True, allow_unused=True)
+            for n, g in zip(names, grads):
+                if g is not None:
+                    self.sum_placebo[n] += g.float()
         total = []
         for part, sums in zip(parts, (self.sum_clean, self.sum_noisy)):
             grads = torch.autograd.grad(part, params, retain_graph=True, allow_unused=True)
@@ -175,8 +221,15 @@ class TrainingGradientAccounting:
         return surrogate
 
     def on_epoch_end(self, run) -> None:
-        for r in layer_rows(self._model, self.sum_clean, self.sum_noisy):
-            self.rows.append({"epoch": run.epoch, "layer": r["layer"], "cosine": r["cosine"],
-                              "norm_clean": r["norm_a"], "norm_noisy": r["norm_b"]})
-        self.last_sums = {"clean": self.sum_clean, "noisy": self.sum_noisy}
+        placebo = None
+        if self._placebo is not None:
+            rest = {n: self.sum_clean[n] - self.sum_placebo[n] for n in self.sum_clean}
+            placebo = layer_rows(self._model, self.sum_placebo, rest)
+        for i, r in enumerate(layer_rows(self._model, self.sum_clean, self.sum_noisy)):
+            row = {"epoch": run.epoch, "layer": r["layer"], "cosine": r["cosine"], "norm_clean": r["norm_a"],
+                   "norm_noisy": r["norm_b"]}
+            if placebo is not None:
+                row["placebo_cosine"] = placebo[i]["cosine"]
+            self.rows.append(row)
+        self.last_sums = {"clean": self.sum_clean, "noisy": self.sum_noisy, "placebo": self.sum_placebo}
         self._reset()
