@@ -120,6 +120,10 @@ def test_relative_store_follow_up_read_is_a_hit(capsys, monkeypatch, tmp_path):
     class Verdict:
         status, summary = "ok", "fake verdict"
 
+        @staticmethod
+        def status_line():
+            return "ok"
+
     monkeypatch.setattr(memlib.claims, "get_claim", lambda name: type("C", (), {"check": lambda r, c: Verdict}))
     try:
         _fake_papermill(monkeypatch, kernel)
