@@ -71,7 +71,8 @@ def test_clear_effect_is_supported():
 
 
 def test_clear_opposite_effect_is_contradicted():
-    v = claim.check(made_result(np.random.default_rng(1), moved_ratio=1.0, enrichment=1.0, etd_gap=-0.2,
+    # five seeds: "contradicted" is decided on the 1 - 5%/4 interval (four steps could contradict)
+    v = claim.check(made_result(np.random.default_rng(1), seeds=5, moved_ratio=1.0, enrichment=1.0, etd_gap=-0.2,
                                 ord_gap=-0.2))
     assert v.status == CONTRADICTED
     assert steps(v)[2].outcome == CONTRADICTS and steps(v)[4].outcome == CONTRADICTS
