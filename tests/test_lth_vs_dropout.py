@@ -121,20 +121,6 @@ def test_null_lth_one_seed_decides_nothing():
     assert v.status == NOT_TESTABLE and all(c.outcome == UNDECIDED for c in v.criteria)
 
 
-def test_null_lth_random_results_are_rarely_decisive():
-    """Under no effect, each step with a contradiction side is contradicted with probability <= 2.5% (one side of
-    a 95% interval); the hypothesis (union over four such steps) <= 10%, and it is supported far less often.
-    (The asymmetric rule this replaced called such results "refuted" about one time in three.)"""
-    rng = np.random.default_rng(7)
-    n = 80
-    statuses = [claim.check(made_result(rng, noise=0.05)).status for _ in range(n)]
-    counts = pd.Series(statuses).value_counts()
-    bound = 0.10 + 2 * np.sqrt(0.1 * 0.9 / n)  # the union bound plus two binomial standard errors
-    assert counts.get(SUPPORTED, 0) == 0
-    assert counts.get(CONTRADICTED, 0) / n <= bound
-    assert (counts.get(INCONCLUSIVE, 0) + counts.get(NOT_SUPPORTED, 0)) / n >= 1 - bound
-
-
 # ----------------------------------------------------------------------------- configuration and a tiny run
 
 def test_bad_parameters_give_clear_errors():
