@@ -123,6 +123,36 @@ class Interval:
     method: str
     unit: str = "number"
     level: float = LEVEL
+    kind: str = ""  # how it was made: "t", "bootstrap", "wilson" or "fisher" (:meth:`at` re-levels by it)
+
+    def at(self, level: float) -> "Interval":
+        """The same estimate's interval at another ``level`` (e.g. 1 − 5%/m for one of m tests): exact for t,
+        Wilson and Fisher-z intervals, a normal approximation of each side for a bootstrap.  An unbounded or
+        empty interval stays so."""
+        import dataclasses
+
+        if not 0 < level < 1:
+            raise ValueError(f"level must be in (0, 1), got {level}")
+        lo, hi, est = self.low, self.high, self.estimate
+        if level == self.level or self.n < 2 or not all(map(math.isfinite, (lo, hi, est))):
+            return dataclasses.replace(self, level=level)
+        from scipy import stats
+
+        if self.kind == "wilson":
+            return dataclasses.replace(wilson_interval(int(round(est * self.n)), self.n, level), method=self.method)
+        if self.kind == "t":  # the half-width scales with the t quantile; a clipped side is read from the other
+            half = max(est - lo, hi - est) * _t_quantile(level, self.n - 1) / _t_quantile(self.level, self.n - 1)
+            lo, hi = est - half, est + half
+            if self.unit == "percent":
+                lo, hi = max(0.0, lo), min(1.0, hi)
+            return dataclasses.replace(self, low=lo, high=hi, level=level)
+        r = float(stats.norm.ppf(0.5 + level / 2) / stats.norm.ppf(0.5 + self.level / 2))
+        if self.kind == "fisher":
+            clamp = lambda v: math.atanh(min(max(v, -0.999999), 0.999999))  # noqa: E731
+            z, zl, zh = clamp(est), clamp(lo), clamp(hi)
+            return dataclasses.replace(self, low=math.tanh(z - r * (z - zl)), high=math.tanh(z + r * (zh - z)),
+                                       level=level)
+        return dataclasses.replace(self, low=est - r * (est - lo), high=est + r * (hi - est), level=level)
 
     def text(self) -> str:
         if self.n == 0 or math.isnan(self.estimate):
@@ -159,7 +189,7 @@ def t_interval(values: Iterable[float], unit: str = "number", level: float = LEV
     low, high = m - half, m + half
     if unit == "percent":  # a mean share cannot leave [0, 100%]: the interval is clipped to it
         low, high = max(0.0, low), min(1.0, high)
-    return Interval(m, low, high, n, f"t-interval over {n} {what}", unit, level)
+    return Interval(m, low, high, n, f"t-interval over {n} {what}", unit, level, "t")
 
 
 def bootstrap_interval(values: Sequence, statistic=np.mean, unit: str = "number", level: float = LEVEL,
@@ -175,7 +205,7 @@ def bootstrap_interval(values: Sequence, statistic=np.mean, unit: str = "number"
     rng = np.random.default_rng(seed)
     stats = np.array([statistic(v[rng.integers(0, n, n)]) for _ in range(n_boot)], dtype=float)
     lo, hi = np.nanquantile(stats, [0.5 - level / 2, 0.5 + level / 2])
-    return Interval(est, float(lo), float(hi), n, f"bootstrap over {n} {what}", unit, level)
+    return Interval(est, float(lo), float(hi), n, f"bootstrap over {n} {what}", unit, level, "bootstrap")
 
 
 def bootstrap_two_sample(a: Sequence, b: Sequence, statistic, unit: str = "number", level: float = LEVEL,
@@ -193,7 +223,7 @@ def bootstrap_two_sample(a: Sequence, b: Sequence, statistic, unit: str = "numbe
                       for _ in range(n_boot)], dtype=float)
     lo, hi = np.nanquantile(stats, [0.5 - level / 2, 0.5 + level / 2])
     return Interval(est, float(lo), float(hi), len(a) + len(b), f"bootstrap over {len(a) + len(b)} {what}", unit,
-                    level)
+                    level, "bootstrap")
 
 
 def wilson_interval(k: int, n: int, level: float = LEVEL, what: str = "examples") -> Interval:
@@ -207,7 +237,7 @@ def wilson_interval(k: int, n: int, level: float = LEVEL, what: str = "examples"
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return Interval(p, max(0.0, centre - half), min(1.0, centre + half), n, f"Wilson interval over {n} {what}",
-                    "percent", level)
+                    "percent", level, "wilson")
 
 
 def auc(a: Sequence[float], b: Sequence[float]) -> float:
@@ -233,4 +263,4 @@ def correlation_interval(r: float, n: int, level: float = LEVEL, what: str = "ex
     z = math.atanh(min(max(r, -0.999999), 0.999999))
     half = float(stats.norm.ppf(0.5 + level / 2)) * math.sqrt(1.06 / (n - 3))
     return Interval(float(r), math.tanh(z - half), math.tanh(z + half), n, f"Fisher-z interval over {n:,} {what}",
-                    "ratio", level)
+                    "ratio", level, "fisher")

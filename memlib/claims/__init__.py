@@ -19,6 +19,17 @@ How a verdict is decided (the one rule, explained once in the book's introductio
    - the talk's own hypothesis (``kind="hypothesis"``): *supported* when every step holds; *contradicted* when a
      step is contradicted; *not supported* when a step fails; *inconclusive* otherwise.
 
+   **Error rates.**  A criterion says *fails* (or *contradicts*) only on an interval wide enough for every
+   criterion that could turn the verdict against the claim: with ``m`` of them (the essential criteria of a paper's
+   claim; every step of a hypothesis for *not supported*, the steps with an opposite threshold for *contradicted*)
+   the side against the claim is decided on the ``1 − 5%/m`` interval (Bonferroni, :func:`settle`), the side for it
+   on the plain 95% one.  So when every deciding quantity sits exactly at its threshold (no effect, the least
+   favourable case), a claim reads *not reproduced* / *not supported* / *contradicted* with probability at most
+   2.5% (one tail, shared among the ``m`` criteria), and *reproduced* / *partly reproduced* / *supported* at most
+   2.5% (one tail of one criterion that must hold).  ``tests/*::test_error_rate_*`` check both rates by
+   simulation, per claim.  Supporting criteria of a paper's claim (not essential) cannot change the verdict word
+   towards "not reproduced" and are decided on the plain 95% interval.
+
    Before any of that, the **preconditions** (manipulation checks, :func:`precondition`): properties of the set-up
    under which the comparison means something (e.g. "standard dropout fits the mislabeled examples" before asking
    whether example-tied dropout forgets them), decided on intervals like every criterion.  When one does not hold
@@ -30,6 +41,7 @@ How a verdict is decided (the one rule, explained once in the book's introductio
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
 from dataclasses import dataclass, field
@@ -38,7 +50,7 @@ from typing import Any
 import pandas as pd
 
 from ..catalog import dataset_title, model_title
-from ..measure import Interval
+from ..measure import LEVEL, Interval
 
 # Verdict vocabulary ----------------------------------------------------------------------------------------
 REPRODUCED, PARTLY, NOT_REPRODUCED, INCONCLUSIVE = ("reproduced", "partly reproduced", "not reproduced",
@@ -101,8 +113,10 @@ class Criterion:
     threshold: float | None = None
     paper: str = ""
     precondition: bool = False
-    why: str = ""
-    direction: str = "above"  # a precondition's reason: why it is a property of the set-up, not the claim's deciding quantity
+    why: str = ""  # a precondition's reason: why it is a property of the set-up, not the claim's deciding quantity
+    direction: str = "above"
+    opposite: float | None = None
+    against_level: float = LEVEL  # the interval level its outcome against the claim was decided on (see settle)
 
     @property
     def met(self) -> bool:
@@ -123,7 +137,7 @@ def criterion(text: str, interval: Interval, threshold: float, direction: str = 
     ev = f"{interval.text()}; needs {sign} {fmt(threshold, interval.unit)}"
     if note:
         ev += f"; {note}"
-    return Criterion(text, out, ev, essential, interval, threshold, paper, direction=direction)
+    return Criterion(text, out, ev, essential, interval, threshold, paper, direction=direction, opposite=opposite)
 
 
 def precondition(text: str, interval: Interval, threshold: float, direction: str = "above", *, why: str,
@@ -143,14 +157,71 @@ def failed_preconditions(criteria: list[Criterion]) -> list[Criterion]:
     return [c for c in criteria if c.precondition and c.outcome != HOLDS]
 
 
-def combine(criteria: list[Criterion], kind: str = "paper") -> str:
-    """One status from criteria (see the module docstring): :data:`NOT_TESTABLE` when a precondition does not
-    hold, else the rule of ``kind`` over the other criteria."""
+def _check_kind(kind: str) -> None:
     if kind not in ("paper", "hypothesis"):
         raise ValueError(f"kind must be 'paper' or 'hypothesis', got {kind!r}")
+
+
+def family_level(m: int) -> float:
+    """The interval level on which one of ``m`` criteria is decided against the claim: 1 − 5%/m (Bonferroni)."""
+    return 1 - (1 - LEVEL) / max(1, m)
+
+
+def families(criteria: list[Criterion], kind: str = "paper") -> tuple[list[Criterion], list[Criterion]]:
+    """The criteria that could turn the verdict against the claim by *failing*, and by being *contradicted*:
+    a paper's essential criteria (all of them when none is marked) for both; a hypothesis' every step, and its
+    steps with an opposite threshold.  Preconditions are in neither."""
+    _check_kind(kind)
+    tested = [c for c in criteria if not c.precondition]
+    if kind == "paper":
+        ess = [c for c in tested if c.essential] or tested
+        return ess, ess
+    return tested, [c for c in tested if c.opposite is not None]
+
+
+def settle(criteria: list[Criterion], kind: str = "paper") -> list[Criterion]:
+    """The criteria with their outcomes against the claim decided for the family (see the module docstring).
+
+    A criterion that *fails* or *contradicts* on its 95% interval, and is one of ``m > 1`` criteria that could do
+    so, is decided again on the ``1 − 5%/m`` interval (:meth:`memlib.measure.Interval.at`): it keeps its outcome
+    only if the wider interval still lies on that side, else it is *inconclusive* (or *fails* where it no longer
+    contradicts).  Returns copies; the evidence names the wider interval.  Settling is monotone: a criterion
+    already settled in a family at least as large keeps its outcome (claim 4's chapter re-combines its parts)."""
+    fail_fam, con_fam = families(criteria, kind)
+    fail_ids, con_ids = {id(c) for c in fail_fam}, {id(c) for c in con_fam}
+    out = []
+    for c in criteria:
+        against = c.outcome in (FAILS, CONTRADICTS) and c.interval is not None and c.threshold is not None
+        level = family_level(len(fail_fam))
+        if against and id(c) in fail_ids and level > c.against_level:
+            c = _decide_against(c, level, family_level(len(con_fam)) if id(c) in con_ids else None,
+                                len(fail_fam))
+        out.append(c)
+    return out
+
+
+def _decide_against(c: Criterion, level: float, con_level: float | None, m: int) -> Criterion:
+    from ..measure import fmt
+
+    wide = c.interval.at(level)
+    outcome = decide(wide, c.threshold, c.direction)  # fails or inconclusive: a wider interval cannot hold
+    if c.outcome == CONTRADICTS and con_level is not None and c.opposite is not None:
+        if decide(c.interval.at(con_level), c.threshold, c.direction, c.opposite) == CONTRADICTS:
+            outcome = CONTRADICTS
+    note = (f"; against the claim decided on the {level:.2%} interval (1 − 5%/{m}: {m} criteria could decide "
+            f"against it) [{fmt(wide.low, wide.unit)}, {fmt(wide.high, wide.unit)}]: {outcome}")
+    evidence = c.evidence.split("; against the claim decided on")[0] + note
+    return dataclasses.replace(c, outcome=outcome, evidence=evidence, against_level=level)
+
+
+def combine(criteria: list[Criterion], kind: str = "paper") -> str:
+    """One status from criteria (see the module docstring): :data:`NOT_TESTABLE` when a precondition does not
+    hold, else the rule of ``kind`` over the other criteria, their outcomes against the claim settled for the
+    family (:func:`settle`)."""
+    _check_kind(kind)
     if failed_preconditions(criteria):
         return NOT_TESTABLE
-    criteria = [c for c in criteria if not c.precondition]
+    criteria = [c for c in settle(criteria, kind) if not c.precondition]
     if not criteria:
         return INCONCLUSIVE
     outs = [c.outcome for c in criteria]
@@ -260,6 +331,10 @@ class Verdict:
     criteria: list[Criterion] = field(default_factory=list)
     scale: Scale | None = None
     kind: str = "paper"
+
+    def __post_init__(self):
+        # the criteria as the status was decided: outcomes against the claim settled for the family (combine)
+        self.criteria = settle(self.criteria, self.kind)
 
     def criteria_frame(self) -> pd.DataFrame:
         return pd.DataFrame([("precondition: " * c.precondition + c.text, c.outcome, c.evidence)

@@ -4,7 +4,7 @@ Three verdicts, each decided on intervals over seeds (:mod:`memlib.claims`): :fu
 (cross-entropy on noisy labels first predicts the true class of many mislabeled examples, then memorizes their
 wrong labels, and test accuracy peaks early then falls), :func:`check_elr` (early-learning regularization reduces
 that memorization; paired by seed) and :func:`check_early_phase` (Frankle et al.'s early phase, on clean labels:
-distance from initialization and sign changes are more front-loaded than a random walk with the same step lengths,
+the weights move farther per iteration (per unit learning rate) at the start of the window than at its end,
 gradients are largest at the start, and rewinding to the pre-registered iteration k beats rewinding to 0 by a
 margin).  :func:`check` (the chapter's verdict) combines all criteria with one rule: the essential criteria are
 those of the first two verdicts (the talk's claim); the early phase's are supporting evidence.
@@ -40,7 +40,8 @@ REFERENCE = {
     "elr": "with ELR the wrong labels are not memorized and the true-class fraction stays high",
     "elr_beta": 0.7, "elr_lambda": 3.0,  # CIFAR-10 (paper and authors' config)
     "elr_test_acc_cifar10_40pct": 0.8915,  # ELR README / Liu et al. Table 1: ELR, "40%" symmetric noise
-    "ce_test_acc_cifar10_40pct": 0.819,  # Liu et al.'s cross-entropy baseline at "40%" (check)
+    "ce_test_acc_cifar10_40pct": 0.819,  # Liu et al.'s cross-entropy baseline at "40%": ≈, unverified (not found in
+    # the sources we could read; the book marks it so)
     "early_phase": "gradient magnitudes, distance from init, sign changes and the success of rewinding change "
                    "quickly over the first few hundred to few thousand iterations (of 62,560), then settle; "
                    "rewinding to iterations ~500-2,000 (0.8%-3.2% of training) gives sparse networks that "
@@ -55,13 +56,28 @@ TEST_DROP = 0.02        # test accuracy falls at least 2 points after its peak
 ELR_LESS = 0.5          # ELR's memorized fraction at most half of cross-entropy's
 ELR_TRUE_GAIN = 0.10    # ELR keeps 10+ points more mislabeled examples on their true class
 ELR_TEST_GAIN = 0.01    # ELR's final test accuracy 1+ point higher
-FRONT_LOADED = 0.0      # half the distance / sign flips reached earlier than the random walk (fraction of window)
-GRAD_RATIO = 1.0        # mean gradient norm over the first tenth of the window / over the last tenth
+STEP_RATIO = 1.2        # distance moved per iteration per unit learning rate, first tenth of the window / last tenth
+GRAD_RATIO = 1.2        # mean gradient norm over the first tenth of the window / over the last tenth (by a margin:
+#                         a steady process gives about 1 and must fail, not sit at the threshold)
 REWIND_MARGIN = 0.005   # rewinding to the pre-registered k beats k = 0 by more than 0.5 points
 FITS = 0.9              # preconditions: the network fits its clean training examples
 
 
 # ------------------------------------------------------------------------------------------- per-seed stats
+
+def test_drop(acc) -> float:
+    """Test accuracy at its peak minus at the end, the peak chosen on one half of the evaluations and read on the
+    other: the peak evaluation is the best of the even-numbered ones (1st, 3rd, ...), its accuracy is read at the
+    next evaluation (the previous one when it is the last).  The maximum of the same noisy evaluations it is
+    compared with would favour a peak: with a flat curve it exceeds the last one by about two standard deviations
+    of the evaluation noise (``tests/test_early_learning.py::test_null_test_drop_of_a_flat_curve_is_zero``)."""
+    acc = np.asarray(acc, dtype=float)
+    if len(acc) < 2:
+        return 0.0
+    i = 2 * int(np.argmax(acc[0::2]))
+    j = i + 1 if i + 1 < len(acc) else i - 1
+    return float(acc[j] - acc[-1])
+
 
 def curve_stats(h: pd.DataFrame) -> dict:
     """Peaks and end values of one seed's and one arm's per-epoch history (evaluated epochs only)."""
@@ -75,7 +91,7 @@ def curve_stats(h: pd.DataFrame) -> dict:
             "final_true": float(last.train_noisy_true), "final_memorized": float(last.train_noisy_acc),
             "memorized_half_epoch": int(mem.iloc[0]) if len(mem) else None,
             "peak_test": float(t.test_acc[i_test]), "peak_test_epoch": int(t.epoch[i_test]),
-            "final_test": float(last.test_acc), "test_drop": float(t.test_acc[i_test] - last.test_acc),
+            "final_test": float(last.test_acc), "test_drop": test_drop(t.test_acc),
             "final_clean": float(last.train_clean_acc)}
 
 
@@ -96,9 +112,16 @@ def _first(series: pd.Series, steps: pd.Series, level: float):
     return int(hit.iloc[0]) if len(hit) else None
 
 
-def phase_stats(e: pd.DataFrame) -> dict:
+def phase_stats(e: pd.DataFrame, ramp: int = 0) -> dict:
     """Early-phase numbers of one seed's and arm's per-iteration table: when half of the window's final distance
-    from init and of its sign flips were reached, for the training and for the random-walk null; gradient norms."""
+    from init and of its sign flips were reached, for the training and for the random-walk null (shown, not
+    decided on: a random walk reaches half its distance at a quarter of the window by construction); the distance
+    moved per iteration per unit learning rate (``step_norm / lr``) and the gradient norm, each averaged over the
+    first tenth of the window and over the last tenth.
+
+    The first tenth starts after ``ramp`` iterations: SGD's momentum buffer starts empty and fills over about
+    1/(1 − momentum) iterations, so the first steps of *any* training are short; skipping them keeps the ramp from
+    passing for a late phase (it biases the ratio towards "no early phase")."""
     e = e.sort_values("step")
     last = int(e.step.max())
     out = {"window": last, "final_rel_dist": float(e.rel_dist_init.iloc[-1]),
@@ -109,14 +132,22 @@ def phase_stats(e: pd.DataFrame) -> dict:
         out[f"null_half_{name}_step"] = (_first(e[null], e.step, 0.5 * e[null].iloc[-1]) if null in e else None)
     g = e[e.step >= 1]
     n = max(1, len(g) // 10)
+    speed = g.step_norm / g.lr if "lr" in g and g.lr.notna().all() else g.step_norm
+    out["step_first"] = float(speed[g.step > ramp].iloc[:n].mean())
+    out["step_last"] = float(speed.iloc[-n:].mean())
     out["grad_first"] = float(g.grad_norm.iloc[:n].mean())
     out["grad_last"] = float(g.grad_norm.iloc[-n:].mean())
     return out
 
 
-def phase_per_seed(early_phase: pd.DataFrame, arm: str) -> pd.DataFrame:
+def phase_per_seed(early_phase: pd.DataFrame, arm: str, ramp: int = 0) -> pd.DataFrame:
     e = early_phase[early_phase["arm"] == arm]
-    return pd.DataFrame({s: phase_stats(g) for s, g in e.groupby("seed")}).T
+    return pd.DataFrame({s: phase_stats(g, ramp) for s, g in e.groupby("seed")}).T
+
+
+def momentum_ramp(cfg) -> int:
+    """Iterations SGD's momentum buffer takes to fill (1/(1 − momentum), rounded); 0 without a configuration."""
+    return 0 if cfg is None or not cfg.momentum else int(round(1 / (1 - cfg.momentum)))
 
 
 def _lead(ps: pd.DataFrame, name: str) -> list[float]:
@@ -211,7 +242,8 @@ def check_early_learning(result, cfg=None) -> Verdict:
         criterion(f"then memorization: at the end more than {MEMORIZED:.0%} of mislabeled examples are predicted "
                   "as their wrong label", iv["final_memorized"], MEMORIZED, essential=True),
         criterion(f"test accuracy peaks and then falls by more than {TEST_DROP * 100:.0f} points (peak minus end, "
-                  "per seed)", iv["test_drop"], TEST_DROP),
+                  "per seed; the peak chosen on alternate evaluations and read on the ones between, so that "
+                  "evaluation noise does not make a peak)", iv["test_drop"], TEST_DROP),
     ]
     m = {k: v for k, v in iv.items()}
     m["peak_true_epoch"] = int(round(s.peak_true_epoch.astype(float).median()))
@@ -266,22 +298,25 @@ def check_elr(result, cfg=None) -> Verdict:
 def check_early_phase(result, cfg=None) -> Verdict:
     ep = result.tables.get("early_phase")
     rw = result.tables.get("rewind")
-    ps = phase_per_seed(ep, CLEAN)
-    dist_lead = t_interval(_lead(ps, "dist"), unit="points")  # differences of fractions of the window
+    ramp = momentum_ramp(cfg)
+    ps = phase_per_seed(ep, CLEAN, ramp)
+    dist_lead = t_interval(_lead(ps, "dist"), unit="points")  # differences of fractions of the window (shown)
     sign_lead = t_interval(_lead(ps, "sign"), unit="points")
+    steps = t_interval(ps.step_first.astype(float) / ps.step_last.astype(float), unit="ratio")
     grad = t_interval(ps.grad_first.astype(float) / ps.grad_last.astype(float), unit="ratio")
     window = int(ps.window.max())
     crit = [
         clean_learns(result),
-        criterion("distance from initialization is front-loaded: half of the window's final distance is reached "
-                  "earlier than by a random walk with the same step lengths (lead, in percentage points of the window)",
-                  dist_lead, FRONT_LOADED, essential=True, note=f"window of {window:,} iterations"),
-        criterion("sign changes are front-loaded: half of the window's sign flips happen earlier than in the "
-                  "random walk", sign_lead, FRONT_LOADED),
+        criterion(f"the weights move fastest at the start: distance moved per iteration per unit learning rate "
+                  f"(|w_t − w_t−1| / lr_t), mean over the first tenth of the window over the last tenth, above "
+                  f"{STEP_RATIO} (a training with steady step sizes gives about 1)", steps, STEP_RATIO,
+                  essential=True, note=f"window of {window:,} iterations"
+                  + (f", its first tenth after the {ramp} iterations the momentum buffer takes to fill" if ramp
+                     else "")),
         criterion("gradient norms are largest at the start (mean over the first tenth of the window over the "
                   "last tenth)", grad, GRAD_RATIO),
     ]
-    m = {"dist_lead": dist_lead, "sign_lead": sign_lead, "grad_ratio": grad, "window": window}
+    m = {"step_ratio": steps, "dist_lead": dist_lead, "sign_lead": sign_lead, "grad_ratio": grad, "window": window}
     k = int(cfg.rewind_k) if cfg is not None else int(rw.k[rw.k > 0].min())
     gain = rewind_gain(rw, k)
     crit.append(criterion(f"rewinding to the pre-registered iteration k = {k} beats rewinding to k = 0 by more than "
@@ -349,9 +384,9 @@ def deciding(v: Verdict) -> list[tuple[str, str, str]]:
             ("mislabeled predicted as their wrong label, at the end (cross-entropy)", "→ ~100%",
              show(m["el_final_memorized"])),
             ("ELR's memorized fraction ÷ cross-entropy's", "much lower", show(m["elr_memorized_ratio"])),
-            ("clean labels: half the distance from init, lead over a random walk (points of the window)",
-             "early phase fast, then settles", show(m["ep_dist_lead"])),
-            (f"rewinding to k = {m['ep_rewind_k']} minus k = 0 (test accuracy)", "k ≈ 500–2,000 works, 0 does not",
+            ("clean labels: distance moved per iteration per unit learning rate, first tenth of the window ÷ "
+             "last tenth", "early phase fast, then settles", show(m["ep_step_ratio"])),
+            (f"rewinding to k = {m['ep_rewind_k']} minus k = 0 (test accuracy)", "k ≈ 500–2,000 works, 0 does not (≈, unverified)",
              show(m["ep_rewind_gain"]))]
 
 
@@ -366,21 +401,27 @@ def caveats(cfg, result) -> str:
            "seeds. The papers train ResNet-34 (Liu et al.) and ResNet-20 (Frankle et al.) on CIFAR-10: compare the "
            "shapes of the curves, not epochs or absolute accuracies.",
            f"Label noise: {noise_text(cfg)}. The reference row is therefore ELR's \"40% symmetric\" on CIFAR-10 "
-           f"({REFERENCE['elr_test_acc_cifar10_40pct']:.2%} test accuracy with ELR, about "
-           f"{REFERENCE['ce_test_acc_cifar10_40pct']:.1%} with cross-entropy).",
+           f"({REFERENCE['elr_test_acc_cifar10_40pct']:.2%} test accuracy with ELR, in the authors' README; about "
+           f"{REFERENCE['ce_test_acc_cifar10_40pct']:.1%} with cross-entropy, a number we could not verify in the "
+           "paper: ≈, unverified).",
            f"One optimizer setting for all arms (SGD lr {cfg.lr}, plain momentum {cfg.momentum}, weight decay "
            f"{cfg.weight_decay}, one cosine decay{', no warm-up' if not cfg.warmup_frac else ''}"
            f"{', no augmentation' if not cfg.augment else ''}); ELR's shipped config uses cosine annealing with "
            "warm restarts, and Frankle et al. use lr 0.1 divided by 10 at epochs 80 and 120.",
            f"The early phase is probed over the first {cfg.probe_steps:,} iterations "
            f"({cfg.probe_steps / max(1, total):.0%} of training; Frankle et al. look at the first 4,000 of 62,560, "
-           "6%): at this scale a few iterations would show nothing. Its null is a random walk with the clean run's "
-           "own step lengths; the criterion asks for a trajectory more front-loaded than that walk.",
+           "6%): at this scale a few iterations would show nothing. The criterion compares the distance the weights "
+           "move per iteration, divided by the learning rate (so the schedule cannot make it), early against "
+           "late: a training with steady steps gives about 1. The first steps are skipped while SGD's momentum "
+           "buffer fills. A random walk with the clean run's step lengths is shown beside it, not decided on: it "
+           "reaches half its distance at a quarter of the window by construction, and a trajectory with correlated "
+           "steps later, so a real early phase could fail a comparison with it.",
            f"Rewinding prunes {cfg.rewind_sparsity:.0%} of the weights once (global magnitude) after the clean run "
            "and retrains the ticket from each k to the end, its learning rate and batch order continuing from k as "
            "in open_lth; the papers prune iteratively (20% a round). The verdict compares only "
            f"the pre-registered k = {cfg.rewind_k} with k = 0; the other k of the grid are shown, not tested.",
-           "Test-accuracy peaks are per-seed maxima over the evaluated epochs (every "
-           f"{cfg.eval_every}), which favour a peak slightly; the 'falls by more than 2 points' criterion leaves "
-           "room for that."]
+           f"Test accuracy is evaluated every {cfg.eval_every} epochs. The maximum of noisy evaluations favours a "
+           "peak (with a flat curve it exceeds the last evaluation by about two standard deviations of the noise), "
+           "so the drop criterion chooses the peak on alternate evaluations and reads its accuracy on the "
+           "evaluation after it; the peak shown beside it is the plain maximum."]
     return "\n".join(f"- {x}" for x in out)

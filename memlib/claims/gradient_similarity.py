@@ -138,14 +138,16 @@ def check(result, cfg=None) -> Verdict:
         *preconditions(result, cfg),
         criterion(f"the clean and mislabeled gradients point apart during the window: share of layer × epoch cells "
                   f"with cosine < 0 (gradients taken {PROTOCOL_LABELS[protocol]}); a sign-less cosine gives 50%",
-                  neg_iv, NEGATIVE_SHARE, "above", essential=True, paper="strongly negative"),
+                  neg_iv, NEGATIVE_SHARE, "above", essential=True,
+                  paper="strongly negative (the authors' page: \"extremely -ve cosine similarity throughout training\")"),
         criterion("matched null: the mislabeled group's share of negative window cells exceeds a placebo's (a random "
                   "clean subset of its size, accounted the same way, against the rest of the clean examples), per "
                   "seed", excess_iv, 0.0, "above", essential=True,
                   note=f"placebo's share {placebo_iv.text().split(' (')[0]}"),
         criterion(f"memorization is delayed: the window starts after {START_AFTER:.0%} of training (the paper's "
                   f"20% less a {TOLERANCE:.0%} tolerance)", start_iv, START_AFTER, "above",
-                  paper="epoch 10 of 50 (20%)"),
+                  paper="epoch 10 of 50 (20%)",
+                  note=f"{never} of {n} seeds never started, left out" if never else ""),
         criterion(f"the window ends by {END_BY:.0%} of training (the paper's 60% plus a {TOLERANCE:.0%} tolerance)",
                   end_iv, END_BY, "below", paper="epoch 30 of 50 (60%)"),
         criterion("memorization is not confined to the last layers: every layer group's mean cosine over the window "

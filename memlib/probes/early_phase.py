@@ -44,7 +44,7 @@ class EarlyPhaseProbe:
 
     ``rows`` gets one dict per probed iteration: ``step`` (iterations done; 0 = initialization), ``epoch``
     (fractional), ``grad_norm`` (of the mini-batch loss just used; NaN at step 0), ``step_norm`` (how far the
-    weights moved in that iteration), ``dist_init``, ``rel_dist_init``, ``sign_changed``, ``batch_loss`` and,
+    weights moved in that iteration), ``lr`` (the learning rate that iteration used; NaN at step 0), ``dist_init``, ``rel_dist_init``, ``sign_changed``, ``batch_loss`` and,
     with ``null_seed``, the random walk's ``null_dist_init`` and ``null_sign_changed`` (see the module
     docstring).  Iterations ``1..max_steps`` are probed every ``every`` steps (the walk steps every iteration).
     """
@@ -56,10 +56,10 @@ class EarlyPhaseProbe:
         self.null_seed = null_seed
         self.rows: list[dict] = []
 
-    def _record(self, run, grad_norm: float, step_norm: float, w: torch.Tensor) -> None:
+    def _record(self, run, grad_norm: float, step_norm: float, w: torch.Tensor, lr: float = float("nan")) -> None:
         d = (w - self.w0).norm().item()
         row = {"step": run.step, "epoch": run.step / run.steps_per_epoch, "grad_norm": grad_norm,
-               "step_norm": step_norm, "dist_init": d, "rel_dist_init": d / self.n0 if self.n0 > 0 else float("nan"),
+               "step_norm": step_norm, "lr": lr, "dist_init": d, "rel_dist_init": d / self.n0 if self.n0 > 0 else float("nan"),
                "sign_changed": (torch.sign(w) != self.s0).float().mean().item(), "batch_loss": run.loss}
         if self.null is not None:
             row["null_dist_init"] = (self.null - self.w0).norm().item()
@@ -71,6 +71,7 @@ class EarlyPhaseProbe:
         self.w0 = _flat(self.params.values())
         self.n0, self.s0 = self.w0.norm().item(), torch.sign(self.w0)
         self.prev = self.w0
+        self.lr = _lr(run)  # the learning rate of the next iteration (the scheduler has set it)
         self.null, self.gen = None, None
         if self.null_seed is not None:
             self.null = self.w0.clone()
@@ -83,8 +84,14 @@ class EarlyPhaseProbe:
         w = _flat(self.params.values())
         step = (w - self.prev).norm()
         self.prev = w
+        used, self.lr = self.lr, _lr(run)  # the scheduler has stepped: its lr is the next iteration's
         if self.null is not None:
             direction = torch.randn(w.numel(), generator=self.gen, device=w.device)
             self.null += step * direction / direction.norm()
         if run.step % self.every == 0:
-            self._record(run, gradient_norm(self.params), step.item(), w)
+            self._record(run, gradient_norm(self.params), step.item(), w, used)
+
+
+def _lr(run) -> float:
+    opt = getattr(run, "optimizer", None)  # None: a run without an optimizer (a hand-driven test)
+    return float(opt.param_groups[0]["lr"]) if opt is not None else float("nan")
