@@ -134,6 +134,7 @@ def check(result, cfg=None) -> Verdict:
     max_iv = t_interval(s.max_layer_cosine, "cosine")
     placebo_iv = t_interval(s.placebo_negative_share, "percent")
     excess_iv = t_interval(s.placebo_excess, "points")
+    never = int(s.start.isna().sum())
     crit = [
         *preconditions(result, cfg),
         criterion(f"the clean and mislabeled gradients point apart during the window: share of layer × epoch cells "
