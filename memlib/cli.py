@@ -115,11 +115,22 @@ def _export_paths(store: Store) -> None:
 def cmd_verify(args) -> int:
     store = Store()
     entries = store.entries()
-    bad = store.verify(fix=args.fix)
+    bad = store.verify()
+    stuck = 0
     for path, reason in bad:
-        print(f"bad: {reason}" + (" -> moved to .quarantine/" if args.fix else ""))
+        moved = ""
+        if args.fix:
+            try:
+                moved = f" -> moved to {store.move_aside(path)}"
+            except FileNotFoundError:
+                moved = " -> gone already (moved by another process)"
+            except OSError as e:
+                stuck += 1
+                moved = f" -> NOT moved ({e.strerror or e}); delete {path} by hand"
+        print(f"bad: {reason}{moved}")
     print(f"{len(entries)} stored results checked in {store.root}: {len(entries) - len(bad)} good, {len(bad)} bad"
-          + ("" if not bad or args.fix else " (run with --fix to move the bad ones aside)"))
+          + ("" if not bad or args.fix else " (run with --fix to move the bad ones aside)")
+          + (f"; {stuck} could not be moved" if stuck else ""))
     return 1 if bad else 0
 
 
