@@ -180,20 +180,26 @@ def _add_sweep_parser(sub) -> None:
                     help="a grid axis: a comma list or an integer range a..b (inclusive); repeat for more axes")
     ps.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
                     help="a fixed parameter, not split at commas (e.g. --set datasets=mnist,fashion-mnist)")
+    ps.add_argument("--yes", action="store_true",
+                    help="run a grid of more than 100 points without asking (above 1,000,000 it is refused)")
     _add_executor_args(ps)
 
 
 def cmd_sweep(args) -> int:
     from .executor import get_executor
-    from .sweep import experiment_of, grid_points, resolve_grid, run_grid
+    from .sweep import check_size, experiment_of, grid_points, resolve_grid, run_grid
 
     experiment = experiment_of(args.claim)
+    points = grid_points(args.param, parse_overrides(args.set))  # lazy: its size is known before it is built
+    ask = input if sys.stdin.isatty() else None
+    if not check_size(len(points), args.yes, ask):
+        print("nothing was run", file=sys.stderr)
+        return 1
     _apply_executor_args(args)
     executor = get_executor()
-    points = grid_points(args.param, parse_overrides(args.set))
     parallel = executor.name != "local" and len(points) > 1
     if parallel and "progress" not in points[0]:  # one line per finished point instead of interleaved bars
-        points = [{**pt, "progress": "false"} for pt in points]
+        points = ({**pt, "progress": "false"} for pt in points)
     grid = resolve_grid(experiment, args.profile, points)  # every point validated before anything runs
     store = Store()
     print(f"sweep {experiment} ({grid[0][1].profile} profile): {len(grid)} point(s), executor {executor.name}, "
@@ -205,10 +211,14 @@ def cmd_sweep(args) -> int:
         if o.error:
             print(f"FAILED  {label}: {o.error}", flush=True)
         else:
-            print(f"{'cached' if o.cached else 'done':7} {label}: {o.path} ({o.seconds:.0f} s)", flush=True)
+            where = o.path or "NOT stored (see the warning above)"
+            print(f"{'cached' if o.cached else 'done':7} {label}: {where} ({o.seconds:.0f} s)", flush=True)
 
     outcomes = run_grid(grid, store, executor, parallel, report)
     failed = [o for o in outcomes if o.error]
+    for o in failed:  # listed together at the end, one line each (the first line of each error)
+        label = ", ".join(f"{k}={o.cfg.values[k]}" for k in axes) or "profile defaults"
+        print(f"failed: {label}: {o.error.splitlines()[0]}", file=sys.stderr)
     print(f"{len(outcomes) - len(failed)} of {len(outcomes)} point(s) stored"
           + (f"; {len(failed)} failed (rerun the same command to retry only what is missing)" if failed else ""))
     return 1 if failed else 0

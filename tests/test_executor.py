@@ -201,3 +201,62 @@ def test_every_experiment_hands_picklable_parts_to_the_executor(name, store, mon
         mod.run(resolve(name, "smoke"), store)
     (keys, fn), = seen
     assert keys and all(isinstance(k, dict) for k in keys) and callable(fn)
+
+
+# ----------------------------------------------------------------------------- large grids and failing points
+
+def test_huge_ranges_are_never_expanded():
+    key, values = parse_axis("seed=0..4294967295")  # a list of 2**32 strings would not fit in memory
+    assert key == "seed" and len(values) == 2**32 and values[-1] == "4294967295" and values[7] == "7"
+    grid = grid_points(["noise_rate=0.1,0.2", "seed=0..4294967295,-3"])
+    assert len(grid) == 2 * (2**32 + 1)
+    assert grid[2**32 + 1] == {"noise_rate": "0.2", "seed": "0"} and grid[-1] == {"noise_rate": "0.2", "seed": "-3"}
+
+
+@pytest.mark.parametrize("spec", ["seed=0..5,3", "seed=0..5,4..8", "seed=2..3,0..2", "seed=1,0..1"])
+def test_overlapping_ranges_are_a_value_given_twice(spec):
+    with pytest.raises(ConfigError, match="twice"):
+        parse_axis(spec)
+
+
+def test_sweep_of_four_billion_points_is_refused_at_once(store, monkeypatch, capsys):
+    import memlib.experiments.outlier_percentiles as mod
+
+    calls = []
+    monkeypatch.setattr(mod, "run", _fake_run(calls))
+    assert main(["sweep", "03", "--profile", "smoke", "-p", "seed=0..4294967295", "--yes"]) == 2
+    err = capsys.readouterr().err
+    assert calls == [] and err.startswith("error: the grid has 4,294,967,296 points, more than the 1,000,000")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_large_sweep_asks_first(store, monkeypatch, capsys):
+    import memlib.experiments.dropout_comparison as mod
+    from memlib.sweep import check_size
+
+    calls = []
+    monkeypatch.setattr(mod, "run", _fake_run(calls))
+    assert main(["sweep", "02", "--profile", "smoke", "-p", "seed=0..100000"]) == 2  # stdin is not a terminal
+    assert calls == [] and "the grid has 100,001 points (more than 100); rerun with --yes" in capsys.readouterr().err
+    assert check_size(101, yes=False, ask=lambda q: "n") is False
+    assert check_size(101, yes=False, ask=lambda q: "y") is True
+    assert check_size(100, yes=False) is True and check_size(10**6, yes=True) is True
+
+
+def test_local_sweep_goes_on_past_a_failing_point_and_lists_the_failures(store, monkeypatch, capsys):
+    import memlib.experiments.dropout_comparison as mod
+
+    calls = []
+    good = _fake_run(calls)
+
+    def run(cfg, store=None):
+        if cfg.seed == 1:
+            raise ValueError("boom at seed 1\nsecond line")
+        return good(cfg, store)
+
+    monkeypatch.setattr(mod, "run", run)
+    rc = main(["sweep", "02", "--profile", "smoke", "-p", "seed=0..3", "--executor", "local"])
+    out, err = capsys.readouterr()
+    assert rc == 1 and [c.seed for c in calls] == [0, 2, 3]
+    assert "3 of 4 point(s) stored; 1 failed" in out
+    assert "failed: seed=1: ValueError: boom at seed 1" in err and "Traceback" not in out + err
