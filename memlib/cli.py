@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 from .config import PROFILES, ConfigError, default_profile, parse_overrides
+from .device import ThreadsError, planned_threads
 from .experiments import resolve
 from .experiments import REGISTRY, find_claim, get_experiment, module_name
 from .store import STORE_ENV, Store, StoreError, StoreWarning, absolute, project_root
@@ -51,13 +52,27 @@ def cmd_run(args) -> int:
     overrides = parse_overrides(args.param or [])
     cfg = resolve(module_name(nb_name), args.profile, overrides)  # validates everything before any work
     values = {k: cfg.values[k] for k in overrides}
+    planned_threads()  # a bad $MEMLIB_THREADS fails here, not in the kernel
     src = _notebook_path(nb_name)
     out_dir = Path(args.output or (src.parent.parent / "runs"))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create the folder for executed notebooks {out_dir} ({e.strerror or e}); choose "
+                          "another with --output") from None
     out = out_dir / f"{nb_name}-{cfg.profile}-{cfg.key()}.ipynb"
     timeout = args.timeout if args.timeout is not None else DEFAULT_TIMEOUT[cfg.profile]
     store = Store()
-    store.check_writable()  # before any training: a read-only, mistyped or full store fails here
+    exp = get_experiment(cfg.experiment)
+    try:
+        store.check_writable()  # before any training: a read-only, mistyped or full store fails here
+    except StoreError:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", StoreWarning)
+            stored = store.get(exp.NAME, cfg.hashed_dict()) is not None
+        if not stored:
+            raise
+        print(f"results store {store.root} is read-only; its stored result is used (nothing is trained)")
     _export_paths(store)
     _apply_executor_args(args)  # the notebook's kernel inherits the choice through the environment
     _share_ray_with_kernel()
@@ -84,7 +99,6 @@ def cmd_run(args) -> int:
         print(f"error: {nb_name} did not finish: {msg}\n(executed notebook: {out})", file=sys.stderr)
         return 1
     print(f"done in {time.perf_counter() - t0:.0f} s; executed notebook: {out}")
-    exp = get_experiment(cfg.experiment)
     result = store.get(exp.NAME, cfg.hashed_dict())  # the notebook just stored it
     if result is None:
         print(f"error: the notebook ran but its result is not in the results store {store.root} (was it written "
@@ -190,6 +204,7 @@ def cmd_sweep(args) -> int:
     from .sweep import check_size, experiment_of, grid_points, resolve_grid, run_grid
 
     experiment = experiment_of(args.claim)
+    planned_threads()  # a bad $MEMLIB_THREADS fails here, not in the first point
     points = grid_points(args.param, parse_overrides(args.set))  # lazy: its size is known before it is built
     ask = input if sys.stdin.isatty() else None
     if not check_size(len(points), args.yes, ask):
@@ -334,7 +349,7 @@ def main(argv=None) -> int:
     try:
         return {"list": cmd_list, "run": cmd_run, "params": cmd_params, "sweep": cmd_sweep,
                 "verify": cmd_verify}[args.cmd](args)
-    except (ConfigError, StoreError) as e:
+    except (ConfigError, StoreError, ThreadsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -152,3 +152,42 @@ def test_list_reads_entries_with_arrays(capsys, store):
     assert cli.main(["list", "--profile", "smoke"]) == 0
     cap = capsys.readouterr()
     assert str(d / "arrays" / "grid.npy") in cap.err and re.search(r"02_dropout_comparison\s+no", cap.out)
+
+
+# ----------------------------------------------------------------------------- more bad inputs, one line each
+
+def test_uncreatable_output_folder_is_one_line(capsys, monkeypatch, store, tmp_path):
+    (tmp_path / "a-file").write_text("")
+    _fake_papermill(monkeypatch, lambda **kw: pytest.fail("notebook started"))
+    assert cli.main(RUN + ["--output", str(tmp_path / "a-file" / "runs")]) == 2
+    line = _one_error_line(capsys)
+    assert line.startswith(f"error: cannot create the folder for executed notebooks {tmp_path / 'a-file' / 'runs'}")
+    assert "--output" in line
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-2", "1.5", " "])
+def test_bad_memlib_threads_is_named_before_the_notebook(value, capsys, monkeypatch, store, tmp_path):
+    monkeypatch.setenv("MEMLIB_THREADS", value)
+    _fake_papermill(monkeypatch, lambda **kw: pytest.fail("notebook started"))
+    assert cli.main(RUN + ["--output", str(tmp_path)]) == 2
+    assert f"$MEMLIB_THREADS must be a whole number of threads, at least 1, got {value!r}" in _one_error_line(capsys)
+    assert cli.main(["sweep", "01", "--profile", "smoke", "-p", "seed=0..1"]) == 2
+    assert "$MEMLIB_THREADS" in _one_error_line(capsys)
+
+
+def test_read_only_store_still_serves_a_stored_result(capsys, monkeypatch, store, tmp_path):
+    import memlib.claims
+    import memlib.store as sm
+
+    cfg = resolve("gradient_similarity", "smoke")
+    store.put("gradient_similarity", cfg.hashed_dict(), Result({}, {"stored": True}))
+    monkeypatch.setattr(sm, "_write_synced", lambda p, d: (_ for _ in ()).throw(PermissionError(13, "denied")))
+
+    class Verdict:
+        status, summary = "ok", "from the stored result"
+
+    monkeypatch.setattr(memlib.claims, "get_claim", lambda name: type("C", (), {"check": lambda r, c: Verdict}))
+    _fake_papermill(monkeypatch, lambda **kw: None)  # the notebook only reads the store
+    assert cli.main(RUN + ["--output", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "is read-only; its stored result is used" in out and "verdict: ok. from the stored result" in out
