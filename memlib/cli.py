@@ -80,11 +80,14 @@ def cmd_run(args) -> int:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    from .kernel import held_kernel_log
+
     t0 = time.perf_counter()
     try:
-        papermill.execute_notebook(str(src), str(out), parameters={"profile": cfg.profile, "overrides": values},
-                                   cwd=str(src.parent), kernel_name=args.kernel, execution_timeout=timeout or None,
-                                   **progress_options(args.quiet))
+        with held_kernel_log() as kernel_options:  # ipykernel's own log, shown after the run, shutdown noise dropped
+            papermill.execute_notebook(str(src), str(out), parameters={"profile": cfg.profile, "overrides": values},
+                                       cwd=str(src.parent), kernel_name=args.kernel, execution_timeout=timeout or None,
+                                       **progress_options(args.quiet), **kernel_options)
     except PapermillExecutionError as e:
         if e.ename == "KeyboardInterrupt":
             raise KeyboardInterrupt from None

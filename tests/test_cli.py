@@ -191,3 +191,59 @@ def test_read_only_store_still_serves_a_stored_result(capsys, monkeypatch, store
     assert cli.main(RUN + ["--output", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "is read-only; its stored result is used" in out and "verdict: ok. from the stored result" in out
+
+
+SHUTDOWN_LOG = """[IPKernelApp] WARNING | Kernel is running over TCP without encryption.
+[IPKernelApp] ERROR | Exception in message handler:
+Traceback (most recent call last):
+  File "/x/ipykernel/kernelbase.py", line 508, in dispatch_shell
+    await result
+  File "/x/jupyter_client/session.py", line 867, in send
+    stream.send_multipart(to_send, copy=copy)
+                                  ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+  File "zmq/backend/cython/_zmq.py", line 1339, in zmq.backend.cython._zmq._check_closed
+zmq.error.ZMQError: Socket operation on non-socket
+kernel line after
+"""
+
+
+def test_ipykernel_shutdown_traceback_is_dropped_and_other_log_kept():
+    from memlib.kernel import without_shutdown_tracebacks
+
+    assert without_shutdown_tracebacks(SHUTDOWN_LOG) == ("[IPKernelApp] WARNING | Kernel is running over TCP without "
+                                                         "encryption.\nkernel line after\n")
+    other = SHUTDOWN_LOG.replace("zmq.error.ZMQError: Socket operation on non-socket", "MemoryError: real trouble")
+    assert without_shutdown_tracebacks(other) == other  # a traceback that is not shutdown noise is kept
+
+
+def test_run_starts_the_kernel_with_its_log_held_and_prints_it_before_the_clean_line(capsys, monkeypatch, store,
+                                                                                     tmp_path):
+    from nbclient.exceptions import CellTimeoutError
+
+    def timed_out(**kw):
+        raise CellTimeoutError("A cell timed out")
+
+    import papermill
+
+    def execute(src, out, **kw):
+        import asyncio
+
+        from jupyter_client.manager import AsyncKernelManager
+
+        manager = kw["kernel_manager_class"]
+        launched = {}
+
+        async def launch(self, cmd, **kw):
+            launched.update(kw)
+
+        monkeypatch.setattr(AsyncKernelManager, "_async_launch_kernel", launch)
+        asyncio.run(manager()._async_launch_kernel(["python"]))
+        assert launched["stderr"] is manager.stderr_log  # the kernel process writes its log there
+        manager.stderr_log.write(SHUTDOWN_LOG)  # what ipykernel writes when it is shut down mid-cell
+        timed_out()
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
+    assert cli.main(RUN + ["--output", str(tmp_path), "--timeout", "5"]) == 1
+    err = capsys.readouterr().err
+    assert "ZMQError" not in err and "Traceback" not in err
+    assert err.index("kernel line after") < err.index("error: 01_gradient_similarity did not finish")

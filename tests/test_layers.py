@@ -27,7 +27,7 @@ LAYERS = {
     2: ["train", "multitrain", "pruning", "probes", "outliers", "store", "executor"],
     3: ["experiments"],
     4: ["claims", "plots"],
-    5: ["notebook", "summary", "sweep", "cli", "__main__", ""],
+    5: ["notebook", "kernel", "summary", "sweep", "cli", "__main__", ""],
 }
 
 
