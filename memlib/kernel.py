@@ -19,8 +19,9 @@ _ZMQ_END = re.compile(r"^zmq\.error\.\w+:")
 
 
 def without_shutdown_tracebacks(log: str) -> str:
-    """``log`` without ipykernel's "Exception in message handler" tracebacks that end in a ``zmq.error``: the
-    kernel's sockets closed under it while it was being shut down, which says nothing about the notebook."""
+    """``log`` without ipykernel's "Exception in message handler" tracebacks that end in a ``zmq.error`` (the
+    kernel's sockets closed under it while it was being shut down) and its "KeyboardInterrupt caught in kernel"
+    line (papermill stopping it): neither says anything about the notebook."""
     out: list[str] = []
     block: list[str] = []
     for line in log.splitlines(keepends=True):
@@ -33,6 +34,8 @@ def without_shutdown_tracebacks(log: str) -> str:
                 block = []
         elif _BLOCK_START in line and "[IPKernelApp]" in line:
             block = [line]
+        elif "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel" in line:
+            continue  # papermill interrupting the kernel to stop it: memlib's own line says what happened
         else:
             out.append(line)
     return "".join(out + block)

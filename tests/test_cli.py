@@ -203,6 +203,7 @@ Traceback (most recent call last):
                                   ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
   File "zmq/backend/cython/_zmq.py", line 1339, in zmq.backend.cython._zmq._check_closed
 zmq.error.ZMQError: Socket operation on non-socket
+[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel.
 kernel line after
 """
 
