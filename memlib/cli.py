@@ -66,13 +66,13 @@ def cmd_run(args) -> int:
     exp = get_experiment(cfg.experiment)
     try:
         store.check_writable()  # before any training: a read-only, mistyped or full store fails here
-    except StoreError:
+    except StoreError as e:  # a published, read-only store still serves what it holds
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", StoreWarning)
             stored = store.get(exp.NAME, cfg.hashed_dict()) is not None
         if not stored:
             raise
-        print(f"results store {store.root} is read-only; its stored result is used (nothing is trained)")
+        print(f"{str(e).split(';')[0]}; its stored result is used (nothing is trained)")
     _export_paths(store)
     _apply_executor_args(args)  # the notebook's kernel inherits the choice through the environment
     _share_ray_with_kernel()
@@ -209,7 +209,7 @@ def cmd_sweep(args) -> int:
     experiment = experiment_of(args.claim)
     planned_threads()  # a bad $MEMLIB_THREADS fails here, not in the first point
     points = grid_points(args.param, parse_overrides(args.set))  # lazy: its size is known before it is built
-    ask = input if sys.stdin.isatty() else None
+    ask = _ask if sys.stdin.isatty() else None
     if not check_size(len(points), args.yes, ask):
         print("nothing was run", file=sys.stderr)
         return 1
@@ -240,6 +240,13 @@ def cmd_sweep(args) -> int:
     print(f"{len(outcomes) - len(failed)} of {len(outcomes)} point(s) stored"
           + (f"; {len(failed)} failed (rerun the same command to retry only what is missing)" if failed else ""))
     return 1 if failed else 0
+
+
+def _ask(question: str) -> str:
+    try:
+        return input(question)
+    except EOFError:  # Ctrl-D: no
+        return ""
 
 
 # Ergonomics: short claim names, a claim's parameters, progress during a run, how to view its result ------------

@@ -190,7 +190,7 @@ def test_read_only_store_still_serves_a_stored_result(capsys, monkeypatch, store
     _fake_papermill(monkeypatch, lambda **kw: None)  # the notebook only reads the store
     assert cli.main(RUN + ["--output", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "is read-only; its stored result is used" in out and "verdict: ok. from the stored result" in out
+    assert f"results store {store.root} is not writable (denied); its stored result is used" in out and "verdict: ok. from the stored result" in out
 
 
 SHUTDOWN_LOG = """[IPKernelApp] WARNING | Kernel is running over TCP without encryption.
