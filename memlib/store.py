@@ -24,15 +24,19 @@ What is keyed.  ``key = sha256(kind, params, environment, source)[:20]`` where
 
 Trust.  :meth:`Store.get` verifies the manifest (every listed file exists and matches its hash, every table
 has its recorded rows, every array its recorded shape and dtype, ``config.json`` is the config asked for).  A
-bad entry is moved to ``<root>/.quarantine/`` with a :class:`StoreWarning` naming it and treated as a miss, so
+store may come from someone else, so a manifest is untrusted: every path it lists must stay inside its entry (no
+``..``, absolute path or symbolic link, a regular file of at most :data:`MAX_FILE_BYTES`), else the entry is bad
+and nothing outside it is opened.  A bad entry is moved to ``<root>/.quarantine/`` (where that folder cannot be
+used, to a hidden ``.bad-*`` folder beside it) with a :class:`StoreWarning` naming it and treated as a miss, so
 the next run repairs it; ``python -m memlib verify`` reports every bad entry.
 
 Completion.  A run is written into ``.tmp-*`` next to its final place, every file and the folder fsynced,
 then renamed into place (atomic), so an interruption leaves nothing a later call would trust; stale
 ``.tmp-*`` folders (their writer is gone) are removed.  If two processes finish the same run, the first
 rename wins and the loser returns the winner's result.  :meth:`Store.cached` checks that the store is
-writable before the top-level computation starts; if the final write still fails, the result is returned,
-written under a fallback folder, and a warning says where.
+writable before the top-level computation starts; if the final write still fails (or a bad entry in the way
+cannot be moved), the result is returned, written under a fallback folder, and a warning says where
+(:meth:`Store.located` finds it).
 
 The root is ``$MEMLIB_STORE``, else ``_results/`` in the project folder (found by walking up from the
 current directory to ``pyproject.toml``), else ``~/.cache/memlib/results``; it is made absolute once
