@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.memlib-installed
 export PYTHONHASHSEED := 0
 
-.PHONY: book test unit nbval book-smoke data bench clean clean-results
+.PHONY: book test unit nbval book-smoke data browser bench clean clean-results
 
 # Create the virtual environment and install everything (once; again when pyproject.toml changes).
 $(STAMP): pyproject.toml
@@ -38,8 +38,12 @@ book: $(STAMP) data
 # Unit tests, every notebook under nbval, and the book at the smoke profile with warnings as errors.
 # Then the smoke book opened in headless Chromium (tests/test_browser.py, the `book` tests): every chapter page's
 # verdict box, figures, text and executed-notebook link.
+# `browser` comes first: without Chromium (and no way to install it) `make test` fails in its first seconds.
 SMOKE_HTML := $(CURDIR)/_build/smoke/_build/html
-test: $(STAMP)
+browser:
+	@tools/get_browser.sh
+
+test: browser $(STAMP)
 	@tools/run_pytest.sh $(BIN)/python -m pytest tests -m "not book"
 	@MEMLIB_PROFILE=smoke tools/run_pytest.sh $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider \
 	  notebooks summary.ipynb

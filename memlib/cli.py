@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 from .config import PROFILES, ConfigError, default_profile, parse_overrides
+from .device import ThreadsError, planned_threads
 from .experiments import resolve
 from .experiments import REGISTRY, find_claim, get_experiment, module_name
 from .store import STORE_ENV, Store, StoreError, StoreWarning, absolute, project_root
@@ -52,13 +53,27 @@ def cmd_run(args) -> int:
     overrides = parse_overrides(args.param or [])
     cfg = resolve(module_name(nb_name), args.profile, overrides)  # validates everything before any work
     values = {k: cfg.values[k] for k in overrides}
+    planned_threads()  # a bad $MEMLIB_THREADS fails here, not in the kernel
     src = _notebook_path(nb_name)
     out_dir = Path(args.output or (src.parent.parent / "runs"))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create the folder for executed notebooks {out_dir} ({e.strerror or e}); choose "
+                          "another with --output") from None
     out = out_dir / f"{nb_name}-{cfg.profile}-{cfg.key()}.ipynb"
     timeout = args.timeout if args.timeout is not None else DEFAULT_TIMEOUT[cfg.profile]
     store = Store()
-    store.check_writable()  # before any training: a read-only, mistyped or full store fails here
+    exp = get_experiment(cfg.experiment)
+    try:
+        store.check_writable()  # before any training: a read-only, mistyped or full store fails here
+    except StoreError as e:  # a published, read-only store still serves what it holds
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", StoreWarning)
+            stored = store.get(exp.NAME, cfg.hashed_dict()) is not None
+        if not stored:
+            raise
+        print(f"{str(e).split(';')[0]}; its stored result is used (nothing is trained)")
     _export_paths(store)
     _apply_executor_args(args)  # the notebook's kernel inherits the choice through the environment
     _share_ray_with_kernel()
@@ -68,11 +83,14 @@ def cmd_run(args) -> int:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    from .kernel import held_kernel_log
+
     t0 = time.perf_counter()
     try:
-        papermill.execute_notebook(str(src), str(out), parameters={"profile": cfg.profile, "overrides": values},
-                                   cwd=str(src.parent), kernel_name=args.kernel, execution_timeout=timeout or None,
-                                   **progress_options(args.quiet))
+        with held_kernel_log() as kernel_options:  # ipykernel's own log, shown after the run, shutdown noise dropped
+            papermill.execute_notebook(str(src), str(out), parameters={"profile": cfg.profile, "overrides": values},
+                                       cwd=str(src.parent), kernel_name=args.kernel, execution_timeout=timeout or None,
+                                       **progress_options(args.quiet), **kernel_options)
     except PapermillExecutionError as e:
         if e.ename == "KeyboardInterrupt":
             raise KeyboardInterrupt from None
@@ -87,7 +105,6 @@ def cmd_run(args) -> int:
         print(f"error: {nb_name} did not finish: {msg}\n(executed notebook: {out})", file=sys.stderr)
         return 1
     print(f"done in {time.perf_counter() - t0:.0f} s; executed notebook: {out}")
-    exp = get_experiment(cfg.experiment)
     result = store.get(exp.NAME, cfg.hashed_dict())  # the notebook just stored it
     if result is None:
         print(f"error: the notebook ran but its result is not in the results store {store.root} (was it written "
@@ -130,11 +147,22 @@ def cmd_verify(args) -> int:
         return 1 if bad else 0
     store = Store()
     entries = store.entries()
-    bad = store.verify(fix=args.fix)
+    bad = store.verify()
+    stuck = 0
     for path, reason in bad:
-        print(f"bad: {reason}" + (" -> moved to .quarantine/" if args.fix else ""))
+        moved = ""
+        if args.fix:
+            try:
+                moved = f" -> moved to {store.move_aside(path)}"
+            except FileNotFoundError:
+                moved = " -> gone already (moved by another process)"
+            except OSError as e:
+                stuck += 1
+                moved = f" -> NOT moved ({e.strerror or e}); delete {path} by hand"
+        print(f"bad: {reason}{moved}")
     print(f"{len(entries)} stored results checked in {store.root}: {len(entries) - len(bad)} good, {len(bad)} bad"
-          + ("" if not bad or args.fix else " (run with --fix to move the bad ones aside)"))
+          + ("" if not bad or args.fix else " (run with --fix to move the bad ones aside)")
+          + (f"; {stuck} could not be moved" if stuck else ""))
     bundles = imported(store)
     gone = verify_imported(store)
     for name, reason in gone:
@@ -232,20 +260,27 @@ def _add_sweep_parser(sub) -> None:
                     help="a grid axis: a comma list or an integer range a..b (inclusive); repeat for more axes")
     ps.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
                     help="a fixed parameter, not split at commas (e.g. --set datasets=mnist,fashion-mnist)")
+    ps.add_argument("--yes", action="store_true",
+                    help="run a grid of more than 100 points without asking (above 1,000,000 it is refused)")
     _add_executor_args(ps)
 
 
 def cmd_sweep(args) -> int:
     from .executor import get_executor
-    from .sweep import experiment_of, grid_points, resolve_grid, run_grid
+    from .sweep import check_size, experiment_of, grid_points, resolve_grid, run_grid
 
     experiment = experiment_of(args.claim)
+    planned_threads()  # a bad $MEMLIB_THREADS fails here, not in the first point
+    points = grid_points(args.param, parse_overrides(args.set))  # lazy: its size is known before it is built
+    ask = _ask if sys.stdin.isatty() else None
+    if not check_size(len(points), args.yes, ask):
+        print("nothing was run", file=sys.stderr)
+        return 1
     _apply_executor_args(args)
     executor = get_executor()
-    points = grid_points(args.param, parse_overrides(args.set))
     parallel = executor.name != "local" and len(points) > 1
     if parallel and "progress" not in points[0]:  # one line per finished point instead of interleaved bars
-        points = [{**pt, "progress": "false"} for pt in points]
+        points = ({**pt, "progress": "false"} for pt in points)
     grid = resolve_grid(experiment, args.profile, points)  # every point validated before anything runs
     store = Store()
     print(f"sweep {experiment} ({grid[0][1].profile} profile): {len(grid)} point(s), executor {executor.name}, "
@@ -257,10 +292,14 @@ def cmd_sweep(args) -> int:
         if o.error:
             print(f"FAILED  {label}: {o.error}", flush=True)
         else:
-            print(f"{'cached' if o.cached else 'done':7} {label}: {o.path} ({o.seconds:.0f} s)", flush=True)
+            where = o.path or "NOT stored (see the warning above)"
+            print(f"{'cached' if o.cached else 'done':7} {label}: {where} ({o.seconds:.0f} s)", flush=True)
 
     outcomes = run_grid(grid, store, executor, parallel, report)
     failed = [o for o in outcomes if o.error]
+    for o in failed:  # listed together at the end, one line each (the first line of each error)
+        label = ", ".join(f"{k}={o.cfg.values[k]}" for k in axes) or "profile defaults"
+        print(f"failed: {label}: {o.error.splitlines()[0]}", file=sys.stderr)
     print(f"{len(outcomes) - len(failed)} of {len(outcomes)} point(s) stored"
           + (f"; {len(failed)} failed (rerun the same command to retry only what is missing)" if failed else ""))
     return 1 if failed else 0
@@ -302,6 +341,13 @@ def cmd_calibrate(args) -> int:
     if not args.no_write:
         print(f"record: {cal.write(record)}")
     return 0
+
+
+def _ask(question: str) -> str:
+    try:
+        return input(question)
+    except EOFError:  # Ctrl-D: no
+        return ""
 
 
 # Ergonomics: short claim names, a claim's parameters, progress during a run, how to view its result ------------
@@ -425,7 +471,7 @@ def main(argv=None) -> int:
         return {"list": cmd_list, "run": cmd_run, "params": cmd_params, "sweep": cmd_sweep,
                 "calibrate": cmd_calibrate, "verify": cmd_verify, "export": cmd_export,
                 "import": cmd_import}[args.cmd](args)
-    except (ConfigError, StoreError) as e:
+    except (ConfigError, StoreError, ThreadsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

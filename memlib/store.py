@@ -24,15 +24,19 @@ What is keyed.  ``key = sha256(kind, params, environment, source)[:20]`` where
 
 Trust.  :meth:`Store.get` verifies the manifest (every listed file exists and matches its hash, every table
 has its recorded rows, every array its recorded shape and dtype, ``config.json`` is the config asked for).  A
-bad entry is moved to ``<root>/.quarantine/`` with a :class:`StoreWarning` naming it and treated as a miss, so
+store may come from someone else, so a manifest is untrusted: every path it lists must stay inside its entry (no
+``..``, absolute path or symbolic link, a regular file of at most :data:`MAX_FILE_BYTES`), else the entry is bad
+and nothing outside it is opened.  A bad entry is moved to ``<root>/.quarantine/`` (where that folder cannot be
+used, to a hidden ``.bad-*`` folder beside it) with a :class:`StoreWarning` naming it and treated as a miss, so
 the next run repairs it; ``python -m memlib verify`` reports every bad entry.
 
 Completion.  A run is written into ``.tmp-*`` next to its final place, every file and the folder fsynced,
 then renamed into place (atomic), so an interruption leaves nothing a later call would trust; stale
 ``.tmp-*`` folders (their writer is gone) are removed.  If two processes finish the same run, the first
 rename wins and the loser returns the winner's result.  :meth:`Store.cached` checks that the store is
-writable before the top-level computation starts; if the final write still fails, the result is returned,
-written under a fallback folder, and a warning says where.
+writable before the top-level computation starts; if the final write still fails (or a bad entry in the way
+cannot be moved), the result is returned, written under a fallback folder, and a warning says where
+(:meth:`Store.located` finds it).
 
 The root is ``$MEMLIB_STORE``, else ``_results/`` in the project folder (found by walking up from the
 current directory to ``pyproject.toml``), else ``~/.cache/memlib/results``; it is made absolute once
@@ -51,6 +55,7 @@ import platform
 import re
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 import threading
@@ -76,6 +81,7 @@ NOT_COMPUTING = ("plots/", "claims/", "notebook.py", "cli.py", "summary.py", "__
                  "evidence.py")
 STALE_TMP_SECONDS = 6 * 3600  # a .tmp-* folder of a live writer on another host is removed after this
 MIN_FREE_BYTES = 8 << 20
+MAX_FILE_BYTES = 2 << 30  # a stored file larger than this is a bad entry, never read (paper-profile tables: < 1 GB)
 _KEY_RE = re.compile(r"^[0-9a-f]{20}$")
 _ARRAY_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # becomes a file name: arrays/<name>.npy
 _NUMERIC_KINDS = "biufc"  # bool, int, uint, float, complex: what np.load reads back without pickle
@@ -330,22 +336,57 @@ def _encode_result(params: Mapping[str, Any], result: Result) -> dict[str, bytes
     return files
 
 
+def _read_inside(d: Path, rel: str) -> bytes:
+    """The bytes of the regular file ``d/rel``, or :class:`BadEntry` when ``rel`` leads out of ``d`` (absolute,
+    ``..``, a symbolic link anywhere on the way), is not a regular file (a device, a FIFO) or is larger than
+    :data:`MAX_FILE_BYTES`; ``OSError`` when it cannot be read.  A store someone hands you reads nothing else."""
+    parts = rel.split("/")
+    if (not rel or rel.startswith("/") or "\\" in rel or "\0" in rel or ":" in parts[0]
+            or any(part in ("", ".", "..") for part in parts)):
+        raise BadEntry(f"{d / MANIFEST} lists {rel!r}, a path outside its folder")
+    p = d
+    for part in parts:
+        p = p / part
+        st = os.lstat(p)
+        if stat.S_ISLNK(st.st_mode):
+            raise BadEntry(f"{p} is a symbolic link; stored results hold plain files only")
+    if not stat.S_ISREG(st.st_mode):
+        raise BadEntry(f"{p} is not a regular file")
+    if st.st_size > MAX_FILE_BYTES:
+        raise BadEntry(f"{p} has {st.st_size} bytes, more than a stored file may have ({MAX_FILE_BYTES})")
+    fd = os.open(p, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise BadEntry(f"{p} grew beyond {MAX_FILE_BYTES} bytes while it was read")
+    return data
+
+
 def read_entry(d: Path, params: Mapping[str, Any] | None = None) -> Result:
     """Read and verify a run directory; raise :class:`BadEntry` naming the file that is wrong."""
     man_path = d / MANIFEST
     if not man_path.exists():
         raise BadEntry(f"{man_path} is missing: the run was never completed (or the file was deleted)")
+    if d.is_symlink():
+        raise BadEntry(f"{d} is a symbolic link; a stored result is a plain folder")
     try:
-        manifest = json.loads(man_path.read_bytes())
+        manifest = json.loads(_read_inside(d, MANIFEST))
         files, rows = manifest["files"], manifest["rows"]
         array_meta = manifest.get("arrays", {})  # absent in entries written before arrays existed
+        for what, m in (("files", files), ("rows", rows), ("arrays", array_meta)):
+            if not isinstance(m, dict):
+                raise TypeError(f"'{what}' is {type(m).__name__}, not a mapping")
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+            raise TypeError("'files' must map file names to hashes")
+    except BadEntry:
+        raise
     except (ValueError, KeyError, TypeError, OSError) as e:
         raise BadEntry(f"{man_path} is unreadable ({type(e).__name__}: {e})") from None
     blobs: dict[str, bytes] = {}
     for rel, digest in files.items():
         p = d / rel
         try:
-            data = p.read_bytes()
+            data = _read_inside(d, rel)
         except OSError as e:
             raise BadEntry(f"{p} is missing or unreadable ({e.strerror or e})") from None
         if _sha256(data) != digest:
@@ -430,12 +471,10 @@ class Store:
             return None
 
     def quarantine(self, d: Path, reason: str) -> Path | None:
-        """Move a bad entry to ``<root>/.quarantine/`` (kept for inspection) and warn, naming both paths."""
-        rel = d.relative_to(self.root).as_posix().replace("/", "__") if d.is_relative_to(self.root) else d.name
-        dest = self.root / QUARANTINE / f"{rel}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        """Move a bad entry aside (see :meth:`move_aside`) and warn, naming both paths; ``None`` when it was gone
+        already or could not be moved (the warning then says so)."""
         try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(d, dest)
+            dest = self.move_aside(d)
         except FileNotFoundError:  # another process moved it first
             return None
         except OSError as e:
@@ -446,6 +485,26 @@ class Store:
         warnings.warn(f"results store: ignoring bad entry {d}: {reason}; moved to {dest}, the result will be "
                       "recomputed", StoreWarning, stacklevel=3)
         return dest
+
+    def move_aside(self, d: Path) -> Path:
+        """Move the entry ``d`` to ``<root>/.quarantine/`` (kept for inspection), or, where that folder cannot be
+        used (read-only, a file in its place), to a hidden ``.bad-*`` folder beside ``d``; returns where it went.
+        Raises ``OSError`` when neither worked (``FileNotFoundError``: ``d`` is gone)."""
+        rel = d.relative_to(self.root).as_posix().replace("/", "__") if d.is_relative_to(self.root) else d.name
+        stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{os.urandom(2).hex()}"
+        dest = self.root / QUARANTINE / f"{rel}-{stamp}"
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(d, dest)
+            return dest
+        except FileNotFoundError:
+            if not os.path.lexists(d):
+                raise
+        except OSError:
+            pass
+        beside = d.parent / f".bad-{d.name}-{stamp}"  # hidden: never listed as an entry
+        os.rename(d, beside)
+        return beside
 
     def entries(self) -> list[Path]:
         """Every run directory under the root (hidden folders such as ``.quarantine`` and ``.tmp-*`` skipped)."""
@@ -544,14 +603,19 @@ class Store:
         return final, won
 
     def _install(self, tmp: Path, final: Path, replace: bool) -> bool:
+        """Rename ``tmp`` to ``final``; False when a valid entry was there first (and not ``replace``).  A bad
+        entry in the way is moved aside; one that cannot be moved raises ``OSError`` (the caller saves the result
+        to a fallback folder)."""
         for _ in range(3):
-            if final.exists():
+            if final.exists() or final.is_symlink():
                 try:
                     read_entry(final)
                     ok = True
                 except BadEntry as e:
                     ok = False
-                    self.quarantine(final, str(e))
+                    if self.quarantine(final, str(e)) is None and os.path.lexists(final):
+                        raise OSError(errno.ENOTEMPTY, "a bad entry is in the way and could not be moved aside",
+                                      str(final))
                 if ok and not replace:
                     return False  # another writer finished the same run first: keep theirs
                 if ok and replace:
@@ -569,7 +633,7 @@ class Store:
                 if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                     raise
                 # lost a race between the check and the rename: look again
-        return False
+        raise OSError(errno.EEXIST, "another writer kept replacing the entry", str(final))
 
     def _save_fallback(self, kind: str, params: Mapping[str, Any], result: Result, err: BaseException) -> Path | None:
         final = self.path(kind, params)
@@ -621,8 +685,22 @@ class Store:
             winner = self.get(kind, params)
             if winner is not None:
                 return winner
+            # the winner's entry went bad between the two reads: keep this result where it can be found
+            self._save_fallback(kind, params, result, OSError(errno.ENOENT, "the stored copy went bad"))
         result.cached = False
         return result
+
+    def located(self, kind: str, params: Mapping[str, Any]) -> Path | None:
+        """Where the result of ``(kind, params)`` is kept, verified: its entry in this store, else its folder in a
+        fallback folder (see :meth:`cached`), else ``None``."""
+        final = self.path(kind, params)
+        for p in [final] + [root / kind / final.name for root in _fallback_roots() if root != self.root]:
+            try:
+                read_entry(p, params)
+                return p
+            except BadEntry:
+                continue
+        return None
 
 
 def provenance() -> dict[str, Any]:

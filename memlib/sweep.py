@@ -8,11 +8,14 @@ points run side by side (their parts all go to the cluster at once); locally, on
 """
 from __future__ import annotations
 
+import bisect
 import contextvars
 import itertools
+import math
 import re
 import sys
 import time
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -22,17 +25,65 @@ from .experiments import resolve
 from .experiments import REGISTRY, find_claim, get_experiment
 from .store import Store
 
+CONFIRM_ABOVE = 100      # a larger grid runs only with --yes (or a "y" at the prompt)
+MAX_POINTS = 1_000_000   # a larger grid is refused: every point is validated (and kept) before anything runs
 _RANGE = re.compile(r"^\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*$")
 
 
-def parse_axis(pair: str) -> tuple[str, list[str]]:
-    """``"seed=0..2,7"`` -> ``("seed", ["0", "1", "2", "7"])``; values stay strings (resolve converts them)."""
+class AxisValues(Sequence):
+    """An axis's values, in order, as strings, without building them: ``0..4294967295`` costs two integers."""
+
+    def __init__(self, items: list[str | range]):
+        self._items = items
+        self._ends = list(itertools.accumulate(len(i) if isinstance(i, range) else 1 for i in items))
+
+    def __len__(self) -> int:
+        return self._ends[-1] if self._ends else 0
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        k = bisect.bisect_right(self._ends, i)
+        item = self._items[k]
+        return str(item[i - (self._ends[k - 1] if k else 0)]) if isinstance(item, range) else item
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sequence) and len(other) == len(self) and all(a == b for a, b in zip(self, other))
+
+    def __repr__(self) -> str:
+        return f"AxisValues({self._items!r})"
+
+
+def _overlap(items: list[str | range]) -> str | None:
+    """A value that two items of an axis both give, or None."""
+    ranges = sorted((r for r in items if isinstance(r, range)), key=lambda r: r.start)
+    for a, b in zip(ranges, ranges[1:]):
+        if b.start <= a[-1]:
+            return str(b.start)
+    singles = [v for v in items if isinstance(v, str)]
+    seen = set()
+    for v in singles:
+        if v in seen:
+            return v
+        seen.add(v)
+        if re.fullmatch(r"-?\d+", v) and str(int(v)) == v and any(int(v) in r for r in ranges):
+            return v
+    return None
+
+
+def parse_axis(pair: str) -> tuple[str, AxisValues]:
+    """``"seed=0..2,7"`` -> ``("seed", ["0", "1", "2", "7"])`` (a lazy sequence: a range is never expanded);
+    values stay strings (resolve converts them)."""
     if "=" not in pair:
         raise ConfigError(f"grid axis {pair!r} must look like key=v1,v2 or key=a..b (e.g. -p seed=0..4)")
     key, spec = (s.strip() for s in pair.split("=", 1))
     if not key:
         raise ConfigError(f"grid axis {pair!r} has no parameter name")
-    values: list[str] = []
+    items: list[str | range] = []
     for item in spec.split(","):
         item = item.strip()
         if not item:
@@ -44,22 +95,65 @@ def parse_axis(pair: str) -> tuple[str, list[str]]:
             a, b = int(m.group(1)), int(m.group(2))
             if b < a:
                 raise ConfigError(f"range {item!r} in grid axis {key!r} is empty (its end is below its start)")
-            values += [str(v) for v in range(a, b + 1)]
+            items.append(range(a, b + 1))
         else:
-            values.append(item)
-    if len(set(values)) != len(values):
-        raise ConfigError(f"grid axis {key!r} lists a value twice: {spec!r}")
-    return key, values
+            items.append(item)
+    dup = _overlap(items)
+    if dup is not None:
+        raise ConfigError(f"grid axis {key!r} lists a value twice ({dup}): {spec!r}")
+    return key, AxisValues(items)
 
 
-def grid_points(axes: list[str], fixed: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+class Grid(Sequence):
+    """Every combination of the axes (the first axis varies slowest), each merged with ``fixed``; point ``i`` is
+    computed when asked for, so ``len`` of a 4-billion-point grid costs nothing."""
+
+    def __init__(self, axes: list[tuple[str, AxisValues]], fixed: Mapping[str, Any] | None = None):
+        self.keys = [k for k, _ in axes]
+        self.values = [v for _, v in axes]
+        self.fixed = dict(fixed or {})
+
+    def __len__(self) -> int:
+        return math.prod(len(v) for v in self.values)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        combo = []
+        for v in reversed(self.values):
+            i, r = divmod(i, len(v))
+            combo.append(v[r])
+        return {**self.fixed, **dict(zip(self.keys, reversed(combo)))}
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sequence) and len(other) == len(self) and all(a == b for a, b in zip(self, other))
+
+
+def grid_points(axes: list[str], fixed: Mapping[str, Any] | None = None) -> Grid:
     """Every combination of the axes (the first axis varies slowest), each merged with ``fixed``."""
     parsed = [parse_axis(a) for a in axes]
     keys = [k for k, _ in parsed]
     dup = {k for k in keys if keys.count(k) > 1} | (set(keys) & set(fixed or {}))
     if dup:
         raise ConfigError(f"parameter {sorted(dup)[0]!r} is given twice (as a grid axis or with --set)")
-    return [{**(fixed or {}), **dict(zip(keys, combo))} for combo in itertools.product(*(v for _, v in parsed))]
+    return Grid(parsed, fixed)
+
+
+def check_size(n: int, yes: bool, ask: Callable[[str], str] | None = None) -> bool:
+    """Whether to run a grid of ``n`` points: up to :data:`CONFIRM_ABOVE` at once; more with ``yes`` or a "y" to
+    ``ask`` (an interactive prompt); above :data:`MAX_POINTS` never (ConfigError)."""
+    if n > MAX_POINTS:
+        raise ConfigError(f"the grid has {n:,} points, more than the {MAX_POINTS:,} one sweep may run; narrow the "
+                          "axes (-p) or split it into several sweeps")
+    if n <= CONFIRM_ABOVE or yes:
+        return True
+    if ask is None:
+        raise ConfigError(f"the grid has {n:,} points (more than {CONFIRM_ABOVE}); rerun with --yes to run them all")
+    return ask(f"the grid has {n:,} points: run them all? [y/N] ").strip().lower() in ("y", "yes")
 
 
 def experiment_of(name: str) -> str:
@@ -106,8 +200,11 @@ def run_grid(grid: list[tuple[dict, Config]], store: Store, executor, parallel: 
                 result = exp.run(cfg, store)
             except PartsFailed as e:
                 return PointOutcome(point, cfg, error=str(e), seconds=time.perf_counter() - t0)
-        return PointOutcome(point, cfg, str(store.path(exp.NAME, cfg.hashed_dict())),
-                            seconds=time.perf_counter() - t0, cached=result.cached)
+            except Exception as e:  # noqa: BLE001 - one point's error must not stop the others
+                return PointOutcome(point, cfg, error=_one_line(e), seconds=time.perf_counter() - t0)
+        where = store.located(exp.NAME, cfg.hashed_dict())  # the store, or the fallback folder it was saved in
+        return PointOutcome(point, cfg, str(where) if where else None, seconds=time.perf_counter() - t0,
+                            cached=result.cached)
 
     outcomes: list[PointOutcome] = []
     if not parallel:
@@ -129,7 +226,7 @@ def run_grid(grid: list[tuple[dict, Config]], store: Store, executor, parallel: 
                     try:
                         outcomes.append(f.result())
                     except Exception as e:  # noqa: BLE001 - one point's bug must not hide the others' results
-                        outcomes.append(PointOutcome(point, cfg, error=f"{type(e).__name__}: {e}"))
+                        outcomes.append(PointOutcome(point, cfg, error=_one_line(e)))
                     report(outcomes[-1])
         except KeyboardInterrupt:
             cancel_all()
@@ -139,3 +236,8 @@ def run_grid(grid: list[tuple[dict, Config]], store: Store, executor, parallel: 
         finally:
             reset_cancel()
     return outcomes
+
+
+def _one_line(e: BaseException) -> str:
+    lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
+    return f"{type(e).__name__}: {lines[0] if lines else ''}".rstrip(": ")

@@ -156,3 +156,100 @@ def test_list_reads_entries_with_arrays(capsys, store):
     assert cli.main(["list", "--profile", "smoke"]) == 0
     cap = capsys.readouterr()
     assert str(d / "arrays" / "grid.npy") in cap.err and re.search(r"02_dropout_comparison\s+no", cap.out)
+
+
+# ----------------------------------------------------------------------------- more bad inputs, one line each
+
+def test_uncreatable_output_folder_is_one_line(capsys, monkeypatch, store, tmp_path):
+    (tmp_path / "a-file").write_text("")
+    _fake_papermill(monkeypatch, lambda **kw: pytest.fail("notebook started"))
+    assert cli.main(RUN + ["--output", str(tmp_path / "a-file" / "runs")]) == 2
+    line = _one_error_line(capsys)
+    assert line.startswith(f"error: cannot create the folder for executed notebooks {tmp_path / 'a-file' / 'runs'}")
+    assert "--output" in line
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-2", "1.5", " "])
+def test_bad_memlib_threads_is_named_before_the_notebook(value, capsys, monkeypatch, store, tmp_path):
+    monkeypatch.setenv("MEMLIB_THREADS", value)
+    _fake_papermill(monkeypatch, lambda **kw: pytest.fail("notebook started"))
+    assert cli.main(RUN + ["--output", str(tmp_path)]) == 2
+    assert f"$MEMLIB_THREADS must be a whole number of threads, at least 1, got {value!r}" in _one_error_line(capsys)
+    assert cli.main(["sweep", "01", "--profile", "smoke", "-p", "seed=0..1"]) == 2
+    assert "$MEMLIB_THREADS" in _one_error_line(capsys)
+
+
+def test_read_only_store_still_serves_a_stored_result(capsys, monkeypatch, store, tmp_path):
+    import memlib.claims
+    import memlib.store as sm
+
+    cfg = resolve("gradient_similarity", "smoke")
+    store.put("gradient_similarity", cfg.hashed_dict(), Result({}, {"stored": True}))
+    monkeypatch.setattr(sm, "_write_synced", lambda p, d: (_ for _ in ()).throw(PermissionError(13, "denied")))
+
+    class Verdict:
+        status, summary = "ok", "from the stored result"
+
+    monkeypatch.setattr(memlib.claims, "get_claim", lambda name: type("C", (), {"check": lambda r, c: Verdict}))
+    _fake_papermill(monkeypatch, lambda **kw: None)  # the notebook only reads the store
+    assert cli.main(RUN + ["--output", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"results store {store.root} is not writable (denied); its stored result is used" in out and "verdict: ok. from the stored result" in out
+
+
+SHUTDOWN_LOG = """[IPKernelApp] WARNING | Kernel is running over TCP without encryption.
+[IPKernelApp] ERROR | Exception in message handler:
+Traceback (most recent call last):
+  File "/x/ipykernel/kernelbase.py", line 508, in dispatch_shell
+    await result
+  File "/x/jupyter_client/session.py", line 867, in send
+    stream.send_multipart(to_send, copy=copy)
+                                  ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+  File "zmq/backend/cython/_zmq.py", line 1339, in zmq.backend.cython._zmq._check_closed
+zmq.error.ZMQError: Socket operation on non-socket
+[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel.
+kernel line after
+"""
+
+
+def test_ipykernel_shutdown_traceback_is_dropped_and_other_log_kept():
+    from memlib.kernel import without_shutdown_tracebacks
+
+    assert without_shutdown_tracebacks(SHUTDOWN_LOG) == ("[IPKernelApp] WARNING | Kernel is running over TCP without "
+                                                         "encryption.\nkernel line after\n")
+    other = SHUTDOWN_LOG.replace("zmq.error.ZMQError: Socket operation on non-socket", "MemoryError: real trouble")
+    kept = other.replace("[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel.\n", "")
+    assert without_shutdown_tracebacks(other) == kept  # a traceback that is not shutdown noise is kept
+
+
+def test_run_starts_the_kernel_with_its_log_held_and_prints_it_before_the_clean_line(capsys, monkeypatch, store,
+                                                                                     tmp_path):
+    from nbclient.exceptions import CellTimeoutError
+
+    def timed_out(**kw):
+        raise CellTimeoutError("A cell timed out")
+
+    import papermill
+
+    def execute(src, out, **kw):
+        import asyncio
+
+        from jupyter_client.manager import AsyncKernelManager
+
+        manager = kw["kernel_manager_class"]
+        launched = {}
+
+        async def launch(self, cmd, **kw):
+            launched.update(kw)
+
+        monkeypatch.setattr(AsyncKernelManager, "_async_launch_kernel", launch)
+        asyncio.run(manager()._async_launch_kernel(["python"]))
+        assert launched["stderr"] is manager.stderr_log  # the kernel process writes its log there
+        manager.stderr_log.write(SHUTDOWN_LOG)  # what ipykernel writes when it is shut down mid-cell
+        timed_out()
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
+    assert cli.main(RUN + ["--output", str(tmp_path), "--timeout", "5"]) == 1
+    err = capsys.readouterr().err
+    assert "ZMQError" not in err and "Traceback" not in err
+    assert err.index("kernel line after") < err.index("error: 01_gradient_similarity did not finish")

@@ -120,14 +120,19 @@ def test_truncated_torchvision_download_names_the_file(tmp_path):
         load_raw("mnist", root=tmp_path, download=True)  # no download attempt over the damaged file
 
 
-def test_truncated_fashion_mnist_falls_back_to_debian(tmp_path):
-    from memlib.data import DEBIAN_FASHION_MNIST
+def test_truncated_fashion_mnist_falls_back_to_debian_naming_the_damaged_file(tmp_path, monkeypatch):
+    import memlib.data as data_mod
 
-    if not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").exists():
-        pytest.skip("Debian's dataset-fashion-mnist is not installed")
-    _torchvision_folder(tmp_path, "FashionMNIST", truncate="t10k-images-idx3-ubyte")
-    raw = load_raw("fashion-mnist", root=tmp_path, download=False)
-    assert raw.source == str(DEBIAN_FASHION_MNIST) and len(raw.y_train) == 60000
+    debian = tmp_path / "debian"
+    debian.mkdir()
+    for split, n in (("train", 30), ("t10k", 10)):  # a stand-in for /usr/share/datasets/fashion-mnist
+        _idx(debian / f"{split}-images-idx3-ubyte", (n, 28, 28))
+        _idx(debian / f"{split}-labels-idx1-ubyte", (n,))
+    monkeypatch.setattr(data_mod, "DEBIAN_FASHION_MNIST", debian)
+    folder = _torchvision_folder(tmp_path / "data", "FashionMNIST", truncate="t10k-images-idx3-ubyte")
+    with pytest.warns(data_mod.DataWarning, match=f"{folder / 't10k-images-idx3-ubyte'} is damaged.*Debian"):
+        raw = load_raw("fashion-mnist", root=tmp_path / "data", download=False)
+    assert raw.source == str(debian) and len(raw.y_train) == 30
 
 
 def test_damaged_cifar_batch_names_the_file(cifar_archive):

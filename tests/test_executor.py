@@ -201,3 +201,182 @@ def test_every_experiment_hands_picklable_parts_to_the_executor(name, store, mon
         mod.run(resolve(name, "smoke"), store)
     (keys, fn), = seen
     assert keys and all(isinstance(k, dict) for k in keys) and callable(fn)
+
+
+# ----------------------------------------------------------------------------- large grids and failing points
+
+def test_huge_ranges_are_never_expanded():
+    key, values = parse_axis("seed=0..4294967295")  # a list of 2**32 strings would not fit in memory
+    assert key == "seed" and len(values) == 2**32 and values[-1] == "4294967295" and values[7] == "7"
+    grid = grid_points(["noise_rate=0.1,0.2", "seed=0..4294967295,-3"])
+    assert len(grid) == 2 * (2**32 + 1)
+    assert grid[2**32 + 1] == {"noise_rate": "0.2", "seed": "0"} and grid[-1] == {"noise_rate": "0.2", "seed": "-3"}
+
+
+@pytest.mark.parametrize("spec", ["seed=0..5,3", "seed=0..5,4..8", "seed=2..3,0..2", "seed=1,0..1"])
+def test_overlapping_ranges_are_a_value_given_twice(spec):
+    with pytest.raises(ConfigError, match="twice"):
+        parse_axis(spec)
+
+
+def test_sweep_of_four_billion_points_is_refused_at_once(store, monkeypatch, capsys):
+    import memlib.experiments.outlier_percentiles as mod
+
+    calls = []
+    monkeypatch.setattr(mod, "run", _fake_run(calls))
+    assert main(["sweep", "03", "--profile", "smoke", "-p", "seed=0..4294967295", "--yes"]) == 2
+    err = capsys.readouterr().err
+    assert calls == [] and err.startswith("error: the grid has 4,294,967,296 points, more than the 1,000,000")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_large_sweep_asks_first(store, monkeypatch, capsys):
+    import memlib.experiments.dropout_comparison as mod
+    from memlib.sweep import check_size
+
+    calls = []
+    monkeypatch.setattr(mod, "run", _fake_run(calls))
+    assert main(["sweep", "02", "--profile", "smoke", "-p", "seed=0..100000"]) == 2  # stdin is not a terminal
+    assert calls == [] and "the grid has 100,001 points (more than 100); rerun with --yes" in capsys.readouterr().err
+    assert check_size(101, yes=False, ask=lambda q: "n") is False
+    assert check_size(101, yes=False, ask=lambda q: "y") is True
+    assert check_size(100, yes=False) is True and check_size(10**6, yes=True) is True
+
+
+def test_local_sweep_goes_on_past_a_failing_point_and_lists_the_failures(store, monkeypatch, capsys):
+    import memlib.experiments.dropout_comparison as mod
+
+    calls = []
+    good = _fake_run(calls)
+
+    def run(cfg, store=None):
+        if cfg.seed == 1:
+            raise ValueError("boom at seed 1\nsecond line")
+        return good(cfg, store)
+
+    monkeypatch.setattr(mod, "run", run)
+    rc = main(["sweep", "02", "--profile", "smoke", "-p", "seed=0..3", "--executor", "local"])
+    out, err = capsys.readouterr()
+    assert rc == 1 and [c.seed for c in calls] == [0, 2, 3]
+    assert "3 of 4 point(s) stored; 1 failed" in out
+    assert "failed: seed=1: ValueError: boom at seed 1" in err and "Traceback" not in out + err
+
+
+# ----------------------------------------------------------------------------- Ray: failing fast, without a cluster
+
+import socket  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens once it is closed
+
+
+def _server(reply: bytes):
+    """A local TCP server answering every connection with ``reply``; returns its port."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+
+    def serve():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(64)
+                conn.sendall(reply)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv
+
+
+def test_unreachable_ray_address_fails_in_seconds_with_one_line():
+    port = _closed_port()
+    t0 = time.perf_counter()
+    with pytest.raises(ex.ConfigError) as e:
+        ex.check_reachable(f"127.0.0.1:{port}", "$RAY_ADDRESS")
+    assert time.perf_counter() - t0 < 10
+    msg = str(e.value)
+    assert msg.startswith(f"cannot reach the Ray cluster at 127.0.0.1:{port} (from $RAY_ADDRESS): ") and "\n" not in msg
+    with pytest.raises(ex.ConfigError, match=f"ray://127.0.0.1:{port}"):
+        ex.check_reachable(f"ray://127.0.0.1:{port}")
+
+
+def test_a_port_that_is_not_a_ray_head_is_named():
+    srv = _server(b"HTTP/1.0 400 Bad Request\r\n\r\n")
+    try:
+        with pytest.raises(ex.ConfigError, match="answers, but not as a Ray cluster"):
+            ex.check_reachable(f"127.0.0.1:{srv.getsockname()[1]}")
+    finally:
+        srv.close()
+    grpc = _server(bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))  # what a gRPC server sends first: a SETTINGS frame
+    try:
+        ex.check_reachable(f"127.0.0.1:{grpc.getsockname()[1]}")  # passes
+    finally:
+        grpc.close()
+
+
+@pytest.mark.parametrize("address", ["nonsense", "host:port", "10.0.0.1"])
+def test_malformed_ray_address(address):
+    with pytest.raises(ex.ConfigError, match="must look like host:port"):
+        ex.check_reachable(address)
+
+
+class _FakeRay:
+    def __init__(self, *nodes):
+        self._nodes = [{"Alive": True, "Resources": r} for r in nodes] + [{"Alive": False, "Resources": {"CPU": 64}}]
+
+    def nodes(self):
+        return self._nodes
+
+
+def test_unschedulable_part_fails_at_once_naming_the_largest_node(monkeypatch):
+    monkeypatch.delenv(ex.CHECK_RESOURCES_ENV, raising=False)
+    ray = _FakeRay({"CPU": 2.0}, {"CPU": 8.0, "GPU": 0.0})
+    e = ex.RayExecutor.__new__(ex.RayExecutor)
+    e.address = "10.0.0.5:6379"
+    e._check_fits(ray, 8, 0)  # fits the larger node
+    with pytest.raises(ex.ConfigError, match=r"asks for 9 CPUs \(--cpus-per-part.*largest node of 10.0.0.5:6379 "
+                                             r"has 8 CPUs"):
+        e._check_fits(ray, 9, 0)
+    with pytest.raises(ex.ConfigError, match=r"asks for 1 GPUs \(--gpus-per-part.*has no GPU"):
+        e._check_fits(ray, 1, 1)
+    e._check_fits(_FakeRay({"CPU": 1, "GPU": 1}), 1, 0.25)
+    monkeypatch.setenv(ex.CHECK_RESOURCES_ENV, "0")
+    e._check_fits(ray, 100, 1)  # an autoscaling cluster: the user says larger nodes come
+
+
+def test_ray_connection_errors_become_one_line_each(monkeypatch):
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    auto = ex._connect_error(ConnectionError("Could not find any running Ray instance. Please specify ..."),
+                             "auto", "$RAY_ADDRESS")
+    assert auto.startswith("$RAY_ADDRESS=auto: no Ray cluster is running on this machine")
+    log = "[W gcs_client.cc:210] Failed to get cluster ID from GCS server: Unauthenticated: RPC error: InvalidAuthToken"
+    refused = ex._connect_error(ConnectionError("Failed to connect to Ray cluster at h:6379"), "h:6379", "--address",
+                                log)
+    assert "refused this driver's authentication token" in refused and "RAY_AUTH_MODE=token" in refused
+    client = ex._connect_error(ValueError("Ray Client requires pip package `ray[client]`. If ..."), "ray://h:1", "x")
+    assert "pip install 'ray[client]'" in client
+    for m in (auto, refused, client):
+        assert "\n" not in m
+
+
+def test_run_with_an_unreachable_ray_address_fails_with_one_line(store, monkeypatch, capsys):
+    pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[ray]')")
+    port = _closed_port()
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+    for var in (ex.ADDRESS_ENV, ex.EXECUTOR_ENV, ex.THREADS_ENV):  # recorded, so that the run's changes are undone
+        monkeypatch.setenv(var, "")
+        monkeypatch.delenv(var)
+    monkeypatch.setattr(ex, "_ray_executors", {})
+    t0 = time.perf_counter()
+    assert main(["run", "03", "--profile", "smoke", "--executor", "ray"]) == 2
+    err = capsys.readouterr().err
+    assert time.perf_counter() - t0 < 30
+    assert err.startswith(f"error: cannot reach the Ray cluster at 127.0.0.1:{port} (from $RAY_ADDRESS)")
+    assert len(err.strip().splitlines()) == 1

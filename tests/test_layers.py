@@ -28,7 +28,7 @@ LAYERS = {
     2: ["train", "multitrain", "pruning", "probes", "outliers", "store", "executor", "bundle"],
     3: ["experiments"],
     4: ["claims", "plots"],
-    5: ["notebook", "summary", "sweep", "calibration", "cli", "evidence", "__main__", ""],
+    5: ["notebook", "kernel", "summary", "sweep", "calibration", "cli", "evidence", "__main__", ""],
 }
 
 

@@ -339,6 +339,72 @@ def test_store_filling_up_during_training_keeps_the_result(store, monkeypatch, t
     assert [p for p in (store.root / "demo").iterdir()] == []
 
 
+def _bad_entry(store):
+    d = _stored(store)
+    (d / "summary.json").write_text("{")
+    return d
+
+
+@pytest.mark.parametrize("how", ["quarantine is a file", "quarantine is read-only"])
+def test_bad_entry_that_cannot_go_to_quarantine_is_moved_beside_and_the_result_stored(store, monkeypatch, how):
+    d = _bad_entry(store)
+    q = store.root / QUARANTINE
+    if how == "quarantine is a file":
+        q.write_text("in the way")
+    else:
+        real = os.rename
+
+        def no_quarantine(src, dst):
+            if QUARANTINE in str(dst):
+                raise PermissionError(errno.EACCES, "Permission denied", str(dst))
+            return real(src, dst)
+
+        monkeypatch.setattr(os, "rename", no_quarantine)
+    with pytest.warns(StoreWarning) as rec:
+        r = store.cached("demo", PARAMS, lambda: _result(0.4))
+    moved_to = [p for p in d.parent.iterdir() if p.name.startswith(".bad-")]
+    assert len(moved_to) == 1 and f"moved to {moved_to[0]}" in str(rec[0].message)  # names a folder that exists
+    assert r.scalars == {"final": 0.4} and store.get("demo", PARAMS).scalars == {"final": 0.4}  # stored
+    assert store.entries() == [d]  # the hidden .bad-* folder is not an entry
+
+
+def test_bad_entry_that_cannot_be_moved_at_all_keeps_the_fresh_result_in_the_fallback(store, monkeypatch, tmp_path):
+    fallback = tmp_path / "fallback"
+    monkeypatch.setenv("MEMLIB_STORE_FALLBACK", str(fallback))
+    d = _bad_entry(store)
+    real = os.rename
+
+    def stuck(src, dst):
+        if Path(src) == d:
+            raise PermissionError(errno.EACCES, "Permission denied", str(src))
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "rename", stuck)
+    with pytest.warns(StoreWarning) as rec:
+        r = store.cached("demo", PARAMS, lambda: _result(0.4))
+    assert r.scalars == {"final": 0.4} and not r.cached
+    saved = fallback / "demo" / d.name
+    msgs = " ".join(str(w.message) for w in rec)
+    assert f"saved in {saved}" in msgs and saved.is_dir()  # the hint names a folder that exists
+    assert read_entry(saved, PARAMS).scalars == {"final": 0.4}
+    assert store.located("demo", PARAMS) == saved
+
+
+def test_verify_fix_says_not_moved_when_nothing_moved(store, monkeypatch, capsys):
+    from memlib.cli import main
+
+    d = _bad_entry(store)
+
+    def denied(src, dst):
+        raise PermissionError(errno.EACCES, "Permission denied", str(src))
+
+    monkeypatch.setattr(os, "rename", denied)
+    assert main(["verify", "--fix"]) == 1
+    out = capsys.readouterr().out
+    assert "moved to" not in out and f"NOT moved (Permission denied); delete {d} by hand" in out
+    assert "1 could not be moved" in out and d.exists()
+
+
 # ----------------------------------------------------------------------------- housekeeping
 
 def test_stale_tmp_folders_are_removed_and_never_listed(store):

@@ -9,9 +9,9 @@ import seaborn as sns
 from matplotlib.patches import Rectangle
 
 from ..experiments.gradient_similarity import PROTOCOL_LABELS, PROTOCOLS
-from .style import PALETTE, figure
+from .style import COLUMN_IN, PALETTE, figure
 
-WIDTH = 6.8  # inches
+WIDTH = COLUMN_IN  # inches: the book's text column (wider would be clamped, with a warning)
 
 
 def similarity_matrix(similarity: pd.DataFrame, protocol: str, max_epoch: int | None = None) -> pd.DataFrame:

@@ -9,7 +9,7 @@ import seaborn as sns
 
 from ..experiments.lth_vs_dropout import Chain
 from ..pruning import GENERALIZATION, MEMORIZATION, Arm
-from .style import PALETTE, figure
+from .style import COLUMN_IN, PALETTE, figure
 
 GROUP_COLORS = {GENERALIZATION: PALETTE["clean"], MEMORIZATION: PALETTE["noisy"]}
 ARM_COLORS = {Arm.DENSE.value: "#555555", Arm.MAGNITUDE_K.value: "#2ca02c", Arm.MAGNITUDE_0.value: "#1f77b4",
@@ -25,7 +25,7 @@ def magnitudes(result):
     and size |w| (bottom, the second view), generalization vs memorization channels, per dropout site."""
     c = result.tables["channels"].copy()
     c["site"] = c["layer"]
-    fig, axes = figure(2, 1, figsize=(7, 6), sharex=True)
+    fig, axes = figure(2, 1, figsize=(COLUMN_IN, 6), sharex=True)
     for ax, (stat, label) in zip(axes, [("moved", "mean |w − w0| of a channel"), ("mean_abs", "mean |w| of a channel")]):
         sns.stripplot(c, x="site", y=stat, hue="group", palette=GROUP_COLORS, dodge=True, size=3, alpha=0.6, ax=ax,
                       legend=ax is axes[0])
@@ -48,7 +48,7 @@ def overlap(result):
     o["chance"] = o.available_mem / o.available
     long = o.melt(id_vars=["seed", "round"], value_vars=["magnitude pruning", "chance"], var_name="what",
                   value_name="share")
-    fig, ax = figure(figsize=(7, 3.4))
+    fig, ax = figure(figsize=(COLUMN_IN, 3.4))
     sns.barplot(long, x="round", y="share", hue="what", palette=[PALETTE["noisy"], "#aaaaaa"], errorbar=("ci", 95),
                 ax=ax)
     ax.set_ylim(0, 1)
@@ -65,7 +65,7 @@ def accuracies(result):
     last = a[(a["round"] == a["round"].max()) | (a.arm == Arm.DENSE.value)]
     last = last[~((last.chain == Chain.ETD.value) & (last.arm == Arm.DENSE.value))]  # its accuracy is drop-mode
     order = [arm.value for arm in Arm]
-    fig, axes = figure(3, 1, figsize=(7, 8.5), sharex=True)
+    fig, axes = figure(3, 1, figsize=(COLUMN_IN, 8.5), sharex=True)
     for ax, (col, title) in zip(axes, METRICS.items()):
         sns.pointplot(last, x="arm", y=col, hue="chain", order=order, markers=list(CHAIN_MARKERS.values()),
                       hue_order=list(CHAIN_MARKERS), dodge=0.3, errorbar=("ci", 95), linestyle="none", ax=ax,
@@ -94,7 +94,7 @@ def tickets_by_sparsity(result):
     long["metric"] = long.metric.map(METRICS)
     rl = r.melt(id_vars=["seed", "sparsity"], value_vars=list(METRICS), var_name="metric", value_name="accuracy")
     rl["metric"] = rl.metric.map(METRICS)
-    fig, ax = figure(figsize=(7, 3.6))
+    fig, ax = figure(figsize=(COLUMN_IN, 3.6))
     pal = {METRICS["train_clean_acc"]: PALETTE["clean"], METRICS["train_noisy_acc"]: PALETTE["noisy"],
            METRICS["test_acc"]: PALETTE["test"]}
     sns.lineplot(long, x="sparsity", y="accuracy", hue="metric", palette=pal, marker="o", errorbar=("ci", 95), ax=ax)
