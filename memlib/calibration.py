@@ -1,12 +1,15 @@
 """How the quick scale is chosen: a recorded calibration sweep per claim (the book's appendix "How the quick scale
 was chosen").
 
-A claim's experiment declares a :class:`Plan`: the knobs that set capacity and optimization length (width, training
-set size, batch size, epochs, dropout probability, ...) and the values to try.  :func:`calibrate` runs every setting
-on its own **calibration seeds** (``CAL_SEED`` + 0, 1, ...; the verdicts use seeds from the profile's ``seed``, 0, so
+Each claim has a :class:`Plan` (:data:`PLANS`): the knobs that set capacity and optimization length (width, training
+set size, batch size, epochs, dropout probability, ...) and the values to try.  :func:`calibrate` runs the settings
+on their own **calibration seeds** (``CAL_SEED`` + 0, 1, ...; the verdicts use seeds from the profile's ``seed``, 0, so
 the two never overlap), one seed per run, and keeps only two things per run: the claim's **preconditions**
 (``memlib.claims.<claim>.preconditions`` — never the deciding quantities) and the **cost** (seconds of computation
-per seed, with the machine's load beside it).  A pre-registered rule (:data:`RULE`) picks the quick setting.
+per seed, with the machine's load beside it).  A pre-registered rule (:data:`RULE`) picks the quick setting: settings
+are tried from the cheapest (estimated compute: images trained x width squared), the first whose preconditions hold
+in every calibration seed is picked, and what is dearer is not run (a setting is dropped at its first failing seed).
+The plans live here, not in the experiments, so that editing a plan never invalidates a stored result.
 
 The record (settings tried, precondition values, cost, seeds, machine, date, commit, rule, pick) is a small JSON file
 under ``calibration/`` that is committed with the project; the quick profile's values for the swept knobs must equal
@@ -16,30 +19,75 @@ the record's pick (``tests/test_calibration.py``), so no quick value changes wit
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .claims import HOLDS, get_claim
 from .experiments import REGISTRY, get_experiment, resolve
-from .specs import CalibrationPlan as Plan
 from .store import PACKAGE_DIR, Store, _git_commit
 
 CAL_SEED = 1000  # calibration seeds are CAL_SEED, CAL_SEED + 1, ...; verdict seeds start at 0
 RECORDS = PACKAGE_DIR.parent / "calibration"
-RULE = ("the cheapest setting (mean measured seconds per seed) whose every precondition holds, on its point value, "
-        "in every calibration seed; none if no setting qualifies")
+RULE = ("settings are tried from the cheapest (estimated compute: training images x epochs x width squared, ties in "
+        "the plan's order); the first whose every precondition holds, on its point value, in every calibration seed "
+        "is picked, and dearer settings are not run; none if no setting qualifies")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a claim's calibration sweeps: ``grid`` (knob -> values, on top of the ``base`` profile), how many
+    calibration ``seeds``, the two knobs the appendix draws as a heatmap (``axes``: x, y) and ``why`` (the leads that
+    chose the grid, in words)."""
+
+    grid: dict[str, tuple]
+    seeds: int = 2
+    base: str = "quick"
+    axes: tuple[str, str] | None = None
+    why: str = ""
+
+    def settings(self) -> list[dict[str, Any]]:
+        keys = list(self.grid)
+        return [dict(zip(keys, combo)) for combo in itertools.product(*(self.grid[k] for k in keys))]
+
+
+PLANS: dict[str, Plan] = {
+    "gradient_similarity": Plan(
+        grid={"width": (8,), "n_train": (3000,), "epochs": (20, 30)}, axes=("epochs", "width"),
+        why="does a shorter training (fewer epochs than the hand-set 30) still memorize the mislabeled examples?"),
+    "dropout_comparison": Plan(
+        grid={"width": (16,), "n_train": (1000,), "batch_size": (32,), "dropout_p": (0.2, 0.1), "epochs": (40, 60)},
+        axes=("epochs", "dropout_p"),
+        why="hand trials (calibration seed 1000): width 16, 1,000 images, batch 32, 40 epochs (1,250 steps) with "
+            "standard dropout p = 0.2 fitted 47% of the mislabeled examples, the sparse network and example-tied "
+            "dropout with its own masks 100%; width 8, 500 images, batch 128, 100 epochs (400 steps), p = 0.4: 5-7%"),
+    "outlier_percentiles": Plan(
+        grid={"metric_epochs": (20,), "epochs": (15, 30)}, axes=("epochs", "metric_epochs"),
+        why="do the window models fit their windows with half the hand-set epochs?"),
+    "early_learning": Plan(
+        grid={"width": (8,), "n_train": (2000,), "epochs": (24,)}, axes=("epochs", "width"),
+        why="the hand-set setting checked on calibration seeds (a run costs minutes on two cores)"),
+    "lth_vs_dropout": Plan(
+        grid={"width": (8,), "n_train": (600,), "epochs": (25,)}, axes=("epochs", "width"),
+        why="the hand-set setting checked on calibration seeds (a run costs minutes on two cores)"),
+}
 
 
 def plan_of(experiment: str) -> Plan:
-    exp = get_experiment(experiment)
-    plan = getattr(exp, "CALIBRATION", None)
-    if plan is None:
-        raise ValueError(f"experiment {exp.NAME!r} declares no CALIBRATION plan")
-    return plan
+    name = get_experiment(experiment).NAME
+    if name not in PLANS:
+        raise ValueError(f"experiment {name!r} has no calibration plan in memlib.calibration.PLANS")
+    return PLANS[name]
+
+
+def estimated_cost(values: dict[str, Any]) -> float:
+    """Compute a setting costs, up to a constant: training images x epochs x width squared."""
+    return float(values.get("n_train") or 1) * float(values.get("epochs") or 1) * float(values.get("width") or 1) ** 2
 
 
 def record_path(experiment: str) -> Path:
@@ -81,15 +129,16 @@ def precondition_names(experiment: str, cfg, result) -> list[dict[str, Any]]:
 
 
 def pick(rows: list[dict[str, Any]], knobs: list[str]) -> dict[str, Any] | None:
-    """:data:`RULE`: the cheapest setting whose preconditions hold in every one of its calibration seeds."""
+    """:data:`RULE` applied to finished rows (in the order they were tried, cheapest first): the first setting whose
+    preconditions held in every one of its calibration seeds and that has every seed (a setting dropped at a failing
+    seed does not qualify)."""
     by: dict[tuple, list[dict]] = {}
     for r in rows:
         by.setdefault(tuple(r[k] for k in knobs), []).append(r)
-    ok = [(sum(r["seconds"] for r in rs) / len(rs), key) for key, rs in by.items() if all(r["all_ok"] for r in rs)]
-    if not ok:
-        return None
-    cost, key = min(ok)
-    return {**dict(zip(knobs, key)), "seconds_per_seed": round(cost, 1)}
+    for key, rs in by.items():
+        if all(r["all_ok"] for r in rs) and rs and rs[0].get("of_seeds", len(rs)) == len(rs):
+            return {**dict(zip(knobs, key)), "seconds_per_seed": round(sum(r["seconds"] for r in rs) / len(rs), 1)}
+    return None
 
 
 def machine() -> dict[str, Any]:
@@ -105,45 +154,57 @@ def machine() -> dict[str, Any]:
 
 
 def configs(experiment: str, plan: Plan | None = None) -> list[tuple[dict, Any]]:
-    """Every (setting + calibration seed, Config) of a plan, resolved (and so validated) before anything runs."""
+    """Every (setting + calibration seed, Config) of a plan in the order the rule tries them (cheapest setting
+    first), resolved (and so validated) before anything runs."""
     plan = plan or plan_of(experiment)
     out = []
     for setting in plan.settings():
         for i in range(plan.seeds):
-            point = {**plan.fixed, **setting, "seed": CAL_SEED + i, "seeds": 1, "progress": False}
+            point = {**setting, "seed": CAL_SEED + i, "seeds": 1, "progress": False}
             out.append((point, resolve(experiment, plan.base, point)))
-    return out
+    order = {id(c): n for n, (_, c) in enumerate(out)}
+    return sorted(out, key=lambda pc: (estimated_cost(pc[1].values), order[id(pc[1])]))
 
 
 def calibrate(experiment: str, store: Store | None = None, executor=None, plan: Plan | None = None,
               report=print) -> dict[str, Any]:
-    """Run (or load) every calibration run of ``experiment`` and return its record (see the module docstring)."""
+    """Run (or load) the calibration runs of ``experiment`` by :data:`RULE` and return its record (see the module
+    docstring).  A setting's seeds run one after another (each run's parts side by side on the executor), so a
+    setting is dropped at its first failing seed and the sweep stops at the first setting that qualifies."""
     from .executor import current
     from .sweep import run_grid
 
     plan = plan or plan_of(experiment)
     store = store or Store()
     executor = executor or current()
-    grid = configs(experiment, plan)
+    exp = get_experiment(experiment)
+    knobs = list(plan.grid)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     t0 = time.time()
-    outcomes = run_grid(grid, store, executor, parallel=executor.name != "local",
-                        report=lambda o: report(f"{'cached' if o.cached else 'done':6} {o.point} "
-                                                f"({o.seconds:.0f} s){' ' + o.error if o.error else ''}"))
-    failed = [o for o in outcomes if o.error]
-    if failed:
-        raise RuntimeError(f"{len(failed)} calibration run(s) failed, e.g. {failed[0].point}: {failed[0].error}")
-    exp = get_experiment(experiment)
     rows, names = [], None
-    for point, cfg in grid:
-        result = store.get(exp.NAME, cfg.hashed_dict())
-        names = names or precondition_names(exp.NAME, cfg, result)
-        rows.append({**{k: point[k] for k in plan.grid}, "seed": point["seed"], **measure(cfg, result)})
-    knobs = list(plan.grid)
+    runs = configs(experiment, plan)
+    settings = list(dict.fromkeys(tuple(p[k] for k in knobs) for p, _ in runs))  # cheapest first
+    for setting in settings:
+        for point, cfg in [(p, c) for p, c in runs if tuple(p[k] for k in knobs) == setting]:
+            (out,) = run_grid([(point, cfg)], store, executor, parallel=False)
+            report(f"{'cached' if out.cached else 'done':6} {point} ({out.seconds:.0f} s)")
+            if out.error:
+                raise RuntimeError(f"calibration run {point} failed: {out.error}")
+            result = store.get(exp.NAME, cfg.hashed_dict())
+            names = names or precondition_names(exp.NAME, cfg, result)
+            rows.append({**{k: point[k] for k in knobs}, "seed": point["seed"], "of_seeds": plan.seeds,
+                         **measure(cfg, result)})
+            if not rows[-1]["all_ok"]:
+                break  # one failing seed rules the setting out
+        else:
+            break  # every seed held: this setting is the pick, dearer ones are not run
+    tried = {tuple(r[k] for k in knobs) for r in rows}
     return {
         "experiment": exp.NAME, "base_profile": plan.base, "grid": {k: list(v) for k, v in plan.grid.items()},
-        "fixed": plan.fixed, "seeds": sorted({p["seed"] for p, _ in grid}), "axes": list(plan.axes or knobs[:2]),
+        "why": plan.why, "seeds": [CAL_SEED + i for i in range(plan.seeds)], "axes": list(plan.axes or knobs[:2]),
         "preconditions": names, "rule": RULE, "rows": rows, "pick": pick(rows, knobs),
+        "not_run": [dict(zip(knobs, s)) for s in (tuple(x[k] for k in knobs) for x in plan.settings())
+                    if s not in tried],
         "machine": {**machine(), "load_average_at_start": round(load, 2)},
         "date": time.strftime("%Y-%m-%d", time.gmtime(t0)), "commit": _git_commit(PACKAGE_DIR.parent),
         "sweep_seconds": round(time.time() - t0, 1),

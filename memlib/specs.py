@@ -14,11 +14,8 @@ added to the gradient; ``momentum`` is the heavy-ball coefficient.
 """
 from __future__ import annotations
 
-
 import dataclasses
-import itertools
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -91,19 +88,3 @@ ELR_2020 = TrainSpec(epochs=160, batch_size=128, lr=0.02, momentum=0.9, weight_d
 # 0.05, 10% warm-up, cosine), written beside the others so the chapter can say so.
 CARLINI_2019_MEMLIB = TrainSpec(epochs=30, batch_size=128, lr=0.05, momentum=0.9, weight_decay=5e-4,
                                 warmup_frac=0.1, augment=False)
-
-
-@dataclass(frozen=True)
-class CalibrationPlan:
-    """What a claim's calibration sweeps (:mod:`memlib.calibration`): ``grid`` (knob -> values, on top of the ``base`` profile), how many
-    calibration ``seeds``, and the two knobs the appendix draws as a heatmap (``axes``: x, y)."""
-
-    grid: dict[str, tuple]
-    seeds: int = 2
-    base: str = "quick"
-    axes: tuple[str, str] | None = None
-    fixed: dict[str, Any] = field(default_factory=dict)
-
-    def settings(self) -> list[dict[str, Any]]:
-        keys = list(self.grid)
-        return [dict(zip(keys, combo)) for combo in itertools.product(*(self.grid[k] for k in keys))]

@@ -12,6 +12,13 @@ def _rows(*specs):
     return [{"width": w, "epochs": e, "seed": s, "seconds": sec, "all_ok": ok} for w, e, s, sec, ok in specs]
 
 
+def test_every_claim_has_a_plan_and_runs_are_tried_cheapest_first():
+    for mod in REGISTRY.values():
+        runs = cal.configs(mod)
+        costs = [cal.estimated_cost(c.values) for _, c in runs]
+        assert runs and costs == sorted(costs), mod
+
+
 def test_rule_picks_the_cheapest_setting_that_holds_in_every_seed():
     rows = _rows((8, 10, 1000, 10.0, True), (8, 10, 1001, 12.0, False),   # cheap, but one seed fails
                  (16, 10, 1000, 30.0, True), (16, 10, 1001, 34.0, True),   # qualifies: 32 s a seed
@@ -24,28 +31,41 @@ def test_calibration_seeds_are_disjoint_from_the_verdict_seeds():
     for mod in REGISTRY.values():
         quick = resolve(mod, "quick")
         verdict_seeds = set(range(quick.seed, quick.seed + quick.seeds))
-        plan = getattr(__import__(f"memlib.experiments.{mod}", fromlist=["x"]), "CALIBRATION", None)
-        if plan is None:
-            continue
+        plan = cal.PLANS[mod]
         cal_seeds = {p["seed"] for p, _ in cal.configs(mod, plan)}
         assert cal_seeds and not cal_seeds & verdict_seeds, mod
 
 
 def test_a_tiny_calibration_records_preconditions_and_cost_only(store):
-    plan = cal.Plan(grid={"epochs": (1, 2)}, seeds=1, base="smoke", axes=("epochs", "epochs"))
+    plan = cal.Plan(grid={"epochs": (2, 1)}, seeds=1, base="smoke", axes=("epochs", "epochs"))
     rec = cal.calibrate("gradient_similarity", store, plan=plan, report=lambda s: None)
+    # tried cheapest first; a 1- or 2-epoch run memorizes nothing, so neither qualifies and both are tried
     assert [r["epochs"] for r in rec["rows"]] == [1, 2] and rec["seeds"] == [cal.CAL_SEED]
+    assert rec["pick"] is None and rec["not_run"] == []
     assert [p["name"] for p in rec["preconditions"]] == ["pre0"]
     assert "memorized by the end" in rec["preconditions"][0]["text"]
     for r in rec["rows"]:
         # the row holds the knobs, the seed, each precondition's value and whether it held, and the cost: nothing
         # the verdict decides on (no cosines, no window)
-        assert set(r) == {"epochs", "seed", "seconds", "pre0", "pre0_ok", "all_ok"}
+        assert set(r) == {"epochs", "seed", "of_seeds", "seconds", "pre0", "pre0_ok", "all_ok"}
         assert 0.0 <= r["pre0"] <= 1.0 and r["seconds"] > 0
     assert rec["rule"] == cal.RULE and rec["machine"]["cores"] >= 1
     json.dumps(rec)  # the record is plain JSON
     again = cal.calibrate("gradient_similarity", store, plan=plan, report=lambda s: None)
     assert again["rows"] == rec["rows"]  # a rerun is a store hit: same numbers
+
+
+def test_the_sweep_stops_at_the_first_setting_that_holds_and_drops_a_setting_at_its_first_failing_seed(
+        store, monkeypatch):
+    verdicts = {(1, 1000): False, (2, 1000): True, (2, 1001): True}
+    monkeypatch.setattr(cal, "measure", lambda cfg, result: {"seconds": 1.0, "pre0": 0.0, "pre0_ok": True,
+                                                              "all_ok": verdicts[(cfg.epochs, cfg.seed)]})
+    monkeypatch.setattr(cal, "precondition_names", lambda *a: [{"name": "pre0", "text": "t", "threshold": 0.5,
+                                                                "direction": "above"}])
+    plan = cal.Plan(grid={"epochs": (3, 2, 1)}, seeds=2, base="smoke")
+    rec = cal.calibrate("gradient_similarity", store, plan=plan, report=lambda s: None)
+    assert [(r["epochs"], r["seed"]) for r in rec["rows"]] == [(1, 1000), (2, 1000), (2, 1001)]
+    assert rec["pick"] == {"epochs": 2, "seconds_per_seed": 1.0} and rec["not_run"] == [{"epochs": 3}]
 
 
 def test_a_quick_value_changed_without_recalibrating_is_caught(tmp_path, monkeypatch):

@@ -66,7 +66,7 @@ from ..multitrain import cpu_threads
 from ..probes.consistency import consistency_scores
 from ..seeds import derive
 from ..store import Result, Store
-from ..specs import MAINI_2023, CalibrationPlan
+from ..specs import MAINI_2023
 from ..train import fit, predict, split_metrics
 from .base import concat, merge_scalars, run_parts, seed_list
 from .setup import load_data, make_model, part_config, train_spec
@@ -134,13 +134,6 @@ PROFILES = {
     "paper": _paper,
 }
 
-
-# The quick scale's calibration (memlib.calibration; record: calibration/02_dropout_comparison.json): preconditions
-# only.  Leads from hand trials (calibration seed 1000): at width 16 on 1,000 images, batch 32, 40 epochs (1,250
-# steps) standard dropout with p = 0.2 fitted 47% of the mislabeled examples, the sparse network and example-tied
-# dropout with its own masks 100%; at width 8, 500 images, batch 128, 100 epochs (400 steps), p = 0.4: 5-7%.
-CALIBRATION = CalibrationPlan(grid={"width": (16,), "n_train": (1000,), "batch_size": (32,),
-                                    "dropout_p": (0.1, 0.2), "epochs": (40, 80)}, seeds=2, axes=("epochs", "dropout_p"))
 
 
 def validate(values: dict) -> None:

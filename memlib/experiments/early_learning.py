@@ -35,7 +35,7 @@ from ..losses import ELRLoss, LossTracker
 from ..probes.early_phase import EarlyPhaseProbe, tracked_parameters
 from ..pruning import Arm, CaptureAt, one_shot_prune, retrain, sparsity
 from ..seeds import derive
-from ..specs import ELR_2020, CalibrationPlan
+from ..specs import ELR_2020
 from ..store import Result, Store
 from ..train import fit
 from .base import concat, merge_scalars, run_parts, seed_list
@@ -117,11 +117,6 @@ def rewind_list(spec: str) -> list[int]:
 def steps_per_epoch(n_train: int, batch_size: int) -> int:
     return math.ceil(n_train / batch_size)
 
-
-# The quick scale's calibration (memlib.calibration; record: calibration/04_early_learning.json): the hand-set quick
-# setting checked on calibration seeds (each run costs minutes on two cores; a wider sweep needs more time or a GPU).
-CALIBRATION = CalibrationPlan(grid={"width": (8,), "n_train": (2000,), "epochs": (24,)}, seeds=2,
-                              axes=("epochs", "width"))
 
 
 def validate(values: dict) -> None:

@@ -25,7 +25,7 @@ from ..device import describe
 from ..probes.gradients import GradientSimilarityProbe, TrainingGradientAccounting
 from ..seeds import derive
 from ..store import Result, Store
-from ..specs import MAINI_2023, CalibrationPlan
+from ..specs import MAINI_2023
 from ..train import fit
 from .base import concat, merge_scalars, run_parts, seed_list
 from .setup import make_model_and_data, part_config, train_spec
@@ -61,11 +61,6 @@ PROFILES = {
     "paper": _paper,
 }
 
-
-# The quick scale's calibration (memlib.calibration; record: calibration/01_gradient_similarity.json): does a
-# cheaper training still memorize the mislabeled examples by its end?
-CALIBRATION = CalibrationPlan(grid={"width": (8,), "n_train": (3000,), "epochs": (20, 30)}, seeds=2,
-                              axes=("epochs", "width"))
 
 
 def validate(values: dict) -> None:

@@ -38,7 +38,7 @@ from ..device import describe
 from ..dropout import make_factory
 from ..pruning import Arm, LotteryTicket, channel_stats, pruned_share, retrain
 from ..store import Result, Store
-from ..specs import MAINI_2023, CalibrationPlan
+from ..specs import MAINI_2023
 from ..train import fit
 from .base import concat, merge_scalars, run_parts, seed_list
 from .setup import load_data, make_model, part_config, train_spec
@@ -112,11 +112,6 @@ def total_steps(values: dict, n_train: int) -> int:
 def final_sparsity(values: dict) -> float:
     return 1.0 - (1.0 - values["prune_rate"]) ** values["rounds"]
 
-
-# The quick scale's calibration (memlib.calibration; record: calibration/05_lth_vs_dropout.json): the hand-set quick
-# setting checked on calibration seeds (each run costs minutes on two cores; a wider sweep needs more time or a GPU).
-CALIBRATION = CalibrationPlan(grid={"width": (8,), "n_train": (600,), "epochs": (25,)}, seeds=2,
-                              axes=("epochs", "width"))
 
 
 def validate(v: dict) -> None:

@@ -47,7 +47,7 @@ from ..multitrain import accuracy_stacked, cpu_threads, fit_stacked
 from ..outliers import REGIONS, adv_distances, balanced_windows, label_confidence, rank_order, spearman
 from ..seeds import derive
 from ..store import Result, Store
-from ..specs import CARLINI_2019_MEMLIB, DataSpec, CalibrationPlan
+from ..specs import CARLINI_2019_MEMLIB, DataSpec
 from ..train import fit, predict
 from .base import run_parts, seed_list
 from .setup import load_data, make_model, train_spec
@@ -127,11 +127,6 @@ def trainer_for(model: str, trainer: str) -> str:
         return "stacked" if model in STACKABLE else "sequential"
     return trainer
 
-
-# The quick scale's calibration (memlib.calibration; record: calibration/03_outlier_percentiles.json): the metric
-# models' agreement and the window models' fit, for two lengths of window training.
-CALIBRATION = CalibrationPlan(grid={"metric_epochs": (20,), "epochs": (15, 30)}, seeds=2,
-                              axes=("epochs", "metric_epochs"))
 
 
 def validate(values: dict) -> None:
