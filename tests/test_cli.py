@@ -190,6 +190,10 @@ def test_read_only_store_still_serves_a_stored_result(capsys, monkeypatch, store
     class Verdict:
         status, summary = "ok", "from the stored result"
 
+        @staticmethod
+        def status_line():
+            return "ok"
+
     monkeypatch.setattr(memlib.claims, "get_claim", lambda name: type("C", (), {"check": lambda r, c: Verdict}))
     _fake_papermill(monkeypatch, lambda **kw: None)  # the notebook only reads the store
     assert cli.main(RUN + ["--output", str(tmp_path)]) == 0
