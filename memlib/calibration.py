@@ -224,6 +224,33 @@ def load(experiment: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def record_markdown(experiment: str) -> str:
+    """The appendix's text for one claim: what was swept and why, the preconditions, the machine, the pick."""
+    exp = get_experiment(experiment)
+    nb = record_path(exp.NAME).stem
+    head = f"### {nb.split('_', 1)[0]} · {exp.TITLE}\n\n"
+    rec = load(exp.NAME)
+    if rec is None:
+        return head + (f"No calibration record yet: this chapter's quick profile was set by hand (`python -m memlib "
+                       f"calibrate {nb.split('_', 1)[0]}`).")
+    pick = rec["pick"]
+    pick_text = (", ".join(f"{k} = {v}" for k, v in pick.items() if k != "seconds_per_seed")
+                 + f" ({pick['seconds_per_seed']:.0f} s per seed)") if pick else (
+        "**none**: no setting met every precondition in every calibration seed, so this chapter's verdict at quick "
+        "can only be *not testable at this scale*")
+    pre = "; ".join(f"`{p['name']}`: {p['text']} ({'>' if p['direction'] == 'above' else '<'} {p['threshold']:g})"
+                    for p in rec["preconditions"] or [])
+    not_run = "; ".join(", ".join(f"{k} = {v}" for k, v in s.items()) for s in rec.get("not_run", []))
+    m = rec["machine"]
+    return (head + "Swept: " + "; ".join(f"{k} ∈ {{{', '.join(map(str, v))}}}" for k, v in rec["grid"].items())
+            + f", on calibration seeds {', '.join(map(str, rec['seeds']))} (everything else: the `quick` profile's). "
+            + (f"Why these: {rec['why']}. " if rec.get("why") else "")
+            + (f"Not run (dearer than the pick): {not_run}. " if not_run else "")
+            + f"Preconditions: {pre}. Run on {m['cpu']} ({m['cores']} cores, load {m['load_average_at_start']} at "
+            f"the start) on {rec['date']}, commit `{(rec['commit'] or 'unknown')[:10]}`; the sweep took "
+            f"{rec['sweep_seconds'] / 60:.0f} min. **Pick:** {pick_text}.")
+
+
 def disagreements(experiment: str) -> list[str]:
     """How the quick profile's values of the swept knobs differ from the record's pick (empty: they agree)."""
     rec = load(experiment)

@@ -87,3 +87,30 @@ def test_quick_profile_equals_its_calibration_record(mod):
     if cal.load(mod) is None:
         pytest.fail(f"{mod} has no calibration record: run `python -m memlib calibrate {mod}`")
     assert cal.disagreements(mod) == []
+
+
+def test_appendix_text_and_figure_from_a_record(tmp_path, monkeypatch):
+    from memlib.plots.calibration import heatmap
+
+    monkeypatch.setattr(cal, "RECORDS", tmp_path)
+    assert "No calibration record yet" in cal.record_markdown("lth_vs_dropout")
+    rec = {"experiment": "lth_vs_dropout", "base_profile": "quick", "grid": {"width": [8, 16], "epochs": [10, 20]},
+           "why": "a lead", "seeds": [1000, 1001], "axes": ["epochs", "width"],
+           "preconditions": [{"name": "pre0", "text": "the dense network memorizes", "threshold": 0.5,
+                              "direction": "above"}],
+           "rule": cal.RULE, "pick": {"width": 8, "epochs": 20, "seconds_per_seed": 12.0},
+           "rows": [{"width": 8, "epochs": 10, "seed": 1000, "of_seeds": 2, "seconds": 6.0, "pre0": 0.3,
+                     "pre0_ok": False, "all_ok": False},
+                    {"width": 8, "epochs": 20, "seed": 1000, "of_seeds": 2, "seconds": 12.0, "pre0": 0.9,
+                     "pre0_ok": True, "all_ok": True},
+                    {"width": 8, "epochs": 20, "seed": 1001, "of_seeds": 2, "seconds": 12.0, "pre0": 0.8,
+                     "pre0_ok": True, "all_ok": True}],
+           "not_run": [{"width": 16, "epochs": 10}, {"width": 16, "epochs": 20}],
+           "machine": {"cpu": "a CPU", "cores": 2, "load_average_at_start": 1.0}, "date": "2026-11-30",
+           "commit": "abc", "sweep_seconds": 60.0}
+    cal.write(rec)
+    text = cal.record_markdown("lth_vs_dropout")
+    assert "**Pick:** width = 8, epochs = 20 (12 s per seed)" in text and "Not run (dearer than the pick)" in text
+    fig = heatmap(cal.load("lth_vs_dropout"))
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts.count("not run") == 2 and "✘ 30%\n6 s" in texts and "✔ 80%\n12 s" in texts

@@ -21,23 +21,31 @@ def record_frame(record: dict) -> pd.DataFrame:
 
 def heatmap(record: dict, precondition: str = "pre0"):
     """A precondition's worst value over seeds across the two plotted knobs (``record['axes']``); cells where every
-    precondition held in every seed are marked ✔, the pick is outlined, and each cell shows its seconds per seed.
+    precondition held in every seed are marked ✔ (✘: a seed failed, and the setting's later seeds were not run), the
+    pick is outlined, each cell shows its seconds per seed, and settings the rule did not need say "not run".
     Knobs beyond the two axes are shown as separate panels' titles (their values are joined)."""
     import matplotlib.pyplot as plt
 
     frame = record_frame(record)
     x, y = record["axes"]
+    if x == y:  # one knob: draw it against itself as a single row
+        y = x
     others = [k for k in record["grid"] if k not in (x, y)]
     groups = list(frame.groupby(others, sort=False)) if others else [((), frame)]
     meta = next(p for p in record["preconditions"] if p["name"] == precondition)
     fig, axes = figure(1, len(groups), figsize=(6.5, 2.2 + 0.35 * frame[y].nunique()), squeeze=False)
     pick = record.get("pick") or {}
     for ax, (key, g) in zip(axes[0], groups):
-        xs, ys = list(dict.fromkeys(g[x])), list(dict.fromkeys(g[y]))
+        xs, ys = list(record["grid"][x]), list(record["grid"][y])
         val = np.full((len(ys), len(xs)), np.nan)
+        for i in range(len(ys)):
+            for j in range(len(xs)):
+                ax.text(j, i, "not run", ha="center", va="center", fontsize=9, color="#777777")
         for r in g.itertuples():
             i, j = ys.index(getattr(r, y)), xs.index(getattr(r, x))
             val[i, j] = getattr(r, precondition)
+            for t in [t for t in ax.texts if t.get_position() == (j, i)]:
+                t.remove()
             mark = "✔" if r.all_ok else "✘"
             ax.text(j, i, f"{mark} {getattr(r, precondition):.0%}\n{r.seconds:.0f} s", ha="center", va="center",
                     fontsize=9)
