@@ -16,7 +16,8 @@ What is keyed.  ``key = sha256(kind, params, environment, source)[:20]`` where
   count), plus the store format :data:`FORMAT`;
 * ``source``: a hash of memlib's *computing* modules only -- git-tracked ``*.py`` files when the package is a
   git checkout (else every real ``*.py`` file, skipping hidden folders such as ``.ipynb_checkpoints``),
-  leaving out :data:`NOT_COMPUTING` (plots, notebook glue, command line, summary page, result bundles, verdicts
+  leaving out :data:`NOT_COMPUTING` (plots, notebook glue, command line, summary page, result bundles, sweeps,
+  calibration records, the kernel log, verdicts
   in ``claims/`` -- verdicts are recomputed from stored results -- and this module, whose format is
   :data:`FORMAT`), each hashed as its syntax tree without docstrings (:func:`code_of`).  Editing a plot, a
   verdict, a comment or a docstring keeps every result; editing the code of a model, a probe or the training loop
@@ -78,7 +79,7 @@ QUARANTINE = ".quarantine"
 FALLBACK_ENV = "MEMLIB_STORE_FALLBACK"
 # Modules (relative to the package) that do not change computed numbers: outside the source fingerprint.
 NOT_COMPUTING = ("plots/", "claims/", "notebook.py", "cli.py", "summary.py", "__main__.py", "store.py", "bundle.py",
-                 "evidence.py")
+                 "evidence.py", "calibration.py", "sweep.py", "kernel.py")
 STALE_TMP_SECONDS = 6 * 3600  # a .tmp-* folder of a live writer on another host is removed after this
 MIN_FREE_BYTES = 8 << 20
 MAX_FILE_BYTES = 2 << 30  # a stored file larger than this is a bad entry, never read (paper-profile tables: < 1 GB)
