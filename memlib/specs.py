@@ -40,7 +40,7 @@ class ModelSpec:
 class TrainSpec:
     """How to train: SGD (plain momentum), a linear warm-up then cosine decay to 0 stepped per iteration.
 
-    ``precision`` is ``auto`` (bf16 autocast on CUDA and on CPUs with AMX, see :mod:`memlib.device`), ``fp32`` or
+    ``precision`` is ``auto`` (bf16 autocast where it is measured faster, see :mod:`memlib.device`), ``fp32`` or
     ``bf16``; ``schedule`` is ``cosine`` or ``constant``; ``eval_every`` evaluates every n-th epoch (and the last);
     ``seed`` fixes the batch order and augmentation (:func:`memlib.seeds.derive`).
     """

@@ -21,7 +21,7 @@ from torch import nn
 from tqdm.std import tqdm
 
 from .data import DataBundle, Split, augment_batch
-from .device import autocast, configure_threads, resolve_precision
+from .device import autocast, resolve_precision
 from .seeds import derive
 from .specs import TrainSpec
 
@@ -171,8 +171,6 @@ def fit(model: nn.Module, data: DataBundle, spec: TrainSpec, callbacks: Iterable
     callbacks = list(callbacks)
     loss_fn = loss_fn or cross_entropy
     model.to(device)
-    if device.type == "cpu":
-        configure_threads()
     prec = resolve_precision(spec.precision, device)
     channels_last = channels_last_ok(data.train.x)
     if channels_last:
