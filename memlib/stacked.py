@@ -19,6 +19,13 @@ models as :func:`memlib.train.fit` trains each of them -- same batch orders, aug
 per-epoch records -- and copies the weights back into them (``tests/test_stacked.py`` checks that the weights
 and records match).  Callbacks and custom losses are not supported: a claim whose probes hook into the training
 loop trains with ``fit``.
+
+Seeds of one arm, or arms of one seed (any mix of seeds, labels and dropout modules with one architecture and
+one schedule), in an experiment::
+
+    datas = [load_data(cfg, s) for s in seeds]                  # each seed's own label noise
+    models = [make_model(cfg, d, s, channel_dropout=make_factory(...)) for d, s in zip(datas, seeds)]
+    models, histories = fit_stacked(models, datas, train_spec(cfg), seeds)   # K plain ResNet9s, K fit histories
 """
 from __future__ import annotations
 
@@ -36,7 +43,7 @@ from .device import autocast, resolve_precision
 from .models import Identity, ResNet9, Residual, conv_bn
 from .seeds import derive
 from .specs import TrainSpec
-from .train import batch_orders, make_optimizer, split_metrics
+from .train import EVAL_BATCH, batch_orders, make_optimizer, split_metrics
 
 DROP_SITES = ("drop1", "drop2", "drop3", "drop4", "drop5", "drop6")
 
@@ -153,13 +160,15 @@ def _stack_inputs(xs: Sequence[torch.Tensor], channels_last: bool) -> torch.Tens
 
 
 @torch.inference_mode()
-def predict_stacked(net: StackedResNet9, xs: Sequence[torch.Tensor], batch_size: int = 1024,
+def predict_stacked(net: StackedResNet9, xs: Sequence[torch.Tensor], batch_size: int | None = None,
                     precision: str = "fp32", with_idx: bool = True) -> torch.Tensor:
-    """Logits ``[N, K, classes]`` (fp32) of the K models, model k on ``xs[k]`` (all of length N), in eval mode.
-    With ``with_idx`` each example's position is passed as its index (for example-tied dropout's ``own`` mode)."""
+    """Logits ``[N, K, classes]`` (fp32) of the K models, model k on ``xs[k]`` (all of length N), in eval mode, in
+    batches (default: :func:`memlib.train.predict`'s batch shared by the K models).  With ``with_idx`` each
+    example's position is passed as its index (for example-tied dropout's ``own`` mode)."""
     was = net.training
     net.eval()
     dev = xs[0].device
+    batch_size = batch_size or max(64, EVAL_BATCH.get(dev.type, 2048) // net.k)
     n = len(xs[0])
     out = []
     for i in range(0, n, batch_size):
@@ -226,8 +235,9 @@ def fit_stacked(models: Sequence[ResNet9], data: DataBundle | Sequence[DataBundl
     xs, ys = [d.train.x for d in datas], torch.stack([d.train.y for d in datas], 1)  # ys: [n, K]
     pad = 4 if xs[0].shape[-1] >= 32 else 2
 
+    start = evaluate_stacked(net, datas, prec) if spec.eval_at_start else [{}] * k_models
     histories: list[list[dict]] = [[{"epoch": 0, "train_loss": float("nan"), "lr": 0.0, "seconds": 0.0, **r}]
-                                   for r in evaluate_stacked(net, datas, prec)]
+                                   for r in start]
     t_start = time.perf_counter()
     for epoch in range(1, spec.epochs + 1):
         net.train()

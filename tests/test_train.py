@@ -82,3 +82,12 @@ def test_non_finite_loss_is_reported():
     m = build_model("mlp", 8, d.image_shape, 10)
     with pytest.raises(FloatingPointError, match="lower lr"):
         fit(m, d, TrainSpec(epochs=1, progress=False), loss_fn=lambda logits, y, idx: logits.sum() * float("inf"))
+
+
+def test_fit_skips_the_start_evaluation_when_asked():
+    d = load("synthetic", n_train=100, n_test=50, noise_rate=0.0, seed=0)
+    torch.manual_seed(0)
+    m = build_model("mlp", 16, d.image_shape, 10)
+    hist = fit(m, d, TrainSpec(epochs=2, batch_size=50, eval_every=2, eval_at_start=False, progress=False))
+    assert list(hist.epoch) == [0, 1, 2]
+    assert hist.test_acc.isna().tolist() == [True, True, False]  # only the end is evaluated
