@@ -7,14 +7,15 @@ Fashion-MNIST data (28×28×1) with the same SGD optimizer:
 
 * ``baseline``: the textbook loop — fp32, eager, default memory format, ``torch.no_grad`` untouched;
 * ``memlib``: :func:`memlib.train.fit`'s per-step path — channels_last for conv nets, bf16 autocast where
-  ``precision=auto`` resolves to bf16 (CUDA, or a CPU with AMX; fp32 elsewhere), memlib's thread policy.
+  ``precision=auto`` resolves to bf16 (CUDA, or a CPU where memlib's timed probe found bf16 faster; fp32
+  elsewhere; see :mod:`memlib.device`), memlib's thread policy.
 
 Variants are interleaved (A B A B …) over ``--repeats`` repetitions after a warm-up, and the medians compared,
 so a machine that gets busier during the run affects both alike.  Printed last: one JSON line with
 ``memlib_img_s``, ``baseline_img_s`` and ``ratio`` (memlib / baseline), plus the resolved precision and CPU facts.
 
-Measured (2026-11-25, 2-core AMD EPYC, AVX2 only — no AMX, so precision auto = fp32): see the lead's note; on a
-2-core Intel CPU with AMX the same comparison gave ≈2.5× (shared/PERF.md).
+Run it with ``--precision auto``, ``fp32`` and ``bf16`` to check that ``auto`` picks the faster one on this
+machine (the JSON line carries the probe's own timings as ``precision_probe``).
 """
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ import torch.nn.functional as F
 
 import memlib  # noqa: F401  (sets the OpenMP wait policy before torch starts its threads)
 from memlib.data import load
-from memlib.device import autocast, configure_threads, cpu_has_amx, pick_device, resolve_precision
+from memlib.device import (autocast, configure_threads, cpu_has_amx, cpu_model, pick_device, precision_provenance,
+                           resolve_precision)
 from memlib.models import build_model
 from memlib.train import channels_last_ok
 
@@ -98,7 +100,8 @@ def main() -> None:
     base, ours = statistics.median(res["baseline"]), statistics.median(res["memlib"])
     print(json.dumps({"memlib_img_s": round(ours, 1), "baseline_img_s": round(base, 1), "ratio": round(ours / base, 3),
                       "model": args.model, "width": args.width, "batch_size": args.batch_size,
-                      "precision": prec, "device": str(device), "threads": threads, "cpu_amx": cpu_has_amx(),
+                      "precision": prec, "precision_asked": args.precision, "precision_probe": precision_provenance(),
+                      "device": str(device), "cpu": cpu_model(), "threads": threads, "cpu_amx": cpu_has_amx(),
                       "repeats": args.repeats}))
 
 

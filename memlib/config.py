@@ -206,8 +206,8 @@ COMMON: dict[str, Param] = {p.name: p for p in [
     Param("warmup_frac", float, "fraction of iterations with linear warm-up before cosine decay", check=check_rate,
           unit="fraction of iterations"),
     Param("augment", bool, "random crop + horizontal flip during training (no flip for digits)"),
-    Param("precision", str, "training arithmetic: 'auto' = bf16 autocast on CUDA and on CPUs with AMX, else fp32",
-          choices=PRECISIONS),
+    Param("precision", str, "training arithmetic: 'auto' = bf16 autocast where a timed probe finds it faster "
+          "(always on CUDA), else fp32; claim 1 trains in fp32 under 'auto'", choices=PRECISIONS),
     Param("seed", int, "random seed (data noise, initialisation, batch order), in [0, 2**32)", check=check_seed),
     Param("seeds", int, "number of seeds to run (seed, seed+1, ...)", check=check_positive),
     Param("device", str, "compute device ('auto' picks cuda > mps > cpu)", choices=DEVICES, check=check_device),

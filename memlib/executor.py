@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterator
 from tqdm.std import tqdm
 
 from .config import Config, ConfigError
-from .device import THREADS_ENV
+from .device import THREADS_ENV, configure_threads
 from .store import Result
 
 EXECUTORS = ("local", "ray")
@@ -97,6 +97,7 @@ class LocalExecutor:
     def run(self, fn: PartFn, cfg: Config, keys: list[dict], on_done: OnDone, kind: str,
             bar: tqdm) -> list[PartFailure]:
         for i, key in enumerate(keys):
+            configure_threads()  # memlib's one thread policy, set once per part (memlib.device)
             on_done(i, lambda key=key: fn(cfg, key))
             bar.update()
         return []
@@ -131,15 +132,14 @@ def _fingerprint() -> str:
 def _run_part(fn: PartFn, cfg: Config, key: dict) -> tuple[Result, str]:
     """What a Ray worker runs: one part, on as many torch threads as CPUs were given to the task."""
     import ray
-    import torch
 
     from .store import provenance
 
     ctx = ray.get_runtime_context()
     cpus = ctx.get_assigned_resources().get("CPU")
     if cpus:
-        os.environ[THREADS_ENV] = str(max(1, int(cpus)))  # memlib.train's thread policy reads it
-        torch.set_num_threads(max(1, int(cpus)))
+        os.environ[THREADS_ENV] = str(max(1, int(cpus)))  # memlib's thread policy (memlib.device) reads it
+    configure_threads()
     t0 = time.perf_counter()
     result = fn(cfg, key)
     result.provenance = {**provenance(), **result.provenance, "executor": "ray",

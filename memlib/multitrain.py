@@ -22,7 +22,6 @@ from __future__ import annotations
 import copy
 import math
 import time
-from contextlib import contextmanager
 from typing import Sequence
 
 import torch
@@ -31,25 +30,6 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from .train import TrainSpec, batch_orders, make_optimizer
-
-
-@contextmanager
-def cpu_threads(n: int | None, device: torch.device | str = "cpu"):
-    """Temporarily run torch's CPU ops on ``n`` threads (no-op for other devices or ``n=None``).
-
-    Small models make tiny kernels; on a busy CPU, intra-op threads then cost far more in synchronisation than
-    they gain (on the 2-core build machine one thread was many times faster than two), so claim 3 runs its
-    many small trainings single-threaded on CPU.
-    """
-    if n is None or torch.device(device).type != "cpu":
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def can_stack(model: nn.Module) -> bool:

@@ -40,8 +40,9 @@ class ModelSpec:
 class TrainSpec:
     """How to train: SGD (plain momentum), a linear warm-up then cosine decay to 0 stepped per iteration.
 
-    ``precision`` is ``auto`` (bf16 autocast on CUDA and on CPUs with AMX, see :mod:`memlib.device`), ``fp32`` or
-    ``bf16``; ``schedule`` is ``cosine`` or ``constant``; ``eval_every`` evaluates every n-th epoch (and the last);
+    ``precision`` is ``auto`` (bf16 autocast where it is measured faster, see :mod:`memlib.device`), ``fp32`` or
+    ``bf16``; ``schedule`` is ``cosine`` or ``constant``; ``eval_every`` evaluates every n-th epoch (and the last),
+    ``eval_at_start`` also the model before training (epoch 0; off where nothing reads that record);
     ``seed`` fixes the batch order and augmentation (:func:`memlib.seeds.derive`).
     """
 
@@ -57,6 +58,7 @@ class TrainSpec:
     schedule: str = "cosine"
     seed: int = 0
     eval_every: int = 1
+    eval_at_start: bool = True
     progress: bool = True
     desc: str = "train"
 

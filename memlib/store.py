@@ -708,6 +708,7 @@ def provenance() -> dict[str, Any]:
     import torch
 
     from ._version import __version__
+    from .device import precision_provenance
 
     return {
         "memlib_version": __version__,
@@ -717,5 +718,6 @@ def provenance() -> dict[str, Any]:
         "host": socket.gethostname(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "cpu_threads": torch.get_num_threads(),
+        "precision_probe": precision_provenance(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

@@ -25,7 +25,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "memlib"
 LAYERS = {
     0: ["_version", "catalog", "specs", "config", "seeds", "device", "measure", "paths", "plots.style"],
     1: ["data", "models", "dropout", "attacks", "losses"],
-    2: ["train", "multitrain", "pruning", "probes", "outliers", "store", "executor", "bundle"],
+    2: ["train", "multitrain", "stacked", "pruning", "probes", "outliers", "store", "executor", "bundle"],
     3: ["experiments"],
     4: ["claims", "plots"],
     5: ["notebook", "kernel", "summary", "sweep", "calibration", "cli", "evidence", "__main__", ""],

@@ -6,7 +6,7 @@ import torch
 
 from memlib.data import load
 from memlib.models import build_model
-from memlib.multitrain import Stack, accuracy_stacked, can_stack, cpu_threads, fit_stacked
+from memlib.multitrain import Stack, accuracy_stacked, can_stack, fit_stacked
 from memlib.train import TrainSpec, fit, seed_everything
 
 
@@ -46,13 +46,6 @@ def test_stack_rejects_batchnorm_and_bad_shapes():
         fit_stacked(m, data.train.x, data.train.y, torch.arange(10), spec, [0])
     with pytest.raises(ValueError, match="one seed per model"):
         fit_stacked(m, data.train.x, data.train.y, torch.arange(10)[None], spec, [0, 1])
-
-
-def test_cpu_threads_restores():
-    before = torch.get_num_threads()
-    with cpu_threads(1):
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
 
 
 def test_non_finite_loss_of_a_stacked_model_is_reported():

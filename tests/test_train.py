@@ -157,3 +157,12 @@ def test_a_start_step_outside_the_training_is_rejected():
     for bad in (-1, 12, 50):
         with pytest.raises(ValueError, match=r"start_step must be in \[0, 12\)"):
             fit(net(), d, spec, start_step=bad)
+
+
+def test_fit_skips_the_start_evaluation_when_asked():
+    d = load("synthetic", n_train=100, n_test=50, noise_rate=0.0, seed=0)
+    torch.manual_seed(0)
+    m = build_model("mlp", 16, d.image_shape, 10)
+    hist = fit(m, d, TrainSpec(epochs=2, batch_size=50, eval_every=2, eval_at_start=False, progress=False))
+    assert list(hist.epoch) == [0, 1, 2]
+    assert hist.test_acc.isna().tolist() == [True, True, False]  # only the end is evaluated

@@ -62,7 +62,6 @@ from ..config import (ConfigError, Param, check_flips_labels, check_fraction,
                       check_nonneg, check_positive, check_rate, common, paper_values)
 from ..device import describe
 from ..dropout import ablate_channels, clear_ablation, make_factory, set_etd_mode
-from ..multitrain import cpu_threads
 from ..probes.consistency import consistency_scores
 from ..seeds import derive
 from ..store import Result, Store
@@ -201,10 +200,8 @@ def _consistency(cfg) -> Result:
     # the small models train like the compared ones (batch, lr, schedule), for their own epochs, unaugmented
     spec = train_spec(cfg, epochs=cfg.cscore_epochs, seed=seed, progress=False, augment=False)
     t0 = time.perf_counter()
-    with cpu_threads(1, tr.x.device):  # many tiny kernels: one thread is faster on a busy CPU
-        score, count, _ = consistency_scores(tr.x, tr.y, k=cfg.cscore_models, folds=cfg.cscore_folds, model="mlp",
-                                             width=cfg.cscore_width, spec=spec, seed=seed,
-                                             num_classes=data.num_classes)
+    score, count, _ = consistency_scores(tr.x, tr.y, k=cfg.cscore_models, folds=cfg.cscore_folds, model="mlp",
+                                         width=cfg.cscore_width, spec=spec, seed=seed, num_classes=data.num_classes)
     wall = time.perf_counter() - t0
     ex = pd.DataFrame({"seed": seed, "position": np.arange(len(tr)), "cscore": score.numpy(),
                        "cscore_models": count.numpy()})

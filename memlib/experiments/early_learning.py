@@ -58,7 +58,7 @@ REWIND_COLUMNS = ["seed", "k", "k_frac", "sparsity", "steps", "test_acc", "train
 
 PARAMS = common("data", "model", "training", "run") + [
     Param("eval_every", int, "evaluate the noisy-label arms every n-th epoch (and at the last); the clean arm "
-          "only at the end", check=check_positive),
+          "only before training and at the end, the rewound retrainings only at the end", check=check_positive),
     Param("elr_beta", float, "ELR: momentum of the per-example running-average targets", check=check_rate),
     Param("elr_lambda", float, "ELR: weight of the regularization term", check=check_nonneg),
     Param("probe_steps", int, "early-phase probes: number of first iterations recorded (0 = none)",
@@ -145,8 +145,9 @@ def _rewind(cfg, model, data, spec, capture: CaptureAt) -> pd.DataFrame:
     seed = cfg.seed
 
     def train(m, callbacks, desc, start_step):
-        return fit(m, data, spec.replace(progress=False, desc=f"claim 4, {desc}"), callbacks=callbacks,
-                   start_step=start_step)
+        # the rewind table reads the final evaluation only: no evaluation before the retraining
+        return fit(m, data, spec.replace(progress=False, eval_at_start=False, desc=f"claim 4, {desc}"),
+                   callbacks=callbacks, start_step=start_step)
 
     rows = []
     for k in capture.steps:

@@ -43,7 +43,7 @@ from ..catalog import DATASETS, MODELS
 from ..config import (COMMON, ConfigError, Param, check_positive, check_rate, common,
                       paper_values)
 from ..device import describe, pick_device
-from ..multitrain import accuracy_stacked, cpu_threads, fit_stacked
+from ..multitrain import accuracy_stacked, fit_stacked
 from ..outliers import REGIONS, adv_distances, balanced_windows, label_confidence, rank_order, spearman
 from ..seeds import derive
 from ..store import Result, Store
@@ -304,5 +304,4 @@ def run(cfg, store: Store | None = None) -> Result:
                        "curve": pd.concat(curves, ignore_index=True)}, scalars,
                       arrays={name: a for m in metric_parts for name, a in m.arrays.items()})
 
-    with cpu_threads(1, device):
-        return store.cached(NAME, cfg.hashed_dict(), compute)
+    return store.cached(NAME, cfg.hashed_dict(), compute)
