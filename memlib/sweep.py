@@ -30,7 +30,23 @@ MAX_POINTS = 1_000_000   # a larger grid is refused: every point is validated (a
 _RANGE = re.compile(r"^\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*$")
 
 
-class AxisValues(Sequence):
+class _Lazy(Sequence):
+    """A sequence whose item ``i`` is computed when asked for (:meth:`_at`); slices and negative indices as a list's."""
+
+    def _at(self, i: int):
+        raise NotImplementedError
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self._at(i)
+
+
+class AxisValues(_Lazy):
     """An axis's values, in order, as strings, without building them: ``0..4294967295`` costs two integers."""
 
     def __init__(self, items: list[str | range]):
@@ -40,13 +56,7 @@ class AxisValues(Sequence):
     def __len__(self) -> int:
         return self._ends[-1] if self._ends else 0
 
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError(i)
+    def _at(self, i: int):
         k = bisect.bisect_right(self._ends, i)
         item = self._items[k]
         return str(item[i - (self._ends[k - 1] if k else 0)]) if isinstance(item, range) else item
@@ -104,7 +114,7 @@ def parse_axis(pair: str) -> tuple[str, AxisValues]:
     return key, AxisValues(items)
 
 
-class Grid(Sequence):
+class Grid(_Lazy):
     """Every combination of the axes (the first axis varies slowest), each merged with ``fixed``; point ``i`` is
     computed when asked for, so ``len`` of a 4-billion-point grid costs nothing."""
 
@@ -116,13 +126,7 @@ class Grid(Sequence):
     def __len__(self) -> int:
         return math.prod(len(v) for v in self.values)
 
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError(i)
+    def _at(self, i: int):
         combo = []
         for v in reversed(self.values):
             i, r = divmod(i, len(v))
