@@ -111,21 +111,18 @@ def _beyond(c) -> bool:
     return v > c.threshold if c.direction == "above" else v < c.threshold
 
 
-def measure(cfg, result) -> dict[str, Any]:
-    """One calibration run's row: each precondition's point value and whether it is beyond its threshold, and the
-    cost.  Nothing the verdict decides on is kept."""
+def measure(cfg, result) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One calibration run's row (each precondition's point value, whether it is beyond its threshold, and the cost;
+    nothing the verdict decides on) and the preconditions' descriptions."""
     pre = get_claim(cfg.experiment).preconditions(result, cfg)
     row: dict[str, Any] = {"seconds": round(_cost(result), 1)}
     for i, c in enumerate(pre):
         row[f"pre{i}"] = None if c.interval.estimate != c.interval.estimate else round(c.interval.estimate, 4)
         row[f"pre{i}_ok"] = _beyond(c)
     row["all_ok"] = all(row[f"pre{i}_ok"] for i in range(len(pre)))
-    return row
-
-
-def precondition_names(experiment: str, cfg, result) -> list[dict[str, Any]]:
-    return [{"name": f"pre{i}", "text": c.text, "threshold": c.threshold, "direction": c.direction}
-            for i, c in enumerate(get_claim(experiment).preconditions(result, cfg))]
+    names = [{"name": f"pre{i}", "text": c.text, "threshold": c.threshold, "direction": c.direction}
+             for i, c in enumerate(pre)]
+    return row, names
 
 
 def pick(rows: list[dict[str, Any]], knobs: list[str]) -> dict[str, Any] | None:
@@ -142,15 +139,9 @@ def pick(rows: list[dict[str, Any]], knobs: list[str]) -> dict[str, Any] | None:
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
+    from .device import cpu_model
+
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()}
 
 
 def configs(experiment: str, plan: Plan | None = None) -> list[tuple[dict, Any]]:
@@ -181,7 +172,7 @@ def calibrate(experiment: str, store: Store | None = None, executor=None, plan: 
     knobs = list(plan.grid)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     t0 = time.time()
-    rows, names = [], None
+    rows, names = [], []
     runs = configs(experiment, plan)
     settings = list(dict.fromkeys(tuple(p[k] for k in knobs) for p, _ in runs))  # cheapest first
     for setting in settings:
@@ -190,10 +181,8 @@ def calibrate(experiment: str, store: Store | None = None, executor=None, plan: 
             report(f"{'cached' if out.cached else 'done':6} {point} ({out.seconds:.0f} s)")
             if out.error:
                 raise RuntimeError(f"calibration run {point} failed: {out.error}")
-            result = store.get(exp.NAME, cfg.hashed_dict())
-            names = names or precondition_names(exp.NAME, cfg, result)
-            rows.append({**{k: point[k] for k in knobs}, "seed": point["seed"], "of_seeds": plan.seeds,
-                         **measure(cfg, result)})
+            row, names = measure(cfg, store.get(exp.NAME, cfg.hashed_dict()))
+            rows.append({**{k: point[k] for k in knobs}, "seed": point["seed"], "of_seeds": plan.seeds, **row})
             if not rows[-1]["all_ok"]:
                 break  # one failing seed rules the setting out
         else:

@@ -264,3 +264,19 @@ def correlation_interval(r: float, n: int, level: float = LEVEL, what: str = "ex
     half = float(stats.norm.ppf(0.5 + level / 2)) * math.sqrt(1.06 / (n - 3))
     return Interval(float(r), math.tanh(z - half), math.tanh(z + half), n, f"Fisher-z interval over {n:,} {what}",
                     "ratio", level, "fisher")
+
+
+def setting_text(v, name: str = "") -> str:
+    """A configuration value as a reader sees it: ``n_train``/``n_test`` 0 as "all", booleans as yes/no, floats
+    short, large integers with separators, ``None`` as "—"."""
+    if name in ("n_train", "n_test") and v == 0:
+        return "all"
+    if v is None:
+        return MISSING
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, int):
+        return f"{v:,}" if abs(v) >= 10_000 else str(v)
+    return str(v)

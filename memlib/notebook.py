@@ -13,6 +13,7 @@ from .config import Config
 from .experiments import resolve
 from .experiments import get_experiment
 from .measure import show as fmt  # noqa: F401  (notebooks format measured values with nb.fmt)
+from .measure import setting_text
 from .store import Result, Store
 
 
@@ -201,18 +202,6 @@ def _when(prov: dict) -> str:
         return str(at)
 
 
-def _value_text(v: Any) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return f"{v:g}"
-    if isinstance(v, int):
-        return f"{v:,}" if abs(v) >= 10_000 else str(v)
-    return str(v)
-
-
 def describe_run(cfg: Config, result: Result) -> pd.DataFrame:
     """The settings and provenance of a run, for the page's "How this was run" section: when the result was
     computed, on what device, the exact command to rerun it, then every setting.  Values are text (never
@@ -230,7 +219,7 @@ def describe_run(cfg: Config, result: Result) -> pd.DataFrame:
             ("torch", prov.get("torch_version") or "not recorded"),
             ("profile", cfg.profile)]
     rows += [(k, v) for k, v in cfg.values.items() if k not in cfg.unhashed]
-    return pd.DataFrame([(k, _value_text(v)) for k, v in rows], columns=["setting", "value"]).set_index("setting")
+    return pd.DataFrame([(k, setting_text(v, k)) for k, v in rows], columns=["setting", "value"]).set_index("setting")
 
 
 def executed_notebook_link(notebook: str, text: str = "Download this page's executed notebook (with outputs)"):

@@ -58,10 +58,9 @@ def test_a_tiny_calibration_records_preconditions_and_cost_only(store):
 def test_the_sweep_stops_at_the_first_setting_that_holds_and_drops_a_setting_at_its_first_failing_seed(
         store, monkeypatch):
     verdicts = {(1, 1000): False, (2, 1000): True, (2, 1001): True}
-    monkeypatch.setattr(cal, "measure", lambda cfg, result: {"seconds": 1.0, "pre0": 0.0, "pre0_ok": True,
-                                                              "all_ok": verdicts[(cfg.epochs, cfg.seed)]})
-    monkeypatch.setattr(cal, "precondition_names", lambda *a: [{"name": "pre0", "text": "t", "threshold": 0.5,
-                                                                "direction": "above"}])
+    names = [{"name": "pre0", "text": "t", "threshold": 0.5, "direction": "above"}]
+    monkeypatch.setattr(cal, "measure", lambda cfg, result: ({"seconds": 1.0, "pre0": 0.0, "pre0_ok": True,
+                                                               "all_ok": verdicts[(cfg.epochs, cfg.seed)]}, names))
     plan = cal.Plan(grid={"epochs": (3, 2, 1)}, seeds=2, base="smoke")
     rec = cal.calibrate("gradient_similarity", store, plan=plan, report=lambda s: None)
     assert [(r["epochs"], r["seed"]) for r in rec["rows"]] == [(1, 1000), (2, 1000), (2, 1001)]

@@ -50,7 +50,7 @@ from typing import Any
 import pandas as pd
 
 from ..catalog import dataset_title, model_title
-from ..measure import LEVEL, Interval
+from ..measure import LEVEL, Interval, setting_text
 
 # Verdict vocabulary ----------------------------------------------------------------------------------------
 REPRODUCED, PARTLY, NOT_REPRODUCED, INCONCLUSIVE = ("reproduced", "partly reproduced", "not reproduced",
@@ -298,16 +298,6 @@ class Scale:
         return cls(**vals)
 
 
-def _value(v: Any, name: str = "") -> str:
-    if name in ("n_train", "n_test") and v == 0:
-        return "all"
-    if isinstance(v, float):
-        return f"{v:g}"
-    if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10_000:
-        return f"{v:,}"
-    return str(v)
-
-
 def paper_differences(cfg) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """How ``cfg``'s resolved values differ from its experiment's ``paper`` profile ("width 8 instead of 64"), and
     how that profile itself departs from the papers (the experiment's ``PAPER_DEVIATIONS``)."""
@@ -315,8 +305,8 @@ def paper_differences(cfg) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
     exp = get_experiment(cfg.experiment)
     paper = resolve(cfg.experiment, "paper").values
-    diffs = tuple(f"{k} {_value(v, k)} instead of {_value(paper.get(k), k)}" for k, v in cfg.values.items()
-                  if k not in cfg.unhashed and k not in NOT_SCALE and paper.get(k) != v)
+    diffs = tuple(f"{k} {setting_text(v, k)} instead of {setting_text(paper.get(k), k)}"
+                  for k, v in cfg.values.items() if k not in cfg.unhashed and k not in NOT_SCALE and paper.get(k) != v)
     return diffs, tuple(getattr(exp, "PAPER_DEVIATIONS", ()))
 
 

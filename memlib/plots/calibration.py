@@ -28,8 +28,6 @@ def heatmap(record: dict, precondition: str = "pre0"):
 
     frame = record_frame(record)
     x, y = record["axes"]
-    if x == y:  # one knob: draw it against itself as a single row
-        y = x
     others = [k for k in record["grid"] if k not in (x, y)]
     groups = list(frame.groupby(others, sort=False)) if others else [((), frame)]
     meta = next(p for p in record["preconditions"] if p["name"] == precondition)
@@ -38,19 +36,16 @@ def heatmap(record: dict, precondition: str = "pre0"):
     for ax, (key, g) in zip(axes[0], groups):
         xs, ys = list(record["grid"][x]), list(record["grid"][y])
         val = np.full((len(ys), len(xs)), np.nan)
-        for i in range(len(ys)):
-            for j in range(len(xs)):
-                ax.text(j, i, "not run", ha="center", va="center", fontsize=9, color="#777777")
         for r in g.itertuples():
             i, j = ys.index(getattr(r, y)), xs.index(getattr(r, x))
             val[i, j] = getattr(r, precondition)
-            for t in [t for t in ax.texts if t.get_position() == (j, i)]:
-                t.remove()
             mark = "✔" if r.all_ok else "✘"
             ax.text(j, i, f"{mark} {getattr(r, precondition):.0%}\n{r.seconds:.0f} s", ha="center", va="center",
                     fontsize=9)
             if pick and all(pick.get(k) == getattr(r, k) for k in record["grid"]):
                 ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=2.5, color="black"))
+        for i, j in zip(*np.nonzero(np.isnan(val))):  # settings the rule did not need
+            ax.text(j, i, "not run", ha="center", va="center", fontsize=9, color="#777777")
         ax.imshow(val, cmap="RdYlGn" if meta["direction"] == "above" else "RdYlGn_r", vmin=0, vmax=1,
                   aspect="auto")
         ax.set_xticks(range(len(xs)), [str(v) for v in xs])
