@@ -12,8 +12,9 @@ What is keyed.  ``key = sha256(kind, params, environment, source)[:20]`` where
 * ``params``: the resolved config's hashed values (``Config.hashed_dict()``: every parameter except the
   ``hashed=False`` ones such as ``progress``), including ``precision`` when a config has it;
 * ``environment``: the torch version, the device kind the run computes on (``cpu``, ``mps`` or ``cuda:<GPU
-  name>``, from the config's ``device``) and ``torch.get_num_threads()`` (CPU results change with the thread
-  count), plus the store format :data:`FORMAT`;
+  name>``, from the config's ``device``), the thread count planned for it (:func:`memlib.device.planned_threads`:
+  CPU results change with the thread count) and the precision it computes in (``auto`` resolved on this machine,
+  bf16 or fp32: :func:`memlib.device.resolve_precision`), plus the store format :data:`FORMAT`;
 * ``source``: a hash of memlib's *computing* modules only -- git-tracked ``*.py`` files when the package is a
   git checkout (else every real ``*.py`` file, skipping hidden folders such as ``.ipynb_checkpoints``),
   leaving out :data:`NOT_COMPUTING` (plots, notebook glue, command line, summary page, result bundles, sweeps,
@@ -207,6 +208,19 @@ def device_kind(name: Any = "auto") -> str:
     return dev.type
 
 
+def resolved_precision(params: Mapping[str, Any]) -> str | None:
+    """What a config's ``precision`` computes in on its device (``auto`` resolved: :func:`memlib.device.
+    resolve_precision`, on a CPU by its cached timed probe), or None for a config without one."""
+    if "precision" not in params:
+        return None
+    from .device import pick_device, resolve_precision
+
+    try:
+        return resolve_precision(str(params["precision"]), pick_device(str(params.get("device", "auto"))))
+    except (RuntimeError, ValueError):  # unavailable device or unknown precision: validation reports it
+        return f"unresolved:{params['precision']}"
+
+
 def environment(params: Mapping[str, Any]) -> dict[str, Any]:
     """The parts of the machine that change the numbers (see the module docstring)."""
     import torch
@@ -214,7 +228,7 @@ def environment(params: Mapping[str, Any]) -> dict[str, Any]:
     from .device import planned_threads
 
     return {"torch": torch.__version__, "device": device_kind(params.get("device", "auto")),
-            "threads": planned_threads(), "format": FORMAT}
+            "threads": planned_threads(), "precision": resolved_precision(params), "format": FORMAT}
 
 
 # ----------------------------------------------------------------------------- paths
@@ -437,7 +451,7 @@ class Store:
     def __init__(self, root: Path | str | None = None):
         self.root = absolute(root) if root is not None else default_root()
         self._fingerprint: str | None = None
-        self._env: dict[str, dict] = {}
+        self._env: dict[tuple[str, str], dict] = {}
         self._depth = 0
         self.last_fallback: Path | None = None
 
@@ -448,10 +462,10 @@ class Store:
         return self._fingerprint
 
     def key(self, kind: str, params: Mapping[str, Any]) -> str:
-        dev = str(params.get("device", "auto"))
-        if dev not in self._env:
-            self._env[dev] = environment(params)
-        blob = json.dumps({"kind": kind, "params": _jsonable(dict(params)), "env": self._env[dev],
+        env = (str(params.get("device", "auto")), str(params.get("precision")))
+        if env not in self._env:
+            self._env[env] = environment(params)
+        blob = json.dumps({"kind": kind, "params": _jsonable(dict(params)), "env": self._env[env],
                            "source": self.fingerprint}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 

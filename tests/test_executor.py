@@ -53,6 +53,16 @@ def test_local_parts_in_order_stored_and_resumed(cfg, store):
     pd.testing.assert_frame_equal(again[0].tables["t"], out[0].tables["t"])
 
 
+def test_costliest_missing_parts_go_first_and_results_keep_the_keys_order(cfg, store):
+    keys = [{"seed": s} for s in (1, 2, 3, 4)]
+    store.cached("gradient_similarity/demo", part_params(cfg, seed=4), lambda: square_part(cfg, {"seed": 4}))
+    CALLS.clear()
+    cost = {1: 1, 2: 5, 3: 1, 4: 9}  # seed 4 is costliest but stored already
+    out = run_parts(cfg, store, "demo", keys, square_part, cost=lambda k: cost[k["seed"]])
+    assert CALLS == [{"seed": 2}, {"seed": 1}, {"seed": 3}]  # longest first; equal costs in their order
+    assert [r.scalars["sq"] for r in out] == [1, 4, 9, 16]
+
+
 def test_local_stops_at_first_error_keeping_finished_parts(cfg, store):
     keys = [{"seed": 0}, {"seed": 1, "fail": True}, {"seed": 2}]
     with pytest.raises(ValueError, match="part 1 fails"):

@@ -107,6 +107,26 @@ def test_key_includes_threads_torch_version_and_device(store, monkeypatch):
     assert Store(store.root).key("demo", {"a": 1, "precision": "bf16"}) != base  # a config's precision is keyed
 
 
+def test_key_holds_what_auto_precision_resolves_to_on_this_machine(store, monkeypatch):
+    import memlib.device as dev
+
+    params = {"a": 1, "precision": "auto", "device": "cpu"}
+    monkeypatch.setattr(dev, "cpu_precision_probe", lambda refresh=False: {"choice": "fp32"})
+    as_fp32 = Store(store.root).key("demo", params)
+    assert as_fp32 != Store(store.root).key("demo", {**params, "precision": "fp32"})  # the asked value is keyed too
+    monkeypatch.setattr(dev, "cpu_precision_probe", lambda refresh=False: {"choice": "bf16"})
+    as_bf16 = Store(store.root).key("demo", params)
+    assert as_bf16 != as_fp32  # same config, another machine's probe: bf16 results never serve an fp32 lookup
+    assert sm_env(params)["precision"] == "bf16"
+    assert sm_env({"a": 1})["precision"] is None  # a config without a precision keys none
+
+
+def sm_env(params):
+    from memlib.store import environment
+
+    return environment(params)
+
+
 def test_fingerprint_ignores_plots_verdicts_glue_and_checkpoints(tmp_path):
     pkg = tmp_path / "pkg"
     for rel in ("train.py", "plots/p.py", "claims/c.py", "notebook.py", "cli.py", "summary.py"):

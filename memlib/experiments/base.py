@@ -26,7 +26,8 @@ def part_params(cfg: Config, **extra) -> dict:
 
 
 def run_parts(cfg: Config, store: Store, part: str, keys: list[dict], compute: PartFn,
-              params: Callable[..., dict] = part_params, executor=None) -> list[Result]:
+              params: Callable[..., dict] = part_params, executor=None,
+              cost: Callable[[dict], float] | None = None) -> list[Result]:
     """Run (or load) each part of an experiment; returns their Results in the order of ``keys``.
 
     ``compute(cfg, key)`` computes one part.  It must be picklable (a module-level function, or a
@@ -37,11 +38,17 @@ def run_parts(cfg: Config, store: Store, part: str, keys: list[dict], compute: P
     and a rerun submits only the parts not stored yet.  A progress bar over the parts is shown when the
     configuration asks for progress and there is more than one.  Raises :class:`memlib.executor.PartsFailed`
     (after storing every part that succeeded) when some parts failed for good.
+
+    ``cost(key)``, when given, is a part's relative cost (e.g. the networks it trains): missing parts are
+    submitted costliest first (longest first: on two workers, a long part submitted last runs alone at the end),
+    and the results still come back in the order of ``keys``.
     """
     kind = f"{cfg.experiment}/{part}"
     ex = executor or current_executor()  # first: an executor may fix the thread count the store keys on
     out: list[Result | None] = [store.get(kind, params(cfg, **k)) for k in keys]
     todo = [i for i, r in enumerate(out) if r is None]
+    if cost is not None:
+        todo.sort(key=lambda i: -cost(keys[i]))  # stable: parts of equal cost keep their order
     show = cfg.progress and len(keys) > 1
     if todo:
 

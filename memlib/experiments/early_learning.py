@@ -209,7 +209,8 @@ def run(cfg, store: Store | None = None) -> Result:
 
     def compute() -> Result:
         keys = [{"seed": s, "arm": arm} for s in seed_list(cfg) for arm in ARMS]
-        parts = run_parts(cfg, store, "part", keys, _part)
+        trainings = 1 + len(rewind_list(cfg.rewind_steps))  # the clean arm's, against one for the others
+        parts = run_parts(cfg, store, "part", keys, _part, cost=lambda k: trainings if k["arm"] == CLEAN else 1)
         noisy = [p for p in parts if p.scalars["arm"] != CLEAN]
         scalars = merge_scalars(noisy, ("n_weights", "steps_per_epoch"), seconds="seconds")
         scalars["seconds"] = sum(p.scalars["seconds"] for p in parts)

@@ -114,6 +114,12 @@ def final_sparsity(values: dict) -> float:
 
 
 
+def trainings(values: dict, chain: Chain) -> int:
+    """Networks one chain trains: the dense one, one per pruning round (the example-tied chain's last round only
+    ranks weights, it is not trained), and the branches retrained from its last mask."""
+    return 1 + values["rounds"] - (chain is Chain.ETD) + len(FINAL_ARMS[chain])
+
+
 def validate(v: dict) -> None:
     check_flips_labels(v, NAME)
     if v["model"] == "mlp" and v["dataset"] == "cifar10" and v["width"] < 16:
@@ -193,7 +199,7 @@ def run(cfg, store: Store | None = None) -> Result:
 
     def compute() -> Result:
         keys = [{"seed": s, "chain": c.value} for s in seed_list(cfg) for c in Chain]
-        parts = run_parts(cfg, store, "chain", keys, _part)
+        parts = run_parts(cfg, store, "chain", keys, _part, cost=lambda k: trainings(cfg.values, Chain(k["chain"])))
         scalars = merge_scalars(parts, ("total_steps",))
         scalars["images_trained"] = sum(p.scalars["images_trained"] for p in parts)
         return Result({t: concat(parts, t) for t in TABLES}, scalars)
