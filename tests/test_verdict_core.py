@@ -178,8 +178,9 @@ def test_scale_is_decided_from_values_not_the_profile_name():
     assert not paper.reduced and paper.differences == ()
     narrow = C.Scale.from_config(resolve("gradient_similarity", "paper", width=8), n_train=50000, seeds=3)
     assert narrow.reduced and narrow.differences == ("width 8 instead of 64",)
-    quick = C.Scale.from_config(resolve("gradient_similarity", "quick"), n_train=3000)
-    assert quick.reduced and any(d.startswith("n_train 3000 instead of all") for d in quick.differences)
+    q = resolve("gradient_similarity", "quick")
+    quick = C.Scale.from_config(q, n_train=q.n_train)
+    assert quick.reduced and any(d.startswith(f"n_train {q.n_train} instead of all") for d in quick.differences)
     # the paper profile of claim 4 is itself not the papers' setting: said on the scale
     ep = C.Scale.from_config(resolve("early_learning", "paper"), n_train=50000)
     assert any("ResNet-34" in d for d in ep.deviations)
