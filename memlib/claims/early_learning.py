@@ -101,12 +101,6 @@ def per_seed(history: pd.DataFrame, arm: str) -> pd.DataFrame:
     return pd.DataFrame({s: curve_stats(g) for s, g in h.groupby("seed")}).T
 
 
-def mean_history(history: pd.DataFrame, arm: str) -> pd.DataFrame:
-    """Seed-averaged per-epoch history of one arm, evaluated epochs only."""
-    h = history[history["arm"] == arm].dropna(subset=["test_acc"])
-    return h.drop(columns=["seed", "arm"]).groupby("epoch").mean(numeric_only=True).reset_index()
-
-
 def _first(series: pd.Series, steps: pd.Series, level: float):
     hit = steps[series >= level]
     return int(hit.iloc[0]) if len(hit) else None
