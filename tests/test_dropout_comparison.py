@@ -179,6 +179,19 @@ def test_standard_dropout_rate_and_scaling():
     assert torch.equal(d(x), x)
 
 
+def test_standard_dropout_draws_from_torch_seed_and_checks_p():
+    x = torch.ones(8, 4, 3, 3).contiguous(memory_format=torch.channels_last)
+    d = StandardDropout(0.5).train()
+    torch.manual_seed(3)
+    a = d(x)
+    torch.manual_seed(3)
+    assert torch.equal(d(x), a)  # the global generator decides the mask: a seeded training repeats
+    assert a.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(StandardDropout(0.0).train()(x), x)
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        StandardDropout(1.0)
+
+
 @pytest.mark.parametrize("channels,sparsity", [(10, 0.4), (64, 0.4), (7, 0.5), (16, 0.0)])
 def test_sparse_network_rate_and_fixed_mask(channels, sparsity):
     m = FixedChannelMask(channels, sparsity, seed=5)
