@@ -84,11 +84,14 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
+# The four IDX files of an MNIST-like dataset, as torchvision's raw folder and Debian's package name them.
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+               "t10k-labels-idx1-ubyte")
+
+
 def _idx_folder(folder: Path) -> Raw | None:
-    names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-             "t10k-labels-idx1-ubyte"]
     paths = []
-    for n in names:
+    for n in MNIST_FILES:
         for cand in (folder / (n + ".gz"), folder / n):
             if cand.exists():
                 paths.append(cand)
@@ -301,11 +304,13 @@ def load_raw(name: str, root: Path | str | None = None, download: bool = True) -
     cls_name = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}[name]
     damaged: list[DamagedFile] = []
     tv_folder = root / cls_name / "raw"
-    try:
-        return _torchvision_mnist_like(cls_name, root, download=False)
-    except Exception as e:  # noqa: BLE001 - not there (RuntimeError), or damaged (AssertionError, ValueError...)
-        if "not found" not in str(e).lower():
-            damaged.append(_which_damaged(tv_folder, e))
+    # Importing torchvision costs ~2 s a process: only when its folder holds any of the files it would read.
+    if any((tv_folder / n).exists() for n in MNIST_FILES):
+        try:
+            return _torchvision_mnist_like(cls_name, root, download=False)
+        except Exception as e:  # noqa: BLE001 - not there (RuntimeError), or damaged (AssertionError, ValueError...)
+            if "not found" not in str(e).lower():
+                damaged.append(_which_damaged(tv_folder, e))
     if name == "fashion-mnist" and DEBIAN_FASHION_MNIST.exists():
         try:
             raw = _idx_folder(DEBIAN_FASHION_MNIST)
@@ -330,8 +335,7 @@ def load_raw(name: str, root: Path | str | None = None, download: bool = True) -
 
 def _which_damaged(folder: Path, err: Exception) -> DamagedFile:
     """Name the damaged file of a torchvision MNIST-like folder (torchvision's own error does not)."""
-    for n in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-              "t10k-labels-idx1-ubyte"):  # the files torchvision reads
+    for n in MNIST_FILES:
         try:
             read_idx(folder / n)
         except Exception as e:  # noqa: BLE001

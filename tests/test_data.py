@@ -1,7 +1,10 @@
+import subprocess
+import sys
+
 import pytest
 import torch
 
-from memlib.data import DatasetUnavailable, augment_batch, load, load_raw, symmetric_noise
+from memlib.data import DEBIAN_FASHION_MNIST, DatasetUnavailable, augment_batch, load, load_raw, symmetric_noise
 
 
 def test_symmetric_noise_rate_mask_and_never_the_true_label():
@@ -147,3 +150,12 @@ def test_damaged_cifar_archive_names_the_file(tmp_path):
     (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"\x1f\x8b not really gzip")
     with pytest.raises(DatasetUnavailable, match="cifar-10-python.tar.gz is damaged"):
         load_raw("cifar10", root=tmp_path, download=False)
+
+
+@pytest.mark.skipif(not DEBIAN_FASHION_MNIST.exists(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_fashion_mnist_from_debian_does_not_import_torchvision(tmp_path):
+    # torchvision costs ~2 s to import in every worker process; it is only needed when its folder has files.
+    code = ("import sys; from memlib.data import load_raw; raw = load_raw('fashion-mnist', root=sys.argv[1], "
+            "download=False); print(len(raw.y_train), 'torchvision' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["60000", "False"]
