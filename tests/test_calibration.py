@@ -27,6 +27,20 @@ def test_rule_picks_the_cheapest_setting_that_holds_in_every_seed():
     assert cal.pick(_rows((8, 10, 1000, 1.0, False)), ["width", "epochs"]) is None
 
 
+@pytest.mark.parametrize("value,threshold,direction,ok", [
+    (0.93, 0.9, "above", True), (0.92, 0.9, "above", False),     # > 90% needs 92.5%
+    (0.63, 0.5, "above", True), (0.60, 0.5, "above", False),     # > 50% needs 62.5%
+    (0.15, 0.2, "below", True), (0.16, 0.2, "below", False),     # < 20% needs 15%
+    (0.475, 0.3, "above", True), (0.47, 0.3, "above", False),    # Spearman > 0.3 needs 0.475
+    (float("nan"), 0.5, "above", False)])
+def test_a_calibration_seed_must_clear_its_threshold_by_a_margin(value, threshold, direction, ok):
+    from memlib.claims import precondition
+    from memlib.measure import Interval
+
+    c = precondition("p", Interval(value, value, value, 1, "one seed"), threshold, direction, why="set-up")
+    assert cal._beyond(c) is ok
+
+
 def test_calibration_seeds_are_disjoint_from_the_verdict_seeds():
     for mod in REGISTRY.values():
         quick = resolve(mod, "quick")
