@@ -127,3 +127,14 @@ def test_appendix_text_and_figure_from_a_record(tmp_path, monkeypatch):
     fig = heatmap(cal.load("lth_vs_dropout"))
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert texts.count("not run") == 2 and "✘ 30%\n6 s" in texts and "✔ 80%\n12 s" in texts
+
+
+def test_a_record_under_an_earlier_rule_is_picked_again_from_its_rows():
+    rec = {"grid": {"epochs": [10, 20]}, "rule": "an older rule",
+           "preconditions": [{"name": "pre0", "threshold": 0.5, "direction": "above"}],
+           "rows": [{"epochs": 10, "seed": 1000, "of_seeds": 2, "seconds": 5.0, "pre0": 0.55, "all_ok": True},
+                    {"epochs": 10, "seed": 1001, "of_seeds": 2, "seconds": 5.0, "pre0": 0.70, "all_ok": True},
+                    {"epochs": 20, "seed": 1000, "of_seeds": 2, "seconds": 9.0, "pre0": 0.80, "all_ok": True},
+                    {"epochs": 20, "seed": 1001, "of_seeds": 2, "seconds": 11.0, "pre0": 0.90, "all_ok": True}]}
+    # 0.55 passed the older rule but not the margin (> 50% needs 62.5%): today's rule picks 20 epochs
+    assert cal.repick(rec) == {"epochs": 20, "seconds_per_seed": 10.0}
