@@ -6,7 +6,9 @@
   in ways its feature flags do not tell (bf16 ran 2.2-2.8x faster than fp32 with AMX or AVX-512 BF16, 4x slower
   on an AVX-512 Xeon without either, 11-16x slower with AVX2 only), so ``auto`` times a small ResNet-9-like
   convolutional net's forward and backward pass in both (:func:`cpu_precision_probe`, about a second) and takes
-  bf16 only when it is at least :data:`BF16_MIN_SPEEDUP` times faster.  The verdict is cached per CPU model, CPU
+  bf16 only when it is at least :data:`BF16_MIN_SPEEDUP` times faster.  ``$MEMLIB_PRECISION`` (``auto``, ``fp32``
+  or ``bf16``) replaces that choice for every ``auto`` in the process (a config's explicit ``fp32``/``bf16`` is
+  kept); any other value is one error (:class:`PrecisionError`).  The verdict is cached per CPU model, CPU
   flags and torch version in ``precision.json`` under :func:`cache_dir`, and its numbers go into every result's
   provenance (:func:`precision_provenance`).  Weights, optimizer state, losses and every measurement that is not
   a forward pass for training or accuracy (gradient similarity, attacks, pruning statistics) stay in fp32; claim
@@ -186,14 +188,41 @@ def precision_provenance() -> dict | None:
     return dict(_probe) if _probe is not None else None
 
 
+PRECISION_ENV = "MEMLIB_PRECISION"
+
+
+class SettingError(ValueError):
+    """A memlib environment variable (``$MEMLIB_THREADS``, ``$MEMLIB_PRECISION``) holds a value memlib cannot use."""
+
+
+class PrecisionError(SettingError):
+    """``$MEMLIB_PRECISION`` is not one of ``auto``, ``fp32``, ``bf16``."""
+
+
+def precision_override() -> str | None:
+    """``fp32`` or ``bf16`` when ``$MEMLIB_PRECISION`` names one (what every ``precision="auto"`` then means),
+    None when it is unset, empty or ``auto``; any other value raises :class:`PrecisionError`."""
+    env = os.environ.get(PRECISION_ENV, "").strip()
+    if env in ("", "auto"):
+        return None
+    if env not in PRECISIONS:
+        raise PrecisionError(f"${PRECISION_ENV} must be one of {', '.join(PRECISIONS)}, got {env!r} (unset it to let "
+                             "precision='auto' measure this machine)")
+    return env
+
+
 def resolve_precision(precision: str, device: torch.device | str) -> str:
-    """``fp32`` or ``bf16``: what ``precision`` means on ``device`` (``auto``: bf16 on CUDA; on a CPU, whatever
-    :func:`cpu_precision_probe` measured to be faster; fp32 elsewhere)."""
+    """``fp32`` or ``bf16``: what ``precision`` means on ``device``.  An explicit ``fp32``/``bf16`` is itself;
+    ``auto`` is ``$MEMLIB_PRECISION`` where that names a precision (:func:`precision_override`), else bf16 on
+    CUDA, on a CPU whatever :func:`cpu_precision_probe` measured to be faster, fp32 elsewhere."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
     dev = torch.device(device)
     if precision != "auto":
         return precision
+    forced = precision_override()
+    if forced is not None:
+        return forced
     if dev.type == "cuda":
         return "bf16"
     if dev.type == "cpu":
@@ -219,7 +248,7 @@ def available_cores() -> int:
 THREADS_ENV = "MEMLIB_THREADS"
 
 
-class ThreadsError(ValueError):
+class ThreadsError(SettingError):
     """``$MEMLIB_THREADS`` is not a positive whole number."""
 
 

@@ -71,3 +71,25 @@ def test_the_real_probe_times_both_precisions_and_leaves_random_state_alone():
     assert r["choice"] in ("fp32", "bf16") and r["fp32_ms_per_step"] > 0 and r["bf16_ms_per_step"] > 0
     assert r["choice"] == ("bf16" if r["bf16_speedup"] >= device.BF16_MIN_SPEEDUP else "fp32")
     assert r["machine"] == device.machine_key()
+
+
+@pytest.mark.parametrize("env, expected", [("fp32", "fp32"), ("bf16", "bf16"), ("auto", None), ("", None)])
+def test_memlib_precision_replaces_autos_choice_only(cache, monkeypatch, env, expected):
+    _, calls, fake = cache
+    fake(2.2 if expected != "bf16" else 0.25)  # the probe would choose the other precision
+    monkeypatch.setenv(device.PRECISION_ENV, env)
+    got = device.resolve_precision("auto", "cpu")
+    if expected is None:
+        assert got == "bf16" and len(calls) == 1  # the probe decides
+    else:
+        assert got == expected and calls == []  # no probe at all
+        assert device.resolve_precision("auto", "cuda") == expected
+    assert device.resolve_precision("fp32", "cpu") == "fp32" and device.resolve_precision("bf16", "cpu") == "bf16"
+
+
+def test_a_bad_memlib_precision_is_one_clear_error(cache, monkeypatch):
+    monkeypatch.setenv(device.PRECISION_ENV, "fp16")
+    with pytest.raises(device.PrecisionError, match=r"\$MEMLIB_PRECISION must be one of auto, fp32, bf16, got 'fp16'"):
+        device.resolve_precision("auto", "cpu")
+    assert issubclass(device.PrecisionError, device.SettingError)
+    assert issubclass(device.ThreadsError, device.SettingError)
