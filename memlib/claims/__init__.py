@@ -73,7 +73,8 @@ STATUS_MEANING = {
 
 # Criterion outcomes ----------------------------------------------------------------------------------------
 HOLDS, FAILS, CONTRADICTS, UNDECIDED = "holds", "fails", "contradicts", "inconclusive"
-OUTCOME_MARK = {HOLDS: "✔", FAILS: "✘", CONTRADICTS: "✘✘", UNDECIDED: "?"}
+UNTESTED = "not tested"  # a criterion of a sub-claim whose precondition does not hold
+OUTCOME_MARK = {HOLDS: "✔", FAILS: "✘", CONTRADICTS: "✘✘", UNDECIDED: "?", UNTESTED: "–"}
 
 
 def decide(interval: Interval, threshold: float, direction: str = "above", opposite: float | None = None) -> str:
@@ -117,6 +118,10 @@ class Criterion:
     direction: str = "above"
     opposite: float | None = None
     against_level: float = LEVEL  # the interval level its outcome against the claim was decided on (see settle)
+    for_level: float = LEVEL  # the interval level its outcome for the claim was decided on (see settle: looks)
+    key: str = ""  # its name in the claim's analysis plan (memlib.plan)
+    subclaim: str = ""  # the sub-claim it decides (a precondition: empty)
+    guards: tuple[str, ...] = ()  # a precondition's sub-claims (empty: every sub-claim of the verdict)
 
     @property
     def met(self) -> bool:
@@ -128,8 +133,10 @@ class Criterion:
 
 
 def criterion(text: str, interval: Interval, threshold: float, direction: str = "above", *,
-              essential: bool = False, opposite: float | None = None, paper: str = "", note: str = "") -> Criterion:
-    """A criterion decided by :func:`decide`, its evidence written from the interval and threshold."""
+              essential: bool = False, opposite: float | None = None, paper: str = "", note: str = "",
+              key: str = "", subclaim: str = "") -> Criterion:
+    """A criterion decided by :func:`decide`, its evidence written from the interval and threshold.  ``key`` is its
+    name in the claim's analysis plan, ``subclaim`` the sub-claim it decides (see :func:`precondition`)."""
     from ..measure import fmt
 
     out = decide(interval, threshold, direction, opposite)
@@ -137,18 +144,20 @@ def criterion(text: str, interval: Interval, threshold: float, direction: str = 
     ev = f"{interval.text()}; needs {sign} {fmt(threshold, interval.unit)}"
     if note:
         ev += f"; {note}"
-    return Criterion(text, out, ev, essential, interval, threshold, paper, direction=direction, opposite=opposite)
+    return Criterion(text, out, ev, essential, interval, threshold, paper, direction=direction, opposite=opposite,
+                     key=key, subclaim=subclaim)
 
 
 def precondition(text: str, interval: Interval, threshold: float, direction: str = "above", *, why: str,
-                 note: str = "", paper: str = "") -> Criterion:
-    """A precondition (a manipulation check): decided like :func:`criterion`; unless it *holds*, the verdict is
-    :data:`NOT_TESTABLE`.  ``why`` says why it is a property of the set-up and not the claim's own deciding
-    quantity (nor implied by it)."""
+                 note: str = "", paper: str = "", key: str = "", guards: tuple[str, ...] = ()) -> Criterion:
+    """A precondition (a manipulation check): decided like :func:`criterion`; unless it *holds*, the criteria of
+    the sub-claims it ``guards`` (every criterion when empty) are *not tested*, and a verdict that needs them is
+    :data:`NOT_TESTABLE`.  ``why`` says why it is a property of the set-up and not a deciding quantity of any
+    sub-claim (nor implied by one)."""
     if not why:
         raise ValueError("a precondition needs its reason (why=...): why it is not the claim's deciding quantity")
-    c = criterion(text, interval, threshold, direction, note=note, paper=paper)
-    c.precondition, c.why = True, why
+    c = criterion(text, interval, threshold, direction, note=note, paper=paper, key=key)
+    c.precondition, c.why, c.guards = True, why, tuple(guards)
     return c
 
 
@@ -179,28 +188,64 @@ def families(criteria: list[Criterion], kind: str = "paper") -> tuple[list[Crite
     return tested, [c for c in tested if c.opposite is not None]
 
 
-def settle(criteria: list[Criterion], kind: str = "paper") -> list[Criterion]:
-    """The criteria with their outcomes against the claim decided for the family (see the module docstring).
-
-    A criterion that *fails* or *contradicts* on its 95% interval, and is one of ``m > 1`` criteria that could do
-    so, is decided again on the ``1 − 5%/m`` interval (:meth:`memlib.measure.Interval.at`): it keeps its outcome
-    only if the wider interval still lies on that side, else it is *inconclusive* (or *fails* where it no longer
-    contradicts).  Returns copies; the evidence names the wider interval.  Settling is monotone: a criterion
-    already settled in a family at least as large keeps its outcome (claim 4's chapter re-combines its parts)."""
-    fail_fam, con_fam = families(criteria, kind)
-    fail_ids, con_ids = {id(c) for c in fail_fam}, {id(c) for c in con_fam}
+def untested(criteria: list[Criterion]) -> list[Criterion]:
+    """The criteria with those of a sub-claim whose precondition does not hold marked :data:`UNTESTED` (copies).
+    A precondition without ``guards`` guards every criterion."""
+    failed = failed_preconditions(criteria)
+    if not failed:
+        return list(criteria)
+    everything = any(not c.guards for c in failed)
+    guarded = {g for c in failed for g in c.guards}
     out = []
     for c in criteria:
-        against = c.outcome in (FAILS, CONTRADICTS) and c.interval is not None and c.threshold is not None
-        level = family_level(len(fail_fam))
-        if against and id(c) in fail_ids and level > c.against_level:
-            c = _decide_against(c, level, family_level(len(con_fam)) if id(c) in con_ids else None,
-                                len(fail_fam))
+        if not c.precondition and (everything or c.subclaim in guarded):
+            why = "; ".join(p.text for p in failed if not p.guards or c.subclaim in p.guards)
+            c = dataclasses.replace(c, outcome=UNTESTED,
+                                    evidence=c.evidence + f"; not tested: its precondition does not hold ({why})")
         out.append(c)
     return out
 
 
-def _decide_against(c: Criterion, level: float, con_level: float | None, m: int) -> Criterion:
+def settle(criteria: list[Criterion], kind: str = "paper", looks: int = 1) -> list[Criterion]:
+    """The criteria with their outcomes settled for the family and the looks (see the module docstring).
+
+    A criterion of a sub-claim whose precondition does not hold is :data:`UNTESTED` (:func:`untested`).  A
+    criterion that *fails* or *contradicts* on its 95% interval, and is one of ``m`` criteria that could do so, is
+    decided again on the ``1 − 5%/(m·looks)`` interval (:meth:`memlib.measure.Interval.at`): it keeps its outcome
+    only if the wider interval still lies on that side, else it is *inconclusive* (or *fails* where it no longer
+    contradicts).  With ``looks > 1`` (seeds added in stages until decided, :mod:`memlib.plan`), a criterion that
+    *holds* is decided again on the ``1 − 5%/looks`` interval, so that a false "holds" at any of the looks stays
+    within 2.5% (Bonferroni over looks).  Returns copies; the evidence names the wider interval.  Settling is
+    monotone: a criterion already settled at a level at least as wide keeps its outcome."""
+    looks = max(1, int(looks))
+    criteria = untested(criteria)
+    fail_fam, con_fam = families(criteria, kind)
+    fail_ids, con_ids = {id(c) for c in fail_fam}, {id(c) for c in con_fam}
+    out = []
+    for c in criteria:
+        decidable = c.interval is not None and c.threshold is not None and not c.precondition
+        against = c.outcome in (FAILS, CONTRADICTS) and decidable
+        level = 1 - (1 - LEVEL) / (max(1, len(fail_fam)) * looks) if id(c) in fail_ids else family_level(looks)
+        if against and level > c.against_level:
+            con_level = (1 - (1 - LEVEL) / (max(1, len(con_fam)) * looks)) if id(c) in con_ids else None
+            c = _decide_against(c, level, con_level, len(fail_fam) if id(c) in fail_ids else 1, looks)
+        elif c.outcome == HOLDS and decidable and looks > 1 and family_level(looks) > c.for_level:
+            c = _decide_for(c, family_level(looks), looks)
+        out.append(c)
+    return out
+
+
+def _decide_for(c: Criterion, level: float, looks: int) -> Criterion:
+    from ..measure import fmt
+
+    wide = c.interval.at(level)
+    outcome = decide(wide, c.threshold, c.direction)  # holds or inconclusive: a wider interval cannot fail
+    note = (f"; for the claim decided on the {level:.2%} interval (1 − 5%/{looks}: {looks} planned looks) "
+            f"[{fmt(wide.low, wide.unit)}, {fmt(wide.high, wide.unit)}]: {outcome}")
+    return dataclasses.replace(c, outcome=outcome, evidence=c.evidence + note, for_level=level)
+
+
+def _decide_against(c: Criterion, level: float, con_level: float | None, m: int, looks: int = 1) -> Criterion:
     from ..measure import fmt
 
     wide = c.interval.at(level)
@@ -208,34 +253,38 @@ def _decide_against(c: Criterion, level: float, con_level: float | None, m: int)
     if c.outcome == CONTRADICTS and con_level is not None and c.opposite is not None:
         if decide(c.interval.at(con_level), c.threshold, c.direction, c.opposite) == CONTRADICTS:
             outcome = CONTRADICTS
-    note = (f"; against the claim decided on the {level:.2%} interval (1 − 5%/{m}: {m} criteria could decide "
-            f"against it) [{fmt(wide.low, wide.unit)}, {fmt(wide.high, wide.unit)}]: {outcome}")
+    why = f"{m} criteria could decide against it" + (f", {looks} planned looks" if looks > 1 else "")
+    note = (f"; against the claim decided on the {level:.2%} interval (1 − 5%/{m * looks}: {why}) "
+            f"[{fmt(wide.low, wide.unit)}, {fmt(wide.high, wide.unit)}]: {outcome}")
     evidence = c.evidence.split("; against the claim decided on")[0] + note
     return dataclasses.replace(c, outcome=outcome, evidence=evidence, against_level=level)
 
 
-def combine(criteria: list[Criterion], kind: str = "paper") -> str:
-    """One status from criteria (see the module docstring): :data:`NOT_TESTABLE` when a precondition does not
-    hold, else the rule of ``kind`` over the other criteria, their outcomes against the claim settled for the
-    family (:func:`settle`)."""
+def combine(criteria: list[Criterion], kind: str = "paper", looks: int = 1) -> str:
+    """One status from criteria (see the module docstring), their outcomes settled (:func:`settle`): a criterion
+    that decides against the claim decides the word; otherwise a needed criterion that was not tested (its
+    precondition does not hold) makes it :data:`NOT_TESTABLE`; otherwise the rule of ``kind``."""
     _check_kind(kind)
-    if failed_preconditions(criteria):
-        return NOT_TESTABLE
-    criteria = [c for c in settle(criteria, kind) if not c.precondition]
+    gated = bool(failed_preconditions(criteria))
+    criteria = [c for c in settle(criteria, kind, looks) if not c.precondition]
     if not criteria:
-        return INCONCLUSIVE
+        return NOT_TESTABLE if gated else INCONCLUSIVE
     outs = [c.outcome for c in criteria]
     if kind == "hypothesis":
         if CONTRADICTS in outs:
             return CONTRADICTED
-        if all(o == HOLDS for o in outs):
-            return SUPPORTED
         if FAILS in outs:
             return NOT_SUPPORTED
+        if UNTESTED in outs:
+            return NOT_TESTABLE
+        if all(o == HOLDS for o in outs):
+            return SUPPORTED
         return INCONCLUSIVE
     ess = [c for c in criteria if c.essential] or criteria
     if any(c.outcome in (FAILS, CONTRADICTS) for c in ess):
         return NOT_REPRODUCED
+    if any(c.outcome == UNTESTED for c in ess):
+        return NOT_TESTABLE
     if any(c.outcome == UNDECIDED for c in ess):
         return INCONCLUSIVE
     return REPRODUCED if all(o == HOLDS for o in outs) else PARTLY
@@ -321,10 +370,11 @@ class Verdict:
     criteria: list[Criterion] = field(default_factory=list)
     scale: Scale | None = None
     kind: str = "paper"
+    looks: int = 1  # the planned looks of its seed stages (memlib.plan): outcomes are settled for them
 
     def __post_init__(self):
-        # the criteria as the status was decided: outcomes against the claim settled for the family (combine)
-        self.criteria = settle(self.criteria, self.kind)
+        # the criteria as the status was decided: outcomes settled for the family and the looks (combine)
+        self.criteria = settle(self.criteria, self.kind, self.looks)
 
     def criteria_frame(self) -> pd.DataFrame:
         return pd.DataFrame([("precondition: " * c.precondition + c.text, c.outcome, c.evidence)
