@@ -1,21 +1,28 @@
-"""Training throughput of memlib's loop against the plain fp32 eager loop, in the same run.
+"""Training throughput at each chapter's training shape: memlib's step in fp32 and in bf16, against the plain fp32
+loop, in the same run, at the book's thread count; and what ``precision="auto"`` picks there.
 
-    .venv/bin/python benchmarks/throughput.py [--model resnet9] [--width 16] [--batch-size 128] [--steps 30]
+    .venv/bin/python benchmarks/throughput.py                      # every chapter's quick shape, 1 thread
+    .venv/bin/python benchmarks/throughput.py --profile paper --threads 2
+    .venv/bin/python benchmarks/throughput.py --width 16 --batch-size 128   # one shape of your own
 
-Both loops train the same model (same seed, same initial weights) on the same batches of the quick profile's
-Fashion-MNIST data (28×28×1) with the same SGD optimizer:
+A *shape* is what a chapter trains: model, width, batch size and input (its profile's values, read from
+:mod:`memlib.experiments`; chapters with the same shape are measured once).  Every variant trains the same model
+(same seed, same initial weights) on the same batches of the profile's data with the same SGD optimizer:
 
-* ``baseline``: the textbook loop — fp32, eager, default memory format, ``torch.no_grad`` untouched;
-* ``memlib``: :func:`memlib.train.fit`'s per-step path — channels_last for conv nets, bf16 autocast where
-  ``precision=auto`` resolves to bf16 (CUDA, or a CPU where memlib's timed probe found bf16 faster; fp32
-  elsewhere; see :mod:`memlib.device`), memlib's thread policy.
+* ``baseline``: the textbook loop — fp32, eager, default memory format;
+* ``fp32``: :func:`memlib.train.fit`'s per-step path in fp32 (channels_last for conv nets);
+* ``bf16``: the same under bf16 autocast.
 
-Variants are interleaved (A B A B …) over ``--repeats`` repetitions after a warm-up, and the medians compared,
-so a machine that gets busier during the run affects both alike.  Printed last: one JSON line with
-``memlib_img_s``, ``baseline_img_s`` and ``ratio`` (memlib / baseline), plus the resolved precision and CPU facts.
+``auto`` is the precision :func:`memlib.device.resolve_precision` picks for the shape at this thread count (its
+per-shape probe, cached; or ``$MEMLIB_PRECISION``); it runs the same code as the variant it picks, so it is not
+timed again.  Variants are interleaved (baseline, fp32, bf16, baseline, ...) over ``--repeats`` repetitions after a
+warm-up, and medians compared, so a machine that gets busier during the run affects all alike.
 
-Run it with ``--precision auto``, ``fp32`` and ``bf16`` to check that ``auto`` picks the faster one on this
-machine (the JSON line carries the probe's own timings as ``precision_probe``).
+Printed: one JSON line per shape with images per second of each variant, ``ratio_fp32`` and ``ratio_bf16``
+(against the baseline), ``auto``, ``ratio_auto`` and ``auto_vs_best`` (auto's speed over the faster precision's;
+memlib asks for >= 0.95), the chapters it stands for, the thread count and CPU facts.  The book runs one
+single-threaded process per core, so ``--threads`` defaults to 1; ``0`` means memlib's own default (the cores
+available, or ``$MEMLIB_THREADS``).
 """
 from __future__ import annotations
 
@@ -28,25 +35,40 @@ import torch
 import torch.nn.functional as F
 
 import memlib  # noqa: F401  (sets the OpenMP wait policy before torch starts its threads)
+from memlib.catalog import dataset as dataset_info
 from memlib.data import load
-from memlib.device import (autocast, configure_threads, cpu_has_amx, cpu_model, pick_device, precision_provenance,
-                           resolve_precision)
+from memlib.device import (Workload, autocast, configure_threads, cpu_has_amx, cpu_model, cpu_precision_probe,
+                           pick_device, precision_override, resolve_precision)
+from memlib.experiments import REGISTRY, resolve
 from memlib.models import build_model
 from memlib.train import channels_last_ok
 
+VARIANTS = ("baseline", "fp32", "bf16")
 
-def make(model: str, width: int, shape, classes: int, device, fast: bool):
+
+def chapter_shapes(profile: str) -> dict[tuple, list[str]]:
+    """(model, width, batch size, dataset) -> the chapters that train that shape at ``profile``."""
+    shapes: dict[tuple, list[str]] = {}
+    for nb in REGISTRY:
+        cfg = resolve(nb, profile)
+        ds = cfg.dataset if "dataset" in cfg.values else str(cfg.datasets).split(",")[0]
+        shapes.setdefault((cfg.model, cfg.width, cfg.batch_size, ds), []).append(nb.split("_", 1)[0])
+    return shapes
+
+
+def make(model: str, width: int, shape, classes: int, device, channels_last: bool):
     torch.manual_seed(0)
     m = build_model(model, width, shape, classes).to(device)
-    if fast and len(shape) == 3:
+    if channels_last and len(shape) == 3 and model != "mlp":
         m = m.to(memory_format=torch.channels_last)
     return m, torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
 
 
-def steps(model, opt, x, y, batches, device, fast: bool, precision: str) -> float:
-    """Images per second over ``batches`` (lists of index tensors)."""
+def steps(model, opt, x, y, batches, device, variant: str) -> float:
+    """Images per second over ``batches`` (a list of index tensors)."""
     model.train()
-    cl = fast and channels_last_ok(x)
+    cl = variant != "baseline" and channels_last_ok(x)
+    prec = "bf16" if variant == "bf16" else "fp32"
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
@@ -55,7 +77,7 @@ def steps(model, opt, x, y, batches, device, fast: bool, precision: str) -> floa
         xb, yb = x[ib], y[ib]
         if cl:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        with autocast(device, precision if fast else "fp32"):
+        with autocast(device, prec):
             out = model(xb)
         loss = F.cross_entropy(out.float(), yb)
         opt.zero_grad(set_to_none=True)
@@ -67,42 +89,78 @@ def steps(model, opt, x, y, batches, device, fast: bool, precision: str) -> floa
     return n / (time.perf_counter() - t0)
 
 
+def device_probe(wl: Workload, device) -> float | None:
+    """The bf16 speed-up the precision probe measured for ``wl`` (None where auto needs no probe)."""
+    if device.type != "cpu" or precision_override() is not None:
+        return None
+    return cpu_precision_probe(wl).get("bf16_speedup")
+
+
+def measure(model: str, width: int, batch: int, dataset: str, args, device) -> dict:
+    data = load(dataset, n_train=args.n_train, n_test=100, noise_rate=0.0, seed=0, device=device)
+    x, y = data.train.x, data.train.y
+    g = torch.Generator().manual_seed(0)
+
+    def draw(k):
+        return [torch.randint(0, len(x), (batch,), generator=g).to(device) for _ in range(k)]
+
+    warm = draw(3)
+    # Steps per measurement: about --seconds of the baseline loop (at least 5), the same for every variant.
+    m, opt = make(model, width, data.image_shape, data.num_classes, device, False)
+    steps(m, opt, x, y, warm, device, "baseline")
+    per_step = batch / steps(m, opt, x, y, warm, device, "baseline")
+    n_steps = args.steps or max(5, round(args.seconds / per_step))
+    batches = draw(n_steps)
+    res: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    for rep in range(args.repeats + 1):  # repetition 0 warms up (allocator, oneDNN primitives) and is dropped
+        for v in VARIANTS:
+            m, opt = make(model, width, data.image_shape, data.num_classes, device, v != "baseline")
+            steps(m, opt, x, y, warm, device, v)
+            r = steps(m, opt, x, y, batches, device, v)
+            if rep:
+                res[v].append(r)
+    med = {v: statistics.median(res[v]) for v in VARIANTS}
+    info = dataset_info(dataset)
+    wl = Workload(model, width, tuple(info.image_shape), info.num_classes, batch)
+    auto = resolve_precision("auto", device, wl)
+    best = max(med["fp32"], med["bf16"])
+    probe = device_probe(wl, device)
+    return {"model": model, "width": width, "batch_size": batch, "dataset": dataset,
+            **{f"{v}_img_s": round(med[v], 1) for v in VARIANTS},
+            "ratio_fp32": round(med["fp32"] / med["baseline"], 3), "ratio_bf16": round(med["bf16"] / med["baseline"], 3),
+            "auto": auto, "ratio_auto": round(med[auto] / med["baseline"], 3),
+            "auto_vs_best": round(med[auto] / best, 3),
+            "auto_probe_bf16_speedup": probe,
+            "steps": n_steps, "repeats": args.repeats}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="resnet9")
-    p.add_argument("--width", type=int, default=16)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--steps", type=int, default=30, help="training steps per measurement")
+    p.add_argument("--profile", default="quick", help="whose chapters' shapes to measure (default: quick)")
+    p.add_argument("--model", default=None, help="one shape of your own instead of the chapters' (with --width, "
+                                                 "--batch-size)")
+    p.add_argument("--width", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--dataset", default="fashion-mnist", help="the data of a shape of your own")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as the book's parts; 0: "
+                                                          "memlib's default)")
+    p.add_argument("--steps", type=int, default=0, help="training steps per measurement (default: about --seconds)")
+    p.add_argument("--seconds", type=float, default=1.5, help="target seconds of one measurement")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--n-train", type=int, default=4000)
     p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     args = p.parse_args()
     device = pick_device(args.device)
-    threads = configure_threads() if device.type == "cpu" else torch.get_num_threads()
-    data = load(args.dataset, n_train=args.n_train, n_test=100, noise_rate=0.0, seed=0, device=device)
-    x, y = data.train.x, data.train.y
-    prec = resolve_precision(args.precision, device)
-    g = torch.Generator().manual_seed(0)
-    batches = [torch.randint(0, len(x), (args.batch_size,), generator=g).to(device) for _ in range(args.steps)]
-    warm = batches[:3]
-    res: dict[str, list[float]] = {"baseline": [], "memlib": []}
-    for rep in range(args.repeats + 1):  # repetition 0 warms up (allocator, oneDNN primitives) and is dropped
-        for name in ("baseline", "memlib"):
-            fast = name == "memlib"
-            m, opt = make(args.model, args.width, data.image_shape, data.num_classes, device, fast)
-            steps(m, opt, x, y, warm, device, fast, prec)
-            r = steps(m, opt, x, y, batches, device, fast, prec)
-            if rep:
-                res[name].append(r)
-                print(f"repeat {rep}: {name:8s} {r:9.0f} img/s", flush=True)
-    base, ours = statistics.median(res["baseline"]), statistics.median(res["memlib"])
-    print(json.dumps({"memlib_img_s": round(ours, 1), "baseline_img_s": round(base, 1), "ratio": round(ours / base, 3),
-                      "model": args.model, "width": args.width, "batch_size": args.batch_size,
-                      "precision": prec, "precision_asked": args.precision, "precision_probe": precision_provenance(),
-                      "device": str(device), "cpu": cpu_model(), "threads": threads, "cpu_amx": cpu_has_amx(),
-                      "repeats": args.repeats}))
+    threads = configure_threads(args.threads or None) if device.type == "cpu" else torch.get_num_threads()
+    if args.model or args.width or args.batch_size:
+        shapes = {(args.model or "resnet9", args.width or 16, args.batch_size or 128, args.dataset): ["custom"]}
+    else:
+        shapes = chapter_shapes(args.profile)
+    for (model, width, batch, ds), chapters in shapes.items():
+        row = measure(model, width, batch, ds, args, device)
+        print(json.dumps({**row, "chapters": chapters, "profile": args.profile if chapters != ["custom"] else None,
+                          "device": str(device), "cpu": cpu_model(), "threads": threads, "cpu_amx": cpu_has_amx()}),
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -2,17 +2,20 @@
 
 * Device: ``cuda`` > ``mps`` > ``cpu`` unless a device is named.
 * Precision (``auto`` / ``fp32`` / ``bf16``): training and evaluation forward passes run under bfloat16 autocast
-  where that is faster on *this* machine.  On CUDA that is always so (no probe).  On a CPU it depends on the chip
-  in ways its feature flags do not tell (bf16 ran 2.2-2.8x faster than fp32 with AMX or AVX-512 BF16, 4x slower
-  on an AVX-512 Xeon without either, 11-16x slower with AVX2 only), so ``auto`` times a small ResNet-9-like
-  convolutional net's forward and backward pass in both (:func:`cpu_precision_probe`, about a second) and takes
-  bf16 only when it is at least :data:`BF16_MIN_SPEEDUP` times faster.  ``$MEMLIB_PRECISION`` (``auto``, ``fp32``
-  or ``bf16``) replaces that choice for every ``auto`` in the process (a config's explicit ``fp32``/``bf16`` is
-  kept); any other value is one error (:class:`PrecisionError`).  The verdict is cached per CPU model, CPU
-  flags and torch version in ``precision.json`` under :func:`cache_dir`, and its numbers go into every result's
-  provenance (:func:`precision_provenance`).  Weights, optimizer state, losses and every measurement that is not
-  a forward pass for training or accuracy (gradient similarity, attacks, pruning statistics) stay in fp32; claim
-  1, whose verdict reads the gradients of the training forward pass itself, trains in fp32 under ``auto``.
+  where that is faster on *this* machine for *this* training.  On CUDA that is always so (no probe).  On a CPU it
+  depends on the chip in ways its feature flags do not tell (bf16 ran 2.2-2.8x faster than fp32 with AMX or
+  AVX-512 BF16 at 2 threads, 4x slower on an AVX-512 Xeon without either, 11-16x slower with AVX2 only), and on
+  the thread count and the shape (on one AVX-512 BF16 Xeon bf16 was 1.78x faster at 2 threads and 0.74x at 1).
+  So ``auto`` times SGD steps of the training's own shape (:class:`Workload`: model, width, input, batch size) in
+  both precisions at the thread count the training runs at (:func:`cpu_precision_probe`, a second or three) and
+  takes bf16 only when it is at least :data:`BF16_MIN_SPEEDUP` times faster.  The verdict is cached per CPU
+  model, CPU flags, torch version, thread count and shape in ``precision.json`` under :func:`cache_dir`, and the
+  verdicts a process used go into every result's provenance (:func:`precision_provenance`).
+  ``$MEMLIB_PRECISION`` (``auto``, ``fp32`` or ``bf16``) replaces that choice for every ``auto`` in the process
+  (a config's explicit ``fp32``/``bf16`` is kept); any other value is one error (:class:`PrecisionError`).
+  Weights, optimizer state, losses and every measurement that is not a forward pass for training or accuracy
+  (gradient similarity, attacks, pruning statistics) stay in fp32; claim 1, whose verdict reads the gradients of
+  the training forward pass itself, trains in fp32 under ``auto``.
 * Threads: one intra-op thread per core available to this process (or ``$MEMLIB_THREADS``), set once per part
   by the executors (:func:`configure_threads`), never by a training loop; and OpenMP threads that sleep instead of
   spinning while they wait, so another busy process on the machine slows training down by about its share of the
@@ -29,11 +32,14 @@ import platform
 import tempfile
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .catalog import dataset as catalog_dataset
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -85,8 +91,11 @@ def cpu_model() -> str:
 
 
 CACHE_ENV = "MEMLIB_CACHE"
-BF16_MIN_SPEEDUP = 1.1  # bf16 must beat fp32 by this factor in the probe (a margin over timing noise)
-_probe: dict | None = None  # this process's probe verdict, once read or measured
+# bf16 must beat fp32 by this factor in the probe: a margin over timing noise that still keeps auto's pick within
+# 0.95x of the faster precision (1 / 1.05 = 0.952) where the probe measures right.
+BF16_MIN_SPEEDUP = 1.05
+_probes: dict[str, dict] = {}  # this process's probe verdicts, once read or measured, by cache key
+_used: dict[str, dict] = {}  # the verdicts this process's ``auto`` resolutions used (its provenance)
 
 
 def cache_dir() -> Path:
@@ -101,51 +110,126 @@ def machine_key() -> str:
     return f"{cpu_model()} | flags {flags} | torch {torch.__version__}"
 
 
-def _probe_net() -> nn.Module:
-    """A width-16 ResNet-9's layer shapes in miniature (28x28x1 input): conv-BN-ReLU stages, a strided conv,
-    max pooling, a linear head."""
-    def cbr(c_in, c_out, k=3, stride=1, pad=1):
-        return [nn.Conv2d(c_in, c_out, k, stride, pad, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
-    return nn.Sequential(*cbr(1, 16), *cbr(16, 32, 5, 2, 2), *cbr(32, 32), *cbr(32, 64), nn.MaxPool2d(2),
-                         *cbr(64, 32, pad=0), nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+@dataclass(frozen=True)
+class Workload:
+    """A training shape, what the precision probe measures: model (``resnet9``, ``smallcnn``, ``mlp``), width,
+    input image shape (C, H, W), classes and batch size."""
+
+    model: str
+    width: int
+    image_shape: tuple[int, int, int]
+    classes: int
+    batch: int
+
+    @property
+    def key(self) -> str:
+        c, h, w = self.image_shape
+        return f"{self.model} w{self.width} {c}x{h}x{w} c{self.classes} b{self.batch}"
 
 
-def measure_cpu_precision(batch: int = 32, steps: int = 1, budget_s: float = 1.5, rounds: int = 6) -> dict:
-    """Time fp32 against bf16 autocast on this CPU: forward + backward of :func:`_probe_net`, channels_last.
+# Where no workload is named: a width-16 ResNet-9 on 28x28x1 at batch 32 (claim 2's quick shape).
+DEFAULT_WORKLOAD = Workload("resnet9", 16, (1, 28, 28), 10, 32)
 
-    After one warm-up step each, ``steps`` steps of each precision alternate (fp32, bf16, fp32, ...) for up to
-    ``rounds`` rounds; the fastest round of each counts (the least disturbed by other work on the machine).  It
-    stops early once the verdict is clear (one precision at least twice as fast as the threshold asks) or, after
-    two rounds, once ``budget_s`` is spent.  Global random state is left untouched.
+
+def workload_of_params(params) -> Workload | None:
+    """The training shape a configuration's values name (``model``, ``width``, ``batch_size``, ``dataset``), or
+    None where they do not name one (a value missing or unknown)."""
+    try:
+        info = catalog_dataset(str(params["dataset"]))
+        return Workload(str(params["model"]), int(params["width"]), tuple(info.image_shape), info.num_classes,
+                        int(params["batch_size"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _probe_net(wl: Workload) -> nn.Module:
+    """The layer shapes of :mod:`memlib.models`' network ``wl.model`` at ``wl.width`` (without dropout sites and
+    without the ``idx`` argument): what the probe times.  An unknown model name times a ResNet-9."""
+    c, h, w = wl.image_shape
+    k = wl.width
+
+    def cbr(c_in, c_out, ks=3, stride=1, pad=None):
+        return [nn.Conv2d(c_in, c_out, ks, stride, ks // 2 if pad is None else pad, bias=False),
+                nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+    class Res(nn.Module):
+        def __init__(self, ch):
+            super().__init__()
+            self.f = nn.Sequential(*cbr(ch, ch), *cbr(ch, ch))
+
+        def forward(self, x):
+            return x + self.f(x)
+
+    if wl.model == "mlp":
+        return nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, k), nn.ReLU(), nn.Linear(k, wl.classes))
+    if wl.model == "smallcnn":
+        return nn.Sequential(nn.Conv2d(c, k, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+                             nn.Conv2d(k, 2 * k, 3, padding=1), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(4),
+                             nn.Flatten(), nn.Linear(2 * k * 16, wl.classes))
+    return nn.Sequential(*cbr(c, k), *cbr(k, 2 * k, 5, 2, 2), Res(2 * k), *cbr(2 * k, 4 * k), nn.MaxPool2d(2),
+                         Res(4 * k), *cbr(4 * k, 2 * k, pad=0), nn.AdaptiveMaxPool2d(1), nn.Flatten(),
+                         nn.Linear(2 * k, wl.classes, bias=False))
+
+
+def measure_cpu_precision(workload: Workload | None = None, threads: int | None = None, budget_s: float = 3.0,
+                          rounds: int = 8, round_s: float = 0.1) -> dict:
+    """Time fp32 against bf16 autocast on this CPU: SGD steps (forward, backward, update) of ``workload``'s network
+    (default :data:`DEFAULT_WORKLOAD`) at its batch size, channels_last for conv nets, on ``threads`` torch threads
+    (default: the current count; set for the measurement only).
+
+    After a warm-up, rounds of ``steps`` steps (enough for about ``round_s`` seconds) of each precision alternate
+    (fp32, bf16, fp32, ...) for up to ``rounds`` rounds; the fastest round of each counts (the least disturbed by
+    other work on the machine).  It stops early once the verdict is clear (one precision at least twice as fast as
+    the threshold asks, after two rounds) or, after three rounds, once ``budget_s`` is spent.  Global random state
+    is left untouched.
     """
+    wl = workload or DEFAULT_WORKLOAD
+    before = torch.get_num_threads()
+    threads = int(threads or before)
+    cpu = torch.device("cpu")
+    conv = wl.model != "mlp"
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        net = _probe_net().to(memory_format=torch.channels_last)
-        x = torch.randn(batch, 1, 28, 28).contiguous(memory_format=torch.channels_last)
-        y = torch.randint(0, 10, (batch,))
+        net = _probe_net(wl)
+        if conv:
+            net = net.to(memory_format=torch.channels_last)
+        x = torch.randn(wl.batch, *wl.image_shape)
+        if conv:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = torch.randint(0, wl.classes, (wl.batch,))
+    opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
 
     def run(prec: str, n: int) -> float:
         t0 = time.perf_counter()
         for _ in range(n):
-            with autocast(torch.device("cpu"), prec):
+            with autocast(cpu, prec):
                 out = net(x)
-            net.zero_grad(set_to_none=True)
+            opt.zero_grad(set_to_none=True)
             F.cross_entropy(out.float(), y).backward()
+            opt.step()
         return (time.perf_counter() - t0) / n
 
-    t_start = time.perf_counter()
-    run("fp32", 1), run("bf16", 1)
-    best = {"fp32": float("inf"), "bf16": float("inf")}
-    for r in range(rounds):
-        for prec in best:
-            best[prec] = min(best[prec], run(prec, steps))
-        speedup = best["fp32"] / best["bf16"]
-        decisive = speedup < BF16_MIN_SPEEDUP / 2 or speedup > 2 * BF16_MIN_SPEEDUP
-        if decisive or (r >= 1 and time.perf_counter() - t_start > budget_s):
-            break
+    if threads != before:
+        torch.set_num_threads(threads)
+    try:
+        t_start = time.perf_counter()
+        run("fp32", 1), run("bf16", 1)
+        first = min(run("fp32", 1), run("bf16", 1))
+        steps = max(1, min(200, round(round_s / max(first, 1e-6))))
+        best = {"fp32": float("inf"), "bf16": float("inf")}
+        for r in range(rounds):
+            for prec in best:
+                best[prec] = min(best[prec], run(prec, steps))
+            speedup = best["fp32"] / best["bf16"]
+            decisive = r >= 1 and (speedup < BF16_MIN_SPEEDUP / 2 or speedup > 2 * BF16_MIN_SPEEDUP)
+            if decisive or (r >= 2 and time.perf_counter() - t_start > budget_s):
+                break
+    finally:
+        if threads != before:
+            torch.set_num_threads(before)
     return {"choice": "bf16" if speedup >= BF16_MIN_SPEEDUP else "fp32", "bf16_speedup": round(speedup, 3),
-            "fp32_ms_per_step": round(1e3 * best["fp32"], 2), "bf16_ms_per_step": round(1e3 * best["bf16"], 2),
-            "batch": batch, "threads": torch.get_num_threads(), "rounds": r + 1,
+            "fp32_ms_per_step": round(1e3 * best["fp32"], 3), "bf16_ms_per_step": round(1e3 * best["bf16"], 3),
+            "workload": wl.key, "threads": threads, "steps_per_round": steps, "rounds": r + 1,
             "probe_seconds": round(time.perf_counter() - t_start, 2), "machine": machine_key(),
             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
@@ -158,34 +242,45 @@ def _read_cache(path: Path) -> dict:
         return {}  # missing or unreadable: measure again (and rewrite it)
 
 
-def cpu_precision_probe(refresh: bool = False) -> dict:
-    """This CPU's precision verdict: measured once per machine key (:func:`measure_cpu_precision`) and cached in
-    ``precision.json`` under :func:`cache_dir`; within a process, read once.  ``refresh`` measures again."""
-    global _probe
-    key = machine_key()
-    if _probe is not None and _probe.get("machine") == key and not refresh:
-        return _probe
+def probe_key(workload: Workload | None = None, threads: int | None = None) -> str:
+    """The cache key of a precision verdict: :func:`machine_key`, thread count (default: torch's current one) and
+    the workload's shape."""
+    wl = workload or DEFAULT_WORKLOAD
+    return f"{machine_key()} | threads {int(threads or torch.get_num_threads())} | {wl.key}"
+
+
+def cpu_precision_probe(workload: Workload | None = None, threads: int | None = None, refresh: bool = False) -> dict:
+    """This CPU's precision verdict for ``workload`` (default :data:`DEFAULT_WORKLOAD`) at ``threads`` torch
+    threads (default: the current count, which the executors set per part): measured once per machine key, thread
+    count and shape (:func:`measure_cpu_precision`, a second or three) and cached in ``precision.json`` under
+    :func:`cache_dir`; within a process, read once.  ``refresh`` measures again."""
+    wl = workload if isinstance(workload, Workload) else DEFAULT_WORKLOAD
+    threads = int(threads or torch.get_num_threads())
+    key = probe_key(wl, threads)
+    if key in _probes and not refresh:
+        return _probes[key]
     path = cache_dir() / "precision.json"
     found = None if refresh else _read_cache(path).get(key)
     if isinstance(found, dict) and found.get("choice") in ("fp32", "bf16"):
-        _probe = {**found, "cached": True}
-        return _probe
-    _probe = {**measure_cpu_precision(), "cached": False}
+        _probes[key] = {**found, "cached": True}
+        return _probes[key]
+    _probes[key] = {**measure_cpu_precision(wl, threads), "cached": False}
     try:  # a cache we cannot write costs one probe per process, nothing else
         path.parent.mkdir(parents=True, exist_ok=True)
         data = _read_cache(path)
-        data[key] = {k: v for k, v in _probe.items() if k != "cached"}
+        data[key] = {k: v for k, v in _probes[key].items() if k != "cached"}
         with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
             json.dump(data, f, indent=1)
         os.replace(f.name, path)
     except OSError:
         pass
-    return _probe
+    return _probes[key]
 
 
 def precision_provenance() -> dict | None:
-    """The CPU precision probe this process used (its timings and verdict), or None if it used none."""
-    return dict(_probe) if _probe is not None else None
+    """What this process's ``auto`` resolutions on a CPU used, by workload: each probe's timings and verdict (or
+    the ``$MEMLIB_PRECISION`` that replaced it); None if none."""
+    return {k: dict(v) for k, v in _used.items()} or None
 
 
 PRECISION_ENV = "MEMLIB_PRECISION"
@@ -211,10 +306,14 @@ def precision_override() -> str | None:
     return env
 
 
-def resolve_precision(precision: str, device: torch.device | str) -> str:
-    """``fp32`` or ``bf16``: what ``precision`` means on ``device``.  An explicit ``fp32``/``bf16`` is itself;
-    ``auto`` is ``$MEMLIB_PRECISION`` where that names a precision (:func:`precision_override`), else bf16 on
-    CUDA, on a CPU whatever :func:`cpu_precision_probe` measured to be faster, fp32 elsewhere."""
+def resolve_precision(precision: str, device: torch.device | str, workload: Workload | None = None,
+                      threads: int | None = None) -> str:
+    """``fp32`` or ``bf16``: what ``precision`` means for training ``workload`` on ``device``.
+
+    An explicit ``fp32``/``bf16`` is itself.  ``auto`` is ``$MEMLIB_PRECISION`` where that names a precision
+    (:func:`precision_override`), else bf16 on CUDA, on a CPU whatever :func:`cpu_precision_probe` measured to be
+    faster for ``workload`` (default :data:`DEFAULT_WORKLOAD`) at ``threads`` (default: torch's current count),
+    and fp32 elsewhere."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
     dev = torch.device(device)
@@ -222,11 +321,16 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
         return precision
     forced = precision_override()
     if forced is not None:
+        if dev.type == "cpu":
+            _used[PRECISION_ENV] = {"choice": forced}
         return forced
     if dev.type == "cuda":
         return "bf16"
     if dev.type == "cpu":
-        return cpu_precision_probe()["choice"]
+        wl = workload if isinstance(workload, Workload) else DEFAULT_WORKLOAD
+        probe = cpu_precision_probe(wl) if threads is None else cpu_precision_probe(wl, threads)
+        _used[wl.key] = dict(probe)
+        return probe["choice"]
     return "fp32"
 
 

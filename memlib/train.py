@@ -21,7 +21,8 @@ from torch import nn
 from tqdm.std import tqdm
 
 from .data import DataBundle, Split, augment_batch
-from .device import autocast, resolve_precision
+from .device import DEFAULT_WORKLOAD, Workload, autocast, resolve_precision
+from .models import MLP, ResNet9, SmallCNN
 from .seeds import derive
 from .specs import TrainSpec
 
@@ -88,6 +89,17 @@ def make_optimizer(params, spec: TrainSpec, total_steps: int, optimizer: torch.o
                                     nesterov=spec.nesterov and spec.momentum > 0)
     f = lr_lambda(spec, total_steps)
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: f(step + start_step))
+
+
+def workload_of(model: nn.Module, data: DataBundle, batch_size: int) -> Workload:
+    """The training shape of ``model`` on ``data`` at ``batch_size``, as the precision probe times it (a model
+    that is none of :mod:`memlib.models`' networks: :data:`memlib.device.DEFAULT_WORKLOAD`)."""
+    for cls, name, width in ((ResNet9, "resnet9", lambda m: m.conv1[0].out_channels),
+                             (SmallCNN, "smallcnn", lambda m: m.conv1[0].out_channels),
+                             (MLP, "mlp", lambda m: m.fc1.out_features)):
+        if isinstance(model, cls):
+            return Workload(name, int(width(model)), tuple(data.image_shape), int(data.num_classes), int(batch_size))
+    return DEFAULT_WORKLOAD
 
 
 def channels_last_ok(x: torch.Tensor) -> bool:
@@ -187,7 +199,9 @@ def fit(model: nn.Module, data: DataBundle, spec: TrainSpec, callbacks: Iterable
     callbacks = list(callbacks)
     loss_fn = loss_fn or cross_entropy
     model.to(device)
-    prec = resolve_precision(spec.precision, device)
+    prec = resolve_precision(spec.precision, device, workload_of(model, data, spec.batch_size),
+                             threads=torch.get_num_threads())
+    spec = spec.replace(precision=prec)  # callbacks (and their evaluations) see what auto resolved to
     channels_last = channels_last_ok(data.train.x)
     if channels_last:
         model.to(memory_format=torch.channels_last)
