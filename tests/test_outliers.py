@@ -143,7 +143,7 @@ def test_null_outlier_percentiles_flat_curve_with_seed_noise_is_inconclusive():
 
 def test_null_outlier_percentiles_one_seed_decides_nothing():
     v = claim.check(_r(_curve("fashion-mnist", [[0.5, 0.6, 0.6, 0.8, 0.9, 0.8, 0.6, 0.6, 0.5]])))
-    assert v.status == NOT_TESTABLE and all(c.outcome == "inconclusive" for c in steps(v))
+    assert v.status == NOT_TESTABLE and all(c.outcome in ("inconclusive", "not tested") for c in steps(v))
 
 
 @pytest.mark.parametrize("agreement, train_acc, failing", [(0.05, 1.0, "carries signal"),

@@ -371,6 +371,7 @@ class Verdict:
     scale: Scale | None = None
     kind: str = "paper"
     looks: int = 1  # the planned looks of its seed stages (memlib.plan): outcomes are settled for them
+    plan_digest: str = ""  # the digest of the analysis plan it was decided by (verdict_of)
 
     def __post_init__(self):
         # the criteria as the status was decided: outcomes settled for the family and the looks (combine)
@@ -404,6 +405,28 @@ class Verdict:
                 " *(essential)*" if c.essential and self.kind == "paper" else "")
             lines.append(f"- {OUTCOME_MARK[c.outcome]} **{c.outcome}**{tag}: {c.text} — {c.evidence}")
         return "\n".join(lines)
+
+
+def looks_of(cfg) -> int:
+    """The looks a run of ``cfg`` plans (its analysis plan's seed stages; 1 without a configuration or stages)."""
+    if cfg is None:
+        return 1
+    from ..plans import plan_of
+
+    return plan_of(cfg.experiment).looks(cfg)
+
+
+def verdict_of(result, cfg) -> Verdict:
+    """The claim's verdict on ``result`` (its ``check``), checked against the claim's analysis plan (every criterion
+    as planned, none missing) and stamped with the plan's digest."""
+    from ..experiments import get_experiment
+    from ..plans import plan_of
+
+    v = get_claim(get_experiment(cfg.experiment).NAME).check(result, cfg)
+    plan = plan_of(cfg.experiment)
+    plan.validate(v.criteria, complete=True)
+    v.plan_digest = plan.digest()
+    return v
 
 
 def get_claim(module: str):

@@ -24,7 +24,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from . import Scale, Verdict, combine, criterion, precondition
+from . import Scale, Verdict, combine, criterion, looks_of, precondition
 from ..experiments.gradient_similarity import PROBE, PROTOCOL_LABELS, TRAINING
 from ..measure import Measured, t_interval
 
@@ -114,7 +114,8 @@ def preconditions(result, cfg=None) -> list:
                          note=f"{never} of {n} seed{'s' if n != 1 else ''} never started memorizing" if never else "",
                          why="the claim is about when memorization happens and how the gradients behave meanwhile; a "
                              "run too short or a network too small to memorize has no window to read. Memorizing "
-                             "by the end says nothing about when the window lies or about the sign of the cosines")]
+                             "by the end says nothing about when the window lies or about the sign of the cosines",
+                         key="memorized")]
 
 
 def _epoch(v) -> Measured:
@@ -139,22 +140,25 @@ def check(result, cfg=None) -> Verdict:
         *preconditions(result, cfg),
         criterion(f"the clean and mislabeled gradients point apart during the window: share of layer × epoch cells "
                   f"with cosine < 0 (gradients taken {PROTOCOL_LABELS[protocol]}); a sign-less cosine gives 50%",
-                  neg_iv, NEGATIVE_SHARE, "above", essential=True,
+                  neg_iv, NEGATIVE_SHARE, "above", essential=True, key="negative_share", subclaim="opposing_gradients",
                   paper="strongly negative (the authors' page: \"extremely -ve cosine similarity throughout training\")"),
         criterion("matched null: the mislabeled group's share of negative window cells exceeds a placebo's (a random "
                   "clean subset of its size, accounted the same way, against the rest of the clean examples), per "
                   "seed", excess_iv, 0.0, "above", essential=True,
-                  note=f"placebo's share {placebo_iv.text().split(' (')[0]}"),
+                  note=f"placebo's share {placebo_iv.text().split(' (')[0]}", key="placebo_excess",
+                  subclaim="opposing_gradients"),
         criterion(f"memorization is delayed: the window starts after {START_AFTER:.0%} of training (the paper's "
                   f"20% less a {TOLERANCE:.0%} tolerance)", start_iv, START_AFTER, "above",
                   paper="epoch 10 of 50 (20%)",
-                  note=f"{never} of {n} seeds never started, left out" if never else ""),
+                  note=f"{never} of {n} seeds never started, left out" if never else "", key="window_start",
+                  subclaim="window"),
         criterion(f"the window ends by {END_BY:.0%} of training (the paper's 60% plus a {TOLERANCE:.0%} tolerance)",
-                  end_iv, END_BY, "below", paper="epoch 30 of 50 (60%)"),
+                  end_iv, END_BY, "below", paper="epoch 30 of 50 (60%)", key="window_end", subclaim="window"),
         criterion("memorization is not confined to the last layers: every layer group's mean cosine over the window "
-                  "is below 0 (the largest of them)", max_iv, 0.0, "below", paper="negative in every layer"),
+                  "is below 0 (the largest of them)", max_iv, 0.0, "below", paper="negative in every layer",
+                  key="all_layers", subclaim="all_layers"),
     ]
-    status = combine(crit, "paper")
+    status = combine(crit, "paper", looks_of(cfg))
     scale = Scale.from_config(cfg, n_train=int(result.scalars["n_train"]), seeds=n) if cfg is not None else None
     layers = layer_cosines(result, protocol)
     mean = lambda col, frame=s: float(np.nanmean(frame[col])) if frame[col].notna().any() else math.nan
@@ -191,7 +195,7 @@ def check(result, cfg=None) -> Verdict:
         "seeds": n,
     }
     return Verdict("Gradient similarity and the memorization window", status, summary, measured, REFERENCE, crit,
-                   scale=scale)
+                   scale=scale, looks=looks_of(cfg))
 
 
 def caveats(cfg, result) -> str:

@@ -41,7 +41,8 @@ from ..catalog import dataset_title, model_title
 from ..experiments.lth_vs_dropout import Chain, final_sparsity
 from ..measure import Interval, Measured, t_interval
 from ..pruning import GENERALIZATION, MEMORIZATION, Arm
-from . import (CONTRADICTS, FAILS, HOLDS, UNDECIDED, Criterion, Scale, Verdict, combine, criterion, precondition, settle)
+from . import (CONTRADICTS, FAILS, HOLDS, UNDECIDED, UNTESTED, Criterion, Scale, Verdict, combine, criterion, looks_of,
+               precondition, settle)
 
 CITATION = ("The talk's own hypothesis, on lottery tickets (Frankle & Carbin 2019; Frankle et al. 2020) and "
             "example-tied dropout (Maini et al. 2023)")
@@ -57,6 +58,7 @@ REFERENCE = {
 MARGINS = {"moved": 0.05, "enrichment": 0.05, "less_memorization": 0.02}
 MEMORIZES = 0.5  # precondition of steps 3-4: the dense ordinary network fits more than this share of the mislabeled
 LOCALIZES = 0.2  # precondition of steps 1-2: the example-tied network, memorization dropped, fits fewer than this
+CHAIN_KEY = {Chain.ETD: "etd", Chain.ORDINARY: "ordinary"}  # the chains' names in the analysis plan's keys
 STEP_NAMES = {"moved": "memorization channels move less", "enrichment": "pruning hits memorization channels",
               Chain.ETD: "the example-tied ticket memorizes less", Chain.ORDINARY: "ordinary tickets memorize less"}
 
@@ -107,10 +109,11 @@ def _memorization_criteria(arms: pd.DataFrame, chain: Chain) -> tuple[list[Crite
         criterion(f"step {step} ({STEP_NAMES[chain]}): {who} (magnitude mask, rewound to k) fits fewer mislabeled "
                   "training examples than a random mask with the same per-layer counts (mislabeled accuracy, "
                   "random − ticket, at the last round)", gi, MARGINS["less_memorization"], "above", opposite=0.0,
-                  note="below 0 contradicts"),
+                  note="below 0 contradicts", key=f"{CHAIN_KEY[chain]}_ticket_less", subclaim="steps_3_4"),
         criterion(f"step {step}b: {who} loses more mislabeled than clean training accuracy against the random mask "
                   "((mislabeled gap) − (clean gap))", di, 0.0, "above",
-                  note=f"clean accuracy random − ticket {t_interval(clean, 'points').text()}"),
+                  note=f"clean accuracy random − ticket {t_interval(clean, 'points').text()}",
+                  key=f"{CHAIN_KEY[chain]}_ticket_selective", subclaim="steps_3_4"),
     ]
     return crit, gi, di
 
@@ -125,12 +128,13 @@ def preconditions(result, cfg=None) -> list[Criterion]:
                      t_interval(etd.train_noisy_acc, "percent"), LOCALIZES, "below", paper="~3% (Maini et al.)",
                      why="steps 1 and 2 ask whether the memorization channels are small and pruned first; if dropping "
                          "them does not remove memorization, they do not hold it, and their weights say nothing "
-                         "about memorization. How much they moved or how often pruning hits them is another matter"),
+                         "about memorization. How much they moved or how often pruning hits them is another matter",
+                     key="localizes", guards=("steps_1_2",)),
         precondition(f"steps 3–4: the dense ordinary network memorizes: it fits more than {MEMORIZES:.0%} of the "
                      "mislabeled examples", t_interval(dense(arms).train_noisy_acc, "percent"), MEMORIZES, "above",
                      why="steps 3 and 4 ask whether tickets memorize less than random masks; with little memorization "
                          "in the dense network there is little for either to remove. The dense network's fit is not "
-                         "the difference between the pruned arms"),
+                         "the difference between the pruned arms", key="dense_memorizes", guards=("steps_3_4",)),
     ]
 
 
@@ -146,7 +150,8 @@ def check(result, cfg=None) -> Verdict:
         f"step 1 ({STEP_NAMES['moved']}): after example-tied training, memorization channels' incoming weights moved "
         "less from their initialisation than generalization channels' (ratio of mean |w − w0|, memorization / "
         "generalization)", moved, 1 - MARGINS["moved"], "below", opposite=1.0,
-        note=f"above 1 contradicts; second view, ratio of mean |w|: {size.text()}"))
+        note=f"above 1 contradicts; second view, ratio of mean |w|: {size.text()}", key="moved",
+        subclaim="steps_1_2"))
 
     # 2. magnitude pruning removes memorization-channel weights more often than chance
     enr = pruning_enrichment(overlap)
@@ -156,7 +161,7 @@ def check(result, cfg=None) -> Verdict:
         "weights more often than chance (share removed / share available)", enrich, 1 + MARGINS["enrichment"],
         "above", opposite=1.0,
         note=f"below 1 contradicts; {Measured(enr.share.mean(), 'percent')} of removed weights vs "
-             f"{Measured(enr.chance.mean(), 'percent')} by chance"))
+             f"{Measured(enr.chance.mean(), 'percent')} by chance", key="enrichment", subclaim="steps_1_2"))
 
     # 3 and 4. tickets fit fewer mislabeled examples than random masks at the same sparsity
     dense_ord = dense(arms)
@@ -164,9 +169,10 @@ def check(result, cfg=None) -> Verdict:
     etd_crit, etd_gap, etd_did = _memorization_criteria(arms, Chain.ETD)
     ord_crit, ord_gap, ord_did = _memorization_criteria(arms, Chain.ORDINARY)
     crit += etd_crit + ord_crit
-    crit = settle(preconditions(result, cfg) + crit, "hypothesis")  # outcomes against the hypothesis for all steps
+    looks = looks_of(cfg)
+    crit = settle(preconditions(result, cfg) + crit, "hypothesis", looks)  # outcomes settled for all steps
 
-    status = combine(crit, "hypothesis")
+    status = combine(crit, "hypothesis", looks)
     outcome = {"moved": crit[2].outcome, "enrichment": crit[3].outcome,
                Chain.ETD: _step_outcome(crit[4:6]), Chain.ORDINARY: _step_outcome(crit[6:8])}
     summary = (f"The hypothesis is {status} at this scale ({len(seeds)} seed{'s' if len(seeds) != 1 else ''}): "
@@ -212,13 +218,13 @@ def check(result, cfg=None) -> Verdict:
                 f"{Measured(final_sparsity(cfg.values), 'percent')} sparse")
         scale = Scale.from_config(cfg, n_train=int(result.scalars.get("n_train", 0)), seeds=len(seeds), note=note)
     return Verdict("Lottery tickets vs example-tied dropout", status, summary, measured, REFERENCE, crit,
-                   scale=scale, kind="hypothesis")
+                   scale=scale, kind="hypothesis", looks=looks)
 
 
 def _step_outcome(criteria: list[Criterion]) -> str:
     """A step made of two criteria, already settled in the whole hypothesis: holds only if both hold."""
     outs = [c.outcome for c in criteria]
-    for o in (CONTRADICTS, FAILS, UNDECIDED):
+    for o in (CONTRADICTS, FAILS, UNTESTED, UNDECIDED):
         if o in outs:
             return o
     return HOLDS

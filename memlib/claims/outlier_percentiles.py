@@ -18,7 +18,7 @@ import pandas as pd
 from ..catalog import dataset_title, model_title
 from ..experiments.outlier_percentiles import REGIONS
 from ..measure import Measured, correlation_interval, show, t_interval
-from . import Scale, Verdict, combine, criterion, precondition
+from . import Scale, Verdict, combine, criterion, looks_of, precondition
 
 CITATION = "Carlini, Erlingsson, Papernot (2019), Distribution Density, Tails, and Outliers in Machine Learning"
 # Where the test-accuracy-vs-percentile curve peaks (0th percentile = outliers by the adv metric).
@@ -93,6 +93,11 @@ def preconditions(result, cfg=None) -> list:
     return [c for ds in dict.fromkeys(result.tables["curve"].dataset) for c in dataset_preconditions(result, ds)]
 
 
+def _key(ds: str) -> str:
+    """A dataset's name in the analysis plan's keys ('fashion-mnist' -> 'fashion_mnist')."""
+    return ds.replace("-", "_")
+
+
 def dataset_preconditions(result, ds: str) -> list:
     """The dataset's preconditions: the ranking carries signal, and the window models train."""
     per = result.scalars.get("per_dataset", {}).get(ds, {})
@@ -105,12 +110,12 @@ def dataset_preconditions(result, ds: str) -> list:
                      why="the claim is about where along the ranking the best window lies; a ranking that two sets "
                          "of models do not share orders the windows mostly by noise, and a flat curve would then "
                          "blame the claim for the metric. The agreement of the metric models says nothing about "
-                         "which window trains best"),
+                         "which window trains best", key=f"{_key(ds)}_rank_agreement", guards=(_key(ds),)),
         precondition(f"{ds}: the window models train: mean training accuracy on their own window above "
                      f"{TRAINS:.0%}", t_interval(fit, "percent"), TRAINS, "above",
                      why="a model that does not fit its window learned little from it, so the curve would describe "
                          "the optimizer rather than the examples; training accuracy is not the test accuracy the "
-                         "claim compares"),
+                         "claim compares", key=f"{_key(ds)}_window_fit", guards=(_key(ds),)),
     ]
 
 
@@ -133,9 +138,10 @@ def check(result, cfg=None) -> Verdict:
             measured[f"{key}_{exp}_minus_{other}"] = iv
             crit.append(criterion(f"{ds}: training on {REGION_WORDS[exp]} beats training on {REGION_WORDS[other]} "
                                   "(test accuracy, per seed, by more than the seed spread)", iv, 0.0,
-                                  paper=REFERENCE["mnist" if ds == "mnist5k" else ds]))
+                                  paper=REFERENCE["mnist" if ds == "mnist5k" else ds], essential=True,
+                                  key=f"{key}_{exp}_minus_{other}", subclaim=key))
         parts.append(f"{ds}: best region {s['best_region']} (paper: {exp})")
-    status = combine(crit, "paper")
+    status = combine(crit, "paper", looks_of(cfg))
     summary = ("Test accuracy of models trained on class-balanced windows of the adv ranking, by third of the "
                f"percentile axis — {'; '.join(parts)}.")
     scale = None
@@ -146,7 +152,8 @@ def check(result, cfg=None) -> Verdict:
         scale = Scale.from_config(cfg, n_train=pool, seeds=n_seeds, noise_rate=0.0,
                                   dataset=" and ".join(dataset_title(d) for d in datasets),
                                   note=f"{cfg.n_windows} class-balanced windows of {cfg.window_size:,} per dataset")
-    return Verdict("Outliers and percentile training", status, summary, measured, REFERENCE, crit, scale)
+    return Verdict("Outliers and percentile training", status, summary, measured, REFERENCE, crit, scale,
+                   looks=looks_of(cfg))
 
 
 def caveats(cfg, result) -> str:
