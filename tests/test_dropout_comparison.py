@@ -8,8 +8,8 @@ import torch
 
 from memlib.config import ConfigError
 from memlib.experiments import resolve
-from memlib.dropout import (ETD_MODES, ExampleTiedDropout, FixedChannelMask, StandardDropout, etd_modules,
-                            make_factory, set_etd_mode)
+from memlib.dropout import (ETD_MODES, ExampleTiedDropout, FixedChannelMask, StandardDropout, UntiedChannelDropout,
+                            etd_modules, make_factory, set_etd_mode)
 from memlib.models import build_model
 from memlib.store import Result
 
@@ -248,10 +248,12 @@ def test_forgotten_mask_by_hand():
 
 
 def _fake_result(etd_noisy=0.03, do_noisy=1.0, forgotten_score=0.3, seeds=(0, 1, 2), jitter=0.01, rng_seed=0,
-                 sp_noisy=0.99, own_noisy=0.98, own_clean=1.0, abl_clean=0.5, abl_noisy=0.4,
-                 abl_forgotten_score=0.9):
-    """Hand-made tables: per-seed accuracies (with a little seed noise), the matched ablation's row, and per seed
-    per-example consistency scores (examples 20-39 forgotten by example-tied dropout, 40-59 by the ablation)."""
+                 sp_noisy=0.99, own_noisy=0.98, own_clean=1.0, untied_clean=0.8, untied_noisy=0.7,
+                 untied_forgotten_score=0.9, untied_mean_clean=1.0, etd_clean=0.9):
+    """Hand-made tables: per-seed accuracies (with a little seed noise), the untied control's rows (memorization
+    channels dropped: gap ``untied_clean - untied_noisy``; every channel at its expected scale), and per seed
+    per-example consistency scores (examples 20-39 forgotten by example-tied dropout, 40-59 by the untied
+    control)."""
     rng = np.random.default_rng(rng_seed)
     j = lambda v: float(np.clip(v + jitter * rng.normal(), 0, 1))
     rows, exs = [], []
@@ -259,11 +261,13 @@ def _fake_result(etd_noisy=0.03, do_noisy=1.0, forgotten_score=0.3, seeds=(0, 1,
     for seed in seeds:
         rows += [dict(seed=seed, method="dropout", mode="eval", train_clean_acc=j(1.0), train_noisy_acc=j(do_noisy),
                       train_noisy_true=0.0, test_acc=j(0.8)),
-                 dict(seed=seed, method="dropout", mode="ablated", train_clean_acc=j(abl_clean),
-                      train_noisy_acc=j(abl_noisy), train_noisy_true=0.0, test_acc=j(0.5)),
+                 dict(seed=seed, method="untied", mode="drop", train_clean_acc=j(untied_clean),
+                      train_noisy_acc=j(untied_noisy), train_noisy_true=0.0, test_acc=j(0.8)),
+                 dict(seed=seed, method="untied", mode="mean", train_clean_acc=j(untied_mean_clean),
+                      train_noisy_acc=j(0.95), train_noisy_true=0.0, test_acc=j(0.8)),
                  dict(seed=seed, method="sparse", mode="eval", train_clean_acc=j(1.0), train_noisy_acc=j(sp_noisy),
                       train_noisy_true=0.0, test_acc=j(0.8)),
-                 dict(seed=seed, method="example_tied", mode="drop", train_clean_acc=j(0.9),
+                 dict(seed=seed, method="example_tied", mode="drop", train_clean_acc=j(etd_clean),
                       train_noisy_acc=j(etd_noisy), train_noisy_true=0.5, test_acc=j(0.8)),
                  dict(seed=seed, method="example_tied", mode="own", train_clean_acc=j(own_clean), train_noisy_acc=j(own_noisy),
                       train_noisy_true=0.0, test_acc=float("nan"))]
@@ -275,11 +279,11 @@ def _fake_result(etd_noisy=0.03, do_noisy=1.0, forgotten_score=0.3, seeds=(0, 1,
         lost[40:60] = True
         score = np.clip(rng.normal(0.9, 0.1, n), 0, 1)
         score[20:40] = np.clip(rng.normal(forgotten_score, 0.1, 20), 0, 1)
-        score[40:60] = np.clip(rng.normal(abl_forgotten_score, 0.1, 20), 0, 1)
+        score[40:60] = np.clip(rng.normal(untied_forgotten_score, 0.1, 20), 0, 1)
         exs.append(pd.DataFrame({"seed": seed, "noisy": noisy, "label": 1, "forgotten": forgotten,
                                  "etd_pred_drop": np.where(forgotten | noisy, 0, 1), "dropout_pred": 1,
-                                 "dropout_pred_ablated": np.where(lost | noisy, 0, 1), "ablation_forgotten": lost,
-                                 "cscore": score}))
+                                 "untied_pred_mean": 1, "untied_pred_drop": np.where(lost | noisy, 0, 1),
+                                 "untied_forgotten": lost, "cscore": score}))
     return Result({"accuracy": pd.DataFrame(rows), "examples": pd.concat(exs, ignore_index=True)}, {"n_train": n})
 
 
@@ -301,8 +305,8 @@ def test_verdict_from_numbers():
     assert at["auc"].estimate > 0.99 and at["auc"].low > 0.9 and at["p_value"] < 1e-6
     assert math.isclose(at["forgotten_rate"], 20 / 180)
     assert v.measured["cscore_auc"].n == 3 and v.measured["cscore_auc"].method == "t-interval over 3 seeds"
-    assert table.loc["Standard dropout, same share of channels ablated at random (control)",
-                     "mislabeled (measured)"] == "40.0% [40.0%, 40.0%]"
+    assert table.loc["Untied channel dropout (control): memorization dropped",
+                     "mislabeled (measured)"] == "70.0% [70.0%, 70.0%]"
 
 
 def test_null_dropout_comparison_no_forgetting_is_not_reproduced():
@@ -318,7 +322,8 @@ def test_null_dropout_comparison_no_forgetting_is_not_reproduced():
 @pytest.mark.parametrize("kw, failing", [
     (dict(do_noisy=0.07), "standard dropout fits the mislabeled examples"),
     (dict(own_noisy=0.3), "memorization channels kept"),
-    (dict(own_clean=0.41), "fits its clean examples"),
+    (dict(own_clean=0.41), "the example-tied model fits its clean examples"),
+    (dict(untied_mean_clean=0.1, untied_clean=0.1, untied_noisy=0.1), "the untied control"),
 ])
 def test_precondition_a_network_that_does_not_memorize_is_not_testable(kw, failing):
     """The quick book's old failure: standard dropout fitting 7% of the mislabeled examples (or the example-tied
@@ -367,41 +372,66 @@ MATCHED_AUC = "matched null: the forgotten clean examples are more atypical"
 
 
 def test_power_dropout_comparison_matched_nulls_hold_when_the_tying_localizes():
-    """The control, ablating as many random channels of the standard-dropout net, loses clean and mislabeled
-    examples alike (gap 10 points) and what it loses is typical: both matched criteria hold."""
+    """The untied control, with its memorization channels dropped, keeps most clean examples and many mislabeled
+    ones too (gap 10 points), and what it forgets is typical: both matched criteria hold."""
     from memlib.claims import REPRODUCED
     from memlib.claims import dropout_comparison as claim
 
     v = claim.check(_fake_result())
     assert _crit(v, MATCHED).outcome == "holds" and _crit(v, MATCHED).essential
     assert v.measured["matched_excess"].estimate == pytest.approx(0.87 - 0.10, abs=0.03)
+    assert v.measured["untied_gap"].estimate == pytest.approx(0.10, abs=0.03)
     assert _crit(v, MATCHED_AUC).outcome == "holds" and not _crit(v, MATCHED_AUC).essential
-    assert v.measured["ablation_cscore_auc"].n == 3 and 0.3 < v.measured["ablation_cscore_auc"].estimate < 0.7
+    assert v.measured["untied_cscore_auc"].n == 3 and 0.3 < v.measured["untied_cscore_auc"].estimate < 0.7
     assert v.status == REPRODUCED
 
 
-def test_null_dropout_comparison_matched_ablation_with_the_same_gap_is_not_reproduced():
-    """The artefact: ablating the same share of channels of any network gives the same clean − mislabeled gap.
-    Example-tied dropout's own gap clears GAP, but the matched criterion must not hold, and the claim is not
-    reproduced."""
+def test_untied_control_with_the_same_gap_is_not_reproduced():
+    """Hand-built: the untied control forgets its mislabeled examples and keeps its clean ones exactly as example-
+    tied dropout does (the tying adds nothing).  Example-tied dropout's own gap clears GAP, but the matched
+    criterion must not hold, and the claim is not reproduced (or, on a wide interval, undecided)."""
     from memlib.claims import NOT_REPRODUCED
     from memlib.claims import dropout_comparison as claim
 
     for rs in range(3):
-        v = claim.check(_fake_result(abl_clean=0.9, abl_noisy=0.03, rng_seed=rs))
+        v = claim.check(_fake_result(untied_clean=0.9, untied_noisy=0.03, rng_seed=rs))
         assert _crit(v, "example-tied dropout, memorization channels dropped").outcome == "holds"
         assert _crit(v, MATCHED).outcome in ("fails", "inconclusive"), v._repr_markdown_()
-        assert v.status == NOT_REPRODUCED or v.status == "inconclusive"
+        assert v.status in (NOT_REPRODUCED, "inconclusive")
         assert abs(v.measured["matched_excess"].estimate) < 0.05
 
 
-def test_null_dropout_comparison_ablation_forgets_equally_atypical_examples():
-    """The artefact for atypicality: the crippled control's forgotten set is as atypical as example-tied
-    dropout's (a low score tracks difficulty, and so does forgetting): the AUC floor holds, the matched one not."""
+def test_untied_matched_null_can_fail_when_tying_does_not_matter():
+    """Simulated world where the tying does not matter: per seed, the example-tied and the untied network's
+    accuracies (memorization channels dropped) are draws of one distribution (clean 90%, mislabeled 3%, seed spread
+    2 points per accuracy, 4 points per gap difference).  The matched null must *fail* -- not merely stay
+    undecided -- and turn the verdict to not reproduced in most runs at 5 seeds (32 of these 40; the failing side
+    is decided on the Bonferroni-widened interval), never hold, although example-tied dropout's own gap holds every
+    time: it is a null that can fail."""
+    from memlib.claims import NOT_REPRODUCED
+    from memlib.claims import dropout_comparison as claim
+
+    runs = 40
+    failed = not_reproduced = own_gap_held = held = 0
+    for rs in range(runs):
+        v = claim.check(_fake_result(untied_clean=0.9, untied_noisy=0.03, seeds=tuple(range(5)), jitter=0.02,
+                                     rng_seed=100 + rs))
+        failed += _crit(v, MATCHED).outcome == "fails"
+        held += _crit(v, MATCHED).outcome == "holds"
+        not_reproduced += v.status == NOT_REPRODUCED
+        own_gap_held += _crit(v, "example-tied dropout, memorization channels dropped").outcome == "holds"
+    assert own_gap_held == runs
+    assert held == 0 and failed >= 0.75 * runs and not_reproduced == failed, (failed, not_reproduced)
+
+
+def test_untied_control_forgetting_equally_atypical_examples_is_not_reproduced():
+    """The artefact for atypicality: the untied control's forgotten set is as atypical as example-tied dropout's
+    (a low score tracks difficulty, and so does forgetting under channel dropout): the AUC floor holds, the matched
+    one not."""
     from memlib.claims import dropout_comparison as claim
 
     for rs in range(3):
-        v = claim.check(_fake_result(abl_forgotten_score=0.3, rng_seed=rs))
+        v = claim.check(_fake_result(untied_forgotten_score=0.3, rng_seed=rs))
         assert _crit(v, "the forgotten clean examples are atypical").outcome == "holds"
         assert _crit(v, MATCHED_AUC).outcome != "holds", v._repr_markdown_()
         assert v.status != "reproduced"
@@ -414,43 +444,69 @@ def test_null_dropout_comparison_atypicality_of_one_seed_decides_nothing():
 
     r = _fake_result()
     ex = r.tables["examples"]
-    ex.loc[ex.seed != 0, ["forgotten", "ablation_forgotten"]] = False
+    ex.loc[ex.seed != 0, ["forgotten", "untied_forgotten"]] = False
     v = claim.check(r)
     at = _crit(v, "the forgotten clean examples are atypical")
     assert at.outcome == "inconclusive" and "AUC undefined in 2 of 3 seeds" in at.evidence
     assert claim.atypicality(r)["auc"].low > 0.9  # the pooled bootstrap would have "held"
 
 
-def test_matched_ablation_drops_the_drop_modes_share_at_random_and_rescales():
-    from memlib.dropout import ablate_channels, ablation_factors, clear_ablation
+def test_untied_masks_differ_across_steps_while_example_tied_masks_do_not():
+    """The control's only difference: the same example gets a fresh memorization mask at every step (untied), its
+    own fixed mask under example-tied dropout; generalization channels always on, the same rate of memorization
+    channels, no rescaling in training."""
+    c, p_gen, p_mem, n = 20, 0.4, 0.2, 8
+    tied, untied = etd(c, p_gen, p_mem, n, seed=1), UntiedChannelDropout(c, p_gen, p_mem)
+    assert (untied.n_gen, untied.n_mem) == (tied.n_gen, tied.n_mem) == (8, 12)
+    tied.train(), untied.train()
+    x = torch.rand(n, c, 2, 2) + 1.0  # strictly positive: zeros come from the mask only
+    idx = torch.arange(n)
+    torch.manual_seed(0)
+    steps_tied = [(tied(x, idx) != 0).all(dim=(2, 3)) for _ in range(5)]
+    steps_untied = [(untied(x, idx) != 0).all(dim=(2, 3)) for _ in range(5)]
+    assert all(torch.equal(m, steps_tied[0]) for m in steps_tied)  # tied: the same mask every step
+    assert torch.equal(steps_tied[0], tied.example_masks(idx))
+    for i in range(n):  # untied: example i's mask changes from step to step
+        assert len({tuple(m[i].tolist()) for m in steps_untied}) > 1
+    for m in steps_untied:
+        assert m[:, :8].all()  # generalization channels on for every example, every step
+    out = untied(x, idx)
+    assert torch.equal(out[out != 0], x[out != 0])  # whole channels, not rescaled in training
+    # the same rate of memorization channels as example-tied dropout: 20,000 x 12 Bernoulli(0.2) draws
+    rate = untied.random_masks(20_000)[:, 8:].float().mean().item()
+    assert abs(rate - p_mem) < 0.005
+    # drawn from torch's global generator: a seeded training repeats
+    torch.manual_seed(3)
+    a = untied(x, idx)
+    torch.manual_seed(3)
+    assert torch.equal(untied(x, idx), a)
 
+
+def test_untied_control_is_evaluated_exactly_as_example_tied_dropout():
     c, p_gen, p_mem = 10, 0.4, 0.2
-    f = ablation_factors(c, p_gen, p_mem, seed=5)
-    kept = etd(c, p_gen, p_mem).n_gen
-    assert int((f > 0).sum()) == kept == 4 and torch.allclose(f[f > 0], torch.tensor(1.5))
-    assert torch.equal(f, ablation_factors(c, p_gen, p_mem, seed=5))
-    assert any(not torch.equal(f, ablation_factors(c, p_gen, p_mem, seed=s)) for s in range(6, 10))
-    assert torch.equal(ablation_factors(8, 1.0, 0.2, seed=0), torch.ones(8))  # p_gen = 1: nothing dropped
-    model = build_model("smallcnn", 6, (1, 8, 8), 3, make_factory("dropout", p=0.4))
-    model.eval()
-    x = torch.randn(4, 1, 8, 8)
-    before = model(x)
-    assert ablate_channels(model, p_gen, p_mem, seed=1) == 2
-    sites = [m for m in model.modules() if isinstance(m, StandardDropout)]
-    assert all(int((m.ablation > 0).sum()) == max(1, int(p_gen * m.channels)) for m in sites)
-    assert not torch.equal(sites[0].ablation, ablation_factors(sites[0].channels, p_gen, p_mem, seed=1))  # per site
-    ablated = model(x)
-    assert not torch.allclose(ablated, before)
-    model.train()
-    torch.manual_seed(0)
-    a = model(x)
-    torch.manual_seed(0)
-    clear_ablation(model)
-    assert torch.equal(model(x), a)  # training: ordinary dropout, the ablation is for evaluation only
-    model.eval()
-    assert torch.equal(model(x), before)
-    with pytest.raises(ValueError, match="needs each dropout site's channels"):
-        ablate_channels(torch.nn.Sequential(StandardDropout(0.4)), p_gen, p_mem, seed=0)
+    tied, untied = etd(c, p_gen, p_mem, 20), UntiedChannelDropout(c, p_gen, p_mem)
+    tied.eval(), untied.eval()
+    x = torch.randn(5, c, 3, 3)
+    for mode in ("drop", "all", "mean"):
+        tied.mode = untied.mode = mode
+        assert torch.equal(untied(x), tied(x)), mode
+    untied.mode = "drop"
+    assert (untied(x)[:, 4:] == 0).all() and torch.allclose(untied(x)[:, :4], 1.5 * x[:, :4])
+    untied.mode = "own"
+    with pytest.raises(ValueError, match="no 'own' mode"):
+        untied(x)
+    # in a model: the same sites and channels as example-tied dropout, set_etd_mode reaches them
+    kw = dict(p_gen=p_gen, p_mem=p_mem)
+    model = build_model("resnet9", 8, (1, 28, 28), 10, make_factory("untied", **kw))
+    mods = [m for m in model.modules() if isinstance(m, UntiedChannelDropout)]
+    ref = etd_modules(build_model("resnet9", 8, (1, 28, 28), 10, make_factory("example_tied", n_examples=4, **kw)))
+    assert [(m.channels, m.n_gen) for m in mods] == [(m.channels, m.n_gen) for m in ref] and len(mods) == 6
+    set_etd_mode(model, "mean")
+    assert all(m.mode == "mean" for m in mods)
+    with pytest.raises(ValueError, match="no 'own' mode"):
+        set_etd_mode(model, "own")
+    p_one = UntiedChannelDropout(8, 1.0, 0.2).train()
+    assert torch.equal(p_one(x[:, :8]), x[:, :8])  # p_gen = 1: no memorization channels
 
 
 def test_p_gen_one_has_nothing_to_drop():
@@ -508,23 +564,24 @@ def test_tiny_run_end_to_end(store):
                                                   "batch_size": 40, "noise_rate": 0.2, "device": "cpu"})
     r = exp.run(cfg, store)
     acc = r.tables["accuracy"]
-    assert len(acc) == 2 * (3 + len(exp.ETD_EVAL_MODES))
+    assert len(acc) == 2 * (2 + len(exp.ETD_EVAL_MODES) + len(exp.UNTIED_EVAL_MODES))
     assert set(acc[acc.method == "example_tied"]["mode"]) == set(exp.ETD_EVAL_MODES)
-    assert set(acc[acc.method == "dropout"]["mode"]) == {"eval", "ablated"}  # the matched control, every seed
-    ablated = acc[acc["mode"] == "ablated"]
-    assert sorted(ablated.seed) == [0, 1]
-    assert ablated[["train_clean_acc", "train_noisy_acc", "test_acc"]].stack().between(0, 1).all()
+    assert set(acc[acc.method == "dropout"]["mode"]) == {"eval"}
+    untied = acc[acc.method == "untied"]  # the matched control, every seed, evaluated as example-tied dropout
+    assert set(untied["mode"]) == {"drop", "mean"} and sorted(untied[untied["mode"] == "drop"].seed) == [0, 1]
+    assert untied[["train_clean_acc", "train_noisy_acc", "test_acc"]].stack().between(0, 1).all()
     ex = r.tables["examples"]
     assert len(ex) == 2 * 120 and ex.noisy.sum() == 2 * 24
     for col in ("etd_pred_drop", "etd_pred_own", "dropout_pred", "sparse_pred", "dropout_aum", "forgotten", "cscore",
-                "cscore_models", "dropout_pred_ablated", "ablation_forgotten"):
+                "cscore_models", "untied_pred_drop", "untied_pred_mean", "untied_forgotten"):
         assert col in ex.columns
     # the control's accuracies are those of its predictions; its forgotten set is clean, fit, then lost
     s0 = ex[ex.seed == 0]
-    row = ablated[ablated.seed == 0].iloc[0]
-    assert row.train_clean_acc == pytest.approx((s0.dropout_pred_ablated == s0.label)[~s0.noisy].mean())
-    assert not (ex.ablation_forgotten & ex.noisy).any()
-    assert (ex[ex.ablation_forgotten].dropout_pred == ex[ex.ablation_forgotten].label).all()
+    row = untied[(untied.seed == 0) & (untied["mode"] == "drop")].iloc[0]
+    assert row.train_clean_acc == pytest.approx((s0.untied_pred_drop == s0.label)[~s0.noisy].mean())
+    assert not (ex.untied_forgotten & ex.noisy).any()
+    lost = ex[ex.untied_forgotten]
+    assert (lost.untied_pred_mean == lost.label).all() and (lost.untied_pred_drop != lost.label).all()
     assert r.scalars["seeds"] == [0, 1] and r.scalars["n_train"] == 120
     g = r.tables["grid"]
     assert len(g) == min(cfg.grid_size, int(ex[ex.seed == 0].forgotten.sum()))
@@ -533,8 +590,8 @@ def test_tiny_run_end_to_end(store):
     assert g.image.tolist() == list(range(len(g))) and not any(c.startswith("p0") for c in g.columns)
     assert ex.cscore.between(0, 1).all() and (ex.cscore_models >= 1).all()
     v = claim.check(r, cfg)
-    assert len(v.criteria) == 9 and len(v.preconditions) == 3 and v.scale.seeds == 2
-    assert "Standard dropout, same share of channels ablated at random (control)" in claim.comparison_table(r).index
+    assert len(v.criteria) == 10 and len(v.preconditions) == 4 and v.scale.seeds == 2
+    assert "Untied channel dropout (control): memorization dropped" in claim.comparison_table(r).index
     assert len(claim.seed_aucs(r)) == 2
     for fig in (plots.accuracy_bars(r), plots.forgotten_grid(r), plots.atypicality(r)):
         assert len(fig.axes) >= 1 and fig.get_figwidth() <= 7
@@ -572,3 +629,27 @@ def test_dropout_sites_put_modules_only_where_asked_and_keep_each_sites_masks():
         resolve("dropout_comparison", "smoke", dropout_sites="residual")
     with pytest.raises(ConfigError, match="unknown dropout_sites 'some'"):
         resolve("dropout_comparison", "smoke", dropout_sites="some")
+
+
+def test_every_criterion_and_precondition_has_its_plan_key():
+    """Keys name each criterion in the analysis plan; every criterion decides a sub-claim, every precondition
+    guards named sub-claims (the untied control's included) and is none of the criteria's quantities."""
+    from memlib.claims import dropout_comparison as claim
+
+    v = claim.check(_fake_result())
+    keys = [c.key for c in v.criteria]
+    assert all(keys) and len(set(keys)) == len(keys)
+    crit = {c.key: c for c in v.criteria if not c.precondition}
+    pre = {c.key: c for c in v.criteria if c.precondition}
+    assert set(pre) == {"dropout_fits_mislabeled", "etd_own_fits_mislabeled", "etd_own_fits_clean",
+                        "untied_fits_clean"}
+    assert {k: c.subclaim for k, c in crit.items()} == {
+        "etd_gap": "localization", "etd_forgets_mislabeled": "localization", "gap_beyond_untied": "localization",
+        "sparse_fits_mislabeled": "baselines", "forgotten_atypical": "atypicality",
+        "atypical_beyond_untied": "atypicality"}
+    assert all(c.guards == ("localization", "atypicality") for c in pre.values())
+    subclaims = {c.subclaim for c in crit.values()}
+    assert all(set(c.guards) <= subclaims for c in pre.values())
+    # no precondition's interval is a criterion's (a precondition is never a deciding quantity)
+    assert not {id(c.interval) for c in pre.values()} & {id(c.interval) for c in crit.values()}
+    assert all(c.interval.text() != d.interval.text() for c in pre.values() for d in crit.values())

@@ -94,13 +94,14 @@ def test_power_gradient_similarity_negative_cosines():
 
 # ------------------------------------------------------------------------------------------ claim 2
 
-def _claim2(seed, clean=0.7, noisy=0.2):
+def _claim2(seed, clean=0.7, noisy=0.2, untied_gap=0.4):
     """Example-tied dropout, memorization dropped: clean ``clean``, mislabeled ``noisy`` (at the thresholds by
-    default: gap 50 points, mislabeled 20%); no clean example forgotten (the atypicality criterion is supporting
-    and stays undecided)."""
+    default: gap 50 points, mislabeled 20%), and the untied control's gap ``untied_gap`` (by default 10 points
+    below example-tied dropout's at the thresholds: the matched null at its threshold too); no clean example
+    forgotten (the atypicality criteria are supporting and stay undecided)."""
     from test_dropout_comparison import _fake_result
 
-    r = _fake_result(etd_noisy=noisy, rng_seed=seed)
+    r = _fake_result(etd_noisy=noisy, rng_seed=seed, untied_clean=0.8, untied_noisy=0.8 - untied_gap)
     acc = r.tables["accuracy"]
     rows = (acc.method == "example_tied") & (acc["mode"] == "drop")
     rng = np.random.default_rng(seed + 10_000)
@@ -119,7 +120,7 @@ def test_power_dropout_comparison_memorization_dropped():
     from memlib.claims import dropout_comparison as claim
 
     for i in range(5):
-        v = claim.check(_claim2(i, clean=0.9, noisy=0.03))
+        v = claim.check(_claim2(i, clean=0.9, noisy=0.03, untied_gap=0.1))
         assert all(c.outcome == HOLDS for c in v.criteria if c.essential), v._repr_markdown_()
 
 

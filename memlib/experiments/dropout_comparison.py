@@ -1,12 +1,17 @@
 """Claim 2: standard dropout, a fixed sparse network and example-tied dropout (Maini et al. 2023, Table 3).
 
-Per seed, three models are trained from the same data, label noise and batch order with :func:`memlib.train.fit`,
-differing only in the channel-dropout module at the model's dropout sites (:mod:`memlib.dropout`):
+Per seed, four models are trained from the same data, label noise, initialisation and batch order with
+:func:`memlib.train.fit`, differing only in the channel-dropout module at the model's dropout sites
+(:mod:`memlib.dropout`):
 
 * ``dropout``: standard element-wise dropout with probability ``dropout_p`` (training only);
 * ``sparse``: a fixed random ``sparsity`` fraction of channels zeroed at training and test time;
 * ``example_tied``: ``p_gen`` of the channels always active, each training example activating its own
-  ``p_mem`` fraction of the remaining memorization channels.
+  ``p_mem`` fraction of the remaining memorization channels;
+* ``untied``, the matched control of ``example_tied`` (:class:`memlib.dropout.UntiedChannelDropout`): the same
+  generalization and memorization channels, each memorization channel active with probability ``p_mem``, but drawn
+  afresh for every example at every step, so that no channel is tied to an example.  It differs from
+  ``example_tied`` in the tying only, and is evaluated exactly as it is.
 
 The dropout sites (``dropout_sites``) are by default the six of the authors' ``ResNet9_dropout`` (after the first
 two convolutional blocks, both residual blocks, the third and the fourth convolutional block; never after the linear
@@ -20,26 +25,25 @@ it of the models that did not see it.
 
 After training, every model is evaluated on the training and test sets; the example-tied model in each of its
 evaluation modes (``drop``: memorization channels dropped, the paper's; ``own``: each training example with its
-own training-time mask, i.e. memorization channels kept; ``all``; ``mean``).  The standard-dropout model is also
-evaluated under a *matched random ablation* (mode ``ablated``, :func:`memlib.dropout.ablate_channels`): at the same
-sites, the share of channels that the ``drop`` mode removes (all but ``max(1, int(p_gen * C))``), chosen at random
-once per seed (seed ``derive(seed, "matched ablation")``), the kept ones scaled by ``(p_gen + p_mem) / p_gen`` as the
-``drop`` mode scales its generalization channels: the control for "dropping that many channels of any network
-erases its least-supported fits first".  The standard-dropout model also records, every ``eval_every`` epochs, each training example's margin (logit of the given label minus the largest
-other logit, in evaluation mode); its mean over training (the area under the margin) measures how hard an
-example is to fit.
+own training-time mask, i.e. memorization channels kept; ``all``; ``mean``), the untied control in ``drop`` (the
+deciding one, exactly as example-tied dropout's) and ``mean`` (every channel, memorization channels scaled by
+``p_mem``: its expected training-time network, the analogue of ``own`` for masks that are not tied to examples).
+The standard-dropout model also records, every ``eval_every`` epochs, each training example's margin (logit of the
+given label minus the largest other logit, in evaluation mode); its mean over training (the area under the margin)
+measures how hard an example is to fit.
 
 Tables:
 
-* ``accuracy``: one row per seed, method and evaluation mode (``eval``; ``ablated`` for standard dropout's matched
-  ablation; example-tied dropout's modes): ``train_clean_acc``, ``train_noisy_acc``
-  (mislabeled predicted as the given, wrong label), ``train_noisy_true``, ``test_acc``;
+* ``accuracy``: one row per seed, method and evaluation mode (``eval`` for the baselines; example-tied dropout's
+  modes; ``drop`` and ``mean`` for the untied control): ``train_clean_acc``, ``train_noisy_acc`` (mislabeled
+  predicted as the given, wrong label), ``train_noisy_true``, ``test_acc``;
 * ``history``: the per-epoch fit records of every training (``seed``, ``method`` columns added);
 * ``examples``: one row per seed and training example: given and true label, noise flag, the example-tied
-  model's predictions with memorization channels dropped / kept, the standard-dropout model's predictions without
-  and with the matched ablation (``dropout_pred``, ``dropout_pred_ablated``), its final loss, final margin and area
-  under the margin, the held-out consistency score (``cscore``, ``cscore_models``), and two flags: ``forgotten``
-  (:func:`forgotten_mask`) and ``ablation_forgotten`` (:func:`ablation_forgotten_mask`);
+  model's predictions with memorization channels dropped / kept, the untied control's with them dropped / at their
+  expected scale (``untied_pred_drop``, ``untied_pred_mean``), the standard-dropout model's prediction
+  (``dropout_pred``), final loss, final margin and area under the margin, the held-out consistency score
+  (``cscore``, ``cscore_models``), and two flags: ``forgotten`` (:func:`forgotten_mask`) and ``untied_forgotten``
+  (:func:`untied_forgotten_mask`);
 * ``grid``: up to ``grid_size`` clean training examples of the first seed that are forgotten when the
   memorization channels are dropped, least consistent first: one row per image (``image``: its row in the
   ``grid`` array; seed, position, index, labels, prediction with memorization channels dropped, margins,
@@ -58,12 +62,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ..config import (ConfigError, Param, check_flips_labels, check_fraction,
+from ..config import (CPU_BOOK, ConfigError, Param, check_flips_labels, check_fraction,
                       check_nonneg, check_positive, check_rate, common, paper_values)
 from ..device import describe
-from ..dropout import ablate_channels, clear_ablation, make_factory, set_etd_mode
+from ..dropout import make_factory, set_etd_mode
 from ..probes.consistency import consistency_scores
-from ..seeds import derive
 from ..store import Result, Store
 from ..specs import MAINI_2023
 from ..train import fit, predict, split_metrics
@@ -74,14 +77,16 @@ NAME = "dropout_comparison"
 NOTEBOOK = "02_dropout_comparison"
 TITLE = "Example-tied dropout localizes memorization"
 
-DROPOUT, SPARSE, EXAMPLE_TIED = "dropout", "sparse", "example_tied"
-METHODS = (DROPOUT, SPARSE, EXAMPLE_TIED)
-METHOD_LABELS = {DROPOUT: "Standard dropout", SPARSE: "Sparse network", EXAMPLE_TIED: "Example-tied dropout"}
+DROPOUT, SPARSE, EXAMPLE_TIED, UNTIED = "dropout", "sparse", "example_tied", "untied"
+METHODS = (DROPOUT, SPARSE, EXAMPLE_TIED, UNTIED)
+METHOD_LABELS = {DROPOUT: "Standard dropout", SPARSE: "Sparse network", EXAMPLE_TIED: "Example-tied dropout",
+                 UNTIED: "Untied channel dropout (control)"}
 CONSISTENCY = "consistency"  # the per-seed part that estimates held-out consistency scores
-# Evaluation modes: "eval" for the baselines; example-tied dropout's modes (memlib.dropout.ETD_MODES).
+# Evaluation modes: "eval" for the baselines; example-tied dropout's modes (memlib.dropout.ETD_MODES); the untied
+# control's ("own" needs masks tied to examples).
 EVAL, DROP, OWN, ALL, MEAN = "eval", "drop", "own", "all", "mean"
-ABLATED = "ablated"  # standard dropout under the random channel ablation matched to the "drop" mode
 ETD_EVAL_MODES = (DROP, OWN, ALL, MEAN)
+UNTIED_EVAL_MODES = (DROP, MEAN)
 ACCURACY_COLUMNS = ("train_clean_acc", "train_noisy_acc", "train_noisy_true", "test_acc")
 # Where the dropout modules sit in ResNet-9 (sites numbered in forward order, memlib.models.ResNet9): all six of the
 # authors' ResNet9_dropout, or only after the two residual blocks (as their ResNet-18/50 wiring, after layer2 and
@@ -93,12 +98,12 @@ SITES = {ALL_SITES: None, RESIDUAL_SITES: (2, 4)}
 PARAMS = common("data", "model", "training", "run") + [
     Param("p_gen", float, "example-tied dropout: fraction of generalization channels (always active)",
           check=check_fraction),
-    Param("p_mem", float, "example-tied dropout: fraction of memorization channels each example activates",
-          check=check_fraction),
+    Param("p_mem", float, "example-tied dropout: fraction of memorization channels each example activates (the "
+          "untied control: each example at each step)", check=check_fraction),
     Param("dropout_p", float, "standard dropout: probability of zeroing a unit during training", check=check_rate),
     Param("sparsity", float, "sparse network: fraction of channels zeroed for every example, in training and test",
           check=check_rate),
-    Param("dropout_sites", str, "ResNet-9 sites of the three dropout modules: 'all' six of the authors' ResNet9_dropout, "
+    Param("dropout_sites", str, "ResNet-9 sites of the dropout modules: 'all' six of the authors' ResNet9_dropout, "
           "or 'residual' (after the two residual blocks only, as their ResNet-18/50 wiring)", choices=tuple(SITES)),
     Param("eval_every", int, "evaluate (accuracies, standard-dropout margins) every n epochs", check=check_positive),
     Param("grid_size", int, "most forgotten clean examples kept for the image grid", check=check_nonneg),
@@ -115,7 +120,7 @@ _paper = paper_values(MAINI_2023, dataset="cifar10", model="resnet9", width=64, 
                       dropout_sites=ALL_SITES, sparsity=0.4, eval_every=5, grid_size=32, cscore_models=32,
                       cscore_folds=2, cscore_width=512, cscore_epochs=30)
 PROFILES = {
-    "smoke": {**_paper, "dataset": "mnist5k", "model": "mlp", "width": 64, "n_train": 400, "n_test": 200,
+    "smoke": {**_paper, **CPU_BOOK, "seed_stages": False, "dataset": "mnist5k", "model": "mlp", "width": 64, "n_train": 400, "n_test": 200,
               "epochs": 3, "batch_size": 100, "lr": 0.05, "seeds": 1, "eval_every": 1, "grid_size": 8,
               "progress": False, "cscore_models": 4, "cscore_width": 32, "cscore_epochs": 2},
     # Capacity and training length from the calibration record (calibration/02_dropout_comparison.json; memlib
@@ -124,7 +129,7 @@ PROFILES = {
     # fit the mislabeled examples in both calibration seeds (standard dropout: 97-99%; 35 epochs: 84%, 30: 72%; p = 0.2
     # at 35 epochs: 27%).  Hand trials before it: width 8,
     # 500 images, batch 128, 100 epochs (400 steps), p = 0.4 fitted 5-7%.
-    "quick": {**_paper, "dataset": "fashion-mnist", "model": "resnet9", "width": 16, "n_train": 1000,
+    "quick": {**_paper, **CPU_BOOK, "dataset": "fashion-mnist", "model": "resnet9", "width": 16, "n_train": 1000,
               "n_test": 1000, "epochs": 40, "batch_size": 32, "lr": 0.05, "dropout_p": 0.1, "seeds": 3,
               "eval_every": 10, "grid_size": 32, "cscore_models": 16, "cscore_width": 256, "cscore_epochs": 20},
     "paper": _paper,
@@ -156,6 +161,8 @@ def factory(cfg, method: str, n_examples: int, seed: int):
     if method == EXAMPLE_TIED:
         return make_factory("example_tied", p_gen=cfg.p_gen, p_mem=cfg.p_mem, n_examples=n_examples, seed=seed,
                             sites=sites)
+    if method == UNTIED:
+        return make_factory("untied", p_gen=cfg.p_gen, p_mem=cfg.p_mem, sites=sites)
     raise ConfigError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
 
 
@@ -215,7 +222,7 @@ def _one(cfg, method: str) -> Result:
     seed = cfg.seed  # the part's own Config: its seed is this part's
     data = load_data(cfg, seed)
     device = data.train.x.device
-    # the same seed before building: the same initialisation draws for the three methods
+    # the same seed before building: the same initialisation draws for the four methods
     model = make_model(cfg, data, seed, factory(cfg, method, len(data.train), seed))
     spec = train_spec(cfg, seed=seed, eval_every=cfg.eval_every, desc=f"claim 2, {method}, seed {seed}")
     recorder = MarginRecorder(cfg.eval_every) if method == DROPOUT else None
@@ -230,12 +237,13 @@ def _one(cfg, method: str) -> Result:
                        "label": tr.y.cpu().numpy(), "true_label": tr.y_true.cpu().numpy(),
                        "noisy": tr.noisy.cpu().numpy()})
     rows = []
-    if method == EXAMPLE_TIED:
-        for mode in ETD_EVAL_MODES:
+    if method in (EXAMPLE_TIED, UNTIED):
+        kept = OWN if method == EXAMPLE_TIED else MEAN  # the memorization channels as in training
+        for mode in (ETD_EVAL_MODES if method == EXAMPLE_TIED else UNTIED_EVAL_MODES):
             set_etd_mode(model, mode)
             row, logits = _accuracy_row(model, data, seed, method, mode, test=mode != OWN)
             rows.append(row)
-            if mode in (DROP, OWN):
+            if mode in (DROP, kept):
                 ex[f"pred_{mode}"] = logits.argmax(1).cpu().numpy()
                 ex[f"margin_{mode}"] = margins(logits, tr.y).cpu().numpy()
         set_etd_mode(model, DROP)
@@ -247,11 +255,6 @@ def _one(cfg, method: str) -> Result:
             ex["loss"] = F.cross_entropy(logits, tr.y, reduction="none").cpu().numpy()
             ex["margin"] = margins(logits, tr.y).cpu().numpy()
             ex["aum"] = recorder.area().numpy()
-            ablate_channels(model, cfg.p_gen, cfg.p_mem, derive(seed, "matched ablation"))
-            row, logits = _accuracy_row(model, data, seed, method, ABLATED)
-            rows.append(row)
-            ex["pred_ablated"] = logits.argmax(1).cpu().numpy()
-            clear_ablation(model)
     return Result({"history": hist, "accuracy": pd.DataFrame(rows), "examples": ex},
                   {"seed": seed, "method": method, "train_seconds": wall,
                    "images_per_second": hist.attrs["images_per_second"], "n_train": len(tr),
@@ -266,16 +269,16 @@ def forgotten_mask(examples: pd.DataFrame) -> pd.Series:
     return clean & (examples["pred_own"] == examples["label"]) & (examples["pred_drop"] != examples["label"])
 
 
-def ablation_forgotten_mask(examples: pd.DataFrame) -> pd.Series:
-    """Clean training examples that the standard-dropout model fits but misclassifies under the matched random
-    ablation (the control's forgotten set)."""
+def untied_forgotten_mask(examples: pd.DataFrame) -> pd.Series:
+    """Clean training examples that the untied control fits with its memorization channels at their expected scale
+    (``mean`` mode) but misclassifies with them dropped (the control's forgotten set)."""
     clean = ~examples["noisy"].astype(bool)
-    return (clean & (examples["dropout_pred"] == examples["label"])
-            & (examples["dropout_pred_ablated"] != examples["label"]))
+    return (clean & (examples["untied_pred_mean"] == examples["label"])
+            & (examples["untied_pred_drop"] != examples["label"]))
 
 
 def merge_examples(parts: list[Result]) -> pd.DataFrame:
-    """One row per (seed, training example) with columns from the three models."""
+    """One row per (seed, training example) with columns from the four models and the consistency score."""
     by_seed: dict[int, pd.DataFrame] = {}
     for p in sorted(parts, key=lambda p: p.scalars["method"] == CONSISTENCY):  # its rows join on (seed, position)
         ex = p.tables["examples"].copy()
@@ -286,19 +289,21 @@ def merge_examples(parts: list[Result]) -> pd.DataFrame:
         extra = [c for c in ex.columns if c not in keys]
         if method == DROPOUT:
             ex = ex.rename(columns={"pred": "dropout_pred", "loss": "dropout_loss", "margin": "dropout_margin",
-                                    "aum": "dropout_aum", "pred_ablated": "dropout_pred_ablated"})
+                                    "aum": "dropout_aum"})
         elif method == SPARSE:
             ex = ex.rename(columns={"pred": "sparse_pred"})
         elif method == EXAMPLE_TIED:
             ex = ex.rename(columns={c: f"etd_{c}" for c in extra})
+        elif method == UNTIED:
+            ex = ex.rename(columns={c: f"untied_{c}" for c in extra})
         by_seed[seed] = ex if seed not in by_seed else by_seed[seed].merge(ex, on=keys)
     out = pd.concat([by_seed[s] for s in sorted(by_seed)], ignore_index=True)
     out["noisy"] = out["noisy"].astype(bool)
     if {"etd_pred_own", "etd_pred_drop"} <= set(out.columns):
         out["forgotten"] = forgotten_mask(out.rename(columns={"etd_pred_own": "pred_own",
                                                               "etd_pred_drop": "pred_drop"}))
-    if {"dropout_pred", "dropout_pred_ablated"} <= set(out.columns):
-        out["ablation_forgotten"] = ablation_forgotten_mask(out)
+    if {"untied_pred_mean", "untied_pred_drop"} <= set(out.columns):
+        out["untied_forgotten"] = untied_forgotten_mask(out)
     return out
 
 
@@ -327,7 +332,8 @@ def run(cfg, store: Store | None = None) -> Result:
 
     def compute() -> Result:
         keys = [{"seed": s, "method": m} for s in seed_list(cfg) for m in METHODS + (CONSISTENCY,)]
-        # the consistency score trains many small MLPs: seconds, against a minute per ResNet-9 method
+        # Each (seed, method) is its own stored part, so adding an arm trains only that arm.  The consistency
+        # score trains many small MLPs: seconds, against a minute per ResNet-9 method.
         parts = run_parts(cfg, store, "part", keys, _part, cost=lambda k: k["method"] != CONSISTENCY)
         examples = merge_examples(parts)
         trained = [p for p in parts if p.scalars["method"] != CONSISTENCY]

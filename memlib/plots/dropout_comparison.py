@@ -6,13 +6,13 @@ import pandas as pd
 import seaborn as sns
 
 from ..claims import dropout_comparison as claim
-from ..experiments.dropout_comparison import ABLATED, DROP, DROPOUT, EVAL, EXAMPLE_TIED, OWN, SPARSE
+from ..experiments.dropout_comparison import DROP, DROPOUT, EVAL, EXAMPLE_TIED, OWN, SPARSE, UNTIED
 from .style import COLUMN_IN, PALETTE, figure, image_grid
 
 WIDTH = COLUMN_IN  # inches: the book's text column
 SHORT = {(DROPOUT, EVAL): "standard\ndropout", (SPARSE, EVAL): "sparse\nnetwork",
          (EXAMPLE_TIED, DROP): "example-tied\n(mem. dropped)",
-         (DROPOUT, ABLATED): "standard, same\nshare ablated", (EXAMPLE_TIED, OWN): "example-tied\n(mem. kept)"}
+         (UNTIED, DROP): "untied control\n(mem. dropped)", (EXAMPLE_TIED, OWN): "example-tied\n(mem. kept)"}
 SCORES = {"cscore": ("held-out consistency score (C-score estimate): accuracy of models that did not see the "
                      "example", "Held-out consistency of each group"),
           "dropout_aum": ("standard-dropout model: margin on the given label, averaged over training",
