@@ -1,35 +1,42 @@
 """How the quick scale is chosen: a recorded calibration sweep per claim (the book's appendix "How the quick scale
 was chosen").
 
-Each claim has a :class:`Plan` (:data:`PLANS`): the knobs that set capacity and optimization length (width, training
-set size, batch size, epochs, dropout probability, ...) and the values to try.  :func:`calibrate` runs the settings
+Each claim's analysis plan (:mod:`memlib.plans`) holds its :class:`~memlib.plan.Calibration`: the knobs that set
+capacity, data and (where the claim does not fix it) optimization length, and the values to try.  :func:`calibrate` runs the settings
 on their own **calibration seeds** (``CAL_SEED`` + 0, 1, ...; the verdicts use seeds from the profile's ``seed``, 0, so
 the two never overlap), one seed per run, and keeps only two things per run: the claim's **preconditions**
 (``memlib.claims.<claim>.preconditions`` — never the deciding quantities) and the **cost** (seconds of computation
 per seed, with the machine's load beside it).  A pre-registered rule (:data:`RULE`) picks the quick setting: settings
 are tried from the cheapest (estimated compute: images trained x width squared), the first whose preconditions hold
 in every calibration seed is picked, and what is dearer is not run (a setting is dropped at its first failing seed).
-The plans live here, not in the experiments, so that editing a plan never invalidates a stored result.
+At the pick, the record also keeps each planned criterion's **seed spread** (``seed_sd``: the standard deviation of
+its value across the calibration seeds — the spread only, never a mean or its side of a threshold), from which the
+plan's seed rule fixes how many seeds the verdict starts with (``seed_plan``, :func:`memlib.plan.planned_seeds`).
+
+Records are append-only: a new calibration writes a new dated file ``calibration/<claim>.<date>.json`` beside the
+earlier ones, which stay (the appendix shows them as superseded); the newest is the one in force.
 
 The record (settings tried, precondition values, cost, seeds, machine, date, commit, rule, pick) is a small JSON file
 under ``calibration/`` that is committed with the project; the quick profile's values for the swept knobs must equal
-the record's pick (``tests/test_calibration.py``), so no quick value changes without a new calibration.
+the record's pick and the quick ``seeds`` the record's seed plan (``tests/test_calibration.py``), so no quick value
+changes without a new calibration.
 
     python -m memlib calibrate 02 --executor ray      # runs the sweep (store hits are free) and writes the record
 """
 from __future__ import annotations
 
-import itertools
-import json
+import math
 import os
 import platform
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .claims import HOLDS, get_claim
+from .claims import get_claim
 from .experiments import REGISTRY, get_experiment, resolve
+from .jsonio import read_json, write_json_atomic
+from .plan import Calibration, planned_seeds
+from .plans import plan_of as analysis_plan
 from .store import PACKAGE_DIR, Store, _git_commit
 
 CAL_SEED = 1000  # calibration seeds are CAL_SEED, CAL_SEED + 1, ...; verdict seeds start at 0
@@ -45,73 +52,9 @@ RULE = ("settings are tried from the cheapest (estimated compute: training image
         "is picked, and dearer settings are not run; none if no setting qualifies")
 
 
-@dataclass(frozen=True)
-class Plan:
-    """What a claim's calibration sweeps: ``grid`` (knob -> values, on top of the ``base`` profile), how many
-    calibration ``seeds``, the two knobs the appendix draws as a heatmap (``axes``: x, y) and ``why`` (the leads that
-    chose the grid, in words)."""
-
-    grid: dict[str, tuple]
-    seeds: int = 2
-    base: str = "quick"
-    axes: tuple[str, str] | None = None
-    why: str = ""
-
-    def settings(self) -> list[dict[str, Any]]:
-        keys = list(self.grid)
-        return [dict(zip(keys, combo)) for combo in itertools.product(*(self.grid[k] for k in keys))]
-
-
-PLANS: dict[str, Plan] = {
-    "gradient_similarity": Plan(
-        grid={"width": (8,), "n_train": (2000, 3000), "epochs": (20, 24, 30)}, axes=("epochs", "n_train"),
-        why="the hand-set setting was 3,000 images for 30 epochs, and 20 epochs fitted only 62% of the mislabeled "
-            "examples there (calibration of 2026-11-30); does a smaller training set, with fewer mislabeled examples "
-            "to memorize, memorize them in fewer passes?  Not tried between 24 and 30 epochs, on purpose: this claim's "
-            "verdict reads where the memorization window ends as a share of training, and the cheapest length at which "
-            "memorization completes puts that end near the end of training by construction (2026-12-01: 27 epochs "
-            "memorized 96% in both calibration seeds, and the quick verdict's window then ended at 75% of training "
-            "against 65% at 30 epochs, failing the criterion 'ends by 70%'). A rule for this claim that does not lean "
-            "on the window is still to be found"),
-    "dropout_comparison": Plan(
-        grid={"width": (16,), "n_train": (1000,), "batch_size": (32,), "dropout_p": (0.1, 0.2),
-              "epochs": (30, 35, 40, 60)},
-        axes=("epochs", "dropout_p"),
-        why="hand trials (calibration seed 1000): width 16, 1,000 images, batch 32, 40 epochs (1,250 steps) with "
-            "standard dropout p = 0.2 fitted 47% of the mislabeled examples, the sparse network and example-tied "
-            "dropout with its own masks 100%; width 8, 500 images, batch 128, 100 epochs (400 steps), p = 0.4: 5-7%; the "
-            "calibration of 2026-11-30 then picked p = 0.1 at 40 epochs (98-100%), where 30 epochs fitted 78%: are 35 "
-            "epochs enough? (2026-12-01, for the book's 15-minute budget)"),
-    "outlier_percentiles": Plan(
-        grid={"metric_epochs": (20,), "epochs": (15, 30)}, axes=("epochs", "metric_epochs"),
-        why="do the window models fit their windows with half the hand-set epochs?"),
-    "early_learning": Plan(
-        grid={"width": (8,), "n_train": (1500, 2000), "epochs": (16, 20, 24)}, axes=("epochs", "n_train"),
-        why="the hand-set 2,000 images for 24 epochs held every precondition in both calibration seeds (cross-"
-            "entropy memorized 73-75% of the mislabeled examples, against a threshold of 50%); 16 and 20 epochs "
-            "memorized 17% and 46% (calibration seed 1000, 2026-11-30): do fewer images, fewer mislabeled examples to "
-            "memorize, need fewer passes? (The rewind grid 3-12 stays within the first 6% of training everywhere.)  "
-            "Not below 1,500 images, on purpose: on 2026-12-01 1,000 images for 24 epochs held every precondition "
-            "with the margin (cross-entropy memorized 77-84%; commit 7cdd6ed), and cut the chapter from 229 to 155 s, "
-            "but with 360 mislabeled examples a seed the verdict's intervals widened and it fell from partly "
-            "reproduced to inconclusive (test accuracy then peaked at epoch 21 of 24). The rule reads preconditions "
-            "only, so it cannot see that; a budget is not bought with a weaker verdict"),
-    "lth_vs_dropout": Plan(
-        grid={"width": (8,), "n_train": (600,), "epochs": (15, 20, 25)}, axes=("epochs", "width"),
-        why="the hand-set 25 epochs held both preconditions in both calibration seeds (the dense network fitted "
-            "98-100% of the mislabeled examples, against a threshold of 50%): do fewer epochs still?  Not below 600 "
-            "images, on purpose: on 2026-12-01 400 images for 25 epochs held both preconditions with the margin (the "
-            "dense network fitted 92-96%; 20 epochs: 60%; commit 7cdd6ed) and cut the chapter from 169 to 139 s, "
-            "but with 80 mislabeled examples a seed the ordinary ticket's excess memorization ([-57, -11] points, "
-            "95%) no longer cleared the family-wise level, and the verdict fell from contradicted to inconclusive"),
-}
-
-
-def plan_of(experiment: str) -> Plan:
-    name = get_experiment(experiment).NAME
-    if name not in PLANS:
-        raise ValueError(f"experiment {name!r} has no calibration plan in memlib.calibration.PLANS")
-    return PLANS[name]
+def plan_of(experiment: str) -> Calibration:
+    """The calibration part of a claim's analysis plan (:mod:`memlib.plans`)."""
+    return analysis_plan(experiment).calibration
 
 
 def estimated_cost(values: dict[str, Any]) -> float:
@@ -188,7 +131,7 @@ def machine() -> dict[str, Any]:
     return {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()}
 
 
-def configs(experiment: str, plan: Plan | None = None) -> list[tuple[dict, Any]]:
+def configs(experiment: str, plan: Calibration | None = None) -> list[tuple[dict, Any]]:
     """Every (setting + calibration seed, Config) of a plan in the order the rule tries them (cheapest setting
     first), resolved (and so validated) before anything runs."""
     plan = plan or plan_of(experiment)
@@ -201,7 +144,7 @@ def configs(experiment: str, plan: Plan | None = None) -> list[tuple[dict, Any]]
     return sorted(out, key=lambda pc: (estimated_cost(pc[1].values), order[id(pc[1])]))
 
 
-def calibrate(experiment: str, store: Store | None = None, executor=None, plan: Plan | None = None,
+def calibrate(experiment: str, store: Store | None = None, executor=None, plan: Calibration | None = None,
               report=print) -> dict[str, Any]:
     """Run (or load) the calibration runs of ``experiment`` by :data:`RULE` and return its record (see the module
     docstring).  A setting's seeds run one after another (each run's parts side by side on the executor), so a
@@ -216,7 +159,7 @@ def calibrate(experiment: str, store: Store | None = None, executor=None, plan: 
     knobs = list(plan.grid)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     t0 = time.time()
-    rows, names = [], []
+    rows, names, spreads = [], [], {}
     runs = configs(experiment, plan)
     settings = list(dict.fromkeys(tuple(p[k] for k in knobs) for p, _ in runs))  # cheapest first
     for setting in settings:
@@ -225,17 +168,23 @@ def calibrate(experiment: str, store: Store | None = None, executor=None, plan: 
             report(f"{'cached' if out.cached else 'done':6} {point} ({out.seconds:.0f} s)")
             if out.error:
                 raise RuntimeError(f"calibration run {point} failed: {out.error}")
-            row, names = measure(cfg, store.get(exp.NAME, cfg.hashed_dict()))
+            result = store.get(exp.NAME, cfg.hashed_dict())
+            row, names = measure(cfg, result)
             rows.append({**{k: point[k] for k in knobs}, "seed": point["seed"], "of_seeds": plan.seeds, **row})
+            spreads.setdefault(setting, []).append(criterion_values(cfg, result))
             if not rows[-1]["all_ok"]:
                 break  # one failing seed rules the setting out
         else:
             break  # every seed held: this setting is the pick, dearer ones are not run
     tried = {tuple(r[k] for k in knobs) for r in rows}
+    chosen = pick(rows, knobs)
+    seed_sd = spread(spreads[tuple(chosen[k] for k in knobs)]) if chosen else {}
+    aplan = analysis_plan(experiment)
     return {
         "experiment": exp.NAME, "base_profile": plan.base, "grid": {k: list(v) for k, v in plan.grid.items()},
         "why": plan.why, "seeds": [CAL_SEED + i for i in range(plan.seeds)], "axes": list(plan.axes or knobs[:2]),
-        "preconditions": names, "rule": RULE, "rows": rows, "pick": pick(rows, knobs),
+        "preconditions": names, "rule": RULE, "rows": rows, "pick": chosen, "plan_digest": aplan.digest(),
+        "seed_sd": seed_sd, "seed_plan": planned_seeds(aplan, seed_sd) if chosen else None,
         "not_run": [dict(zip(knobs, s)) for s in (tuple(x[k] for k in knobs) for x in plan.settings())
                     if s not in tried],
         "machine": {**machine(), "load_average_at_start": round(load, 2)},
@@ -244,17 +193,50 @@ def calibrate(experiment: str, store: Store | None = None, executor=None, plan: 
     }
 
 
+def criterion_values(cfg, result) -> dict[str, float]:
+    """One calibration run's value of each planned criterion over seeds (its verdict's point estimates on one
+    seed).  Only their spread across calibration seeds is kept (:func:`spread`)."""
+    v = get_claim(cfg.experiment).check(result, cfg)
+    return {c.key: float(c.interval.estimate) for c in v.criteria
+            if c.key and not c.precondition and c.interval is not None and math.isfinite(c.interval.estimate)}
+
+
+def spread(values: list[dict[str, float]]) -> dict[str, float]:
+    """The standard deviation of each criterion's value across calibration seeds (keys every seed has)."""
+    import statistics
+
+    keys = set.intersection(*(set(v) for v in values)) if values else set()
+    return {k: round(statistics.stdev([v[k] for v in values]), 6) for k in sorted(keys) if len(values) >= 2}
+
+
+def records(experiment: str) -> list[Path]:
+    """A claim's calibration records, oldest first: the undated first record, then ``<claim>.<date>.json``."""
+    base = record_path(experiment)
+
+    def order(p: Path) -> tuple[str, int]:  # <stem>.<date>.json, then <stem>.<date>.2.json, ...
+        date, _, n = p.name[len(base.stem) + 1:-len(".json")].partition(".")
+        return date, int(n) if n.isdigit() else 1
+
+    dated = sorted(base.parent.glob(f"{base.stem}.*.json"), key=order)
+    return ([base] if base.exists() else []) + dated
+
+
 def write(record: dict[str, Any]) -> Path:
-    path = record_path(record["experiment"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=1, sort_keys=False) + "\n")
-    return path
+    """Add ``record`` as a new dated file (append-only: an earlier record is never replaced; a second record on the
+    same day gets a suffix).  Written atomically (temp file, fsync, rename)."""
+    base = record_path(record["experiment"])
+    path, i = base.with_name(f"{base.stem}.{record['date']}.json"), 1
+    while path.exists():
+        i += 1
+        path = base.with_name(f"{base.stem}.{record['date']}.{i}.json")
+    return write_json_atomic(path, record, indent=1)
 
 
-def load(experiment: str) -> dict[str, Any] | None:
-    """A claim's committed calibration record, or ``None`` when it has none."""
-    path = record_path(experiment)
-    return json.loads(path.read_text()) if path.exists() else None
+def load(experiment: str, path: Path | None = None) -> dict[str, Any] | None:
+    """A claim's calibration record in force (its newest), or ``None`` when it has none."""
+    found = records(experiment)
+    path = path or (found[-1] if found else None)
+    return read_json(path) if path is not None else None
 
 
 def record_markdown(experiment: str) -> str:
@@ -281,15 +263,45 @@ def record_markdown(experiment: str) -> str:
         pick_text += (". It was picked under an earlier rule (the record's own); the rule above "
                       + ("picks the same setting from the same rows" if same else
                          f"would pick {again or 'none'} from the same rows: the quick profile needs a new calibration"))
-    plan = PLANS.get(exp.NAME)
-    later = (f"The plan since: {plan.why}. " if plan is not None and plan.why and plan.why != rec.get("why") else "")
+    plan = plan_of(exp.NAME)
+    later = (f"The plan since: {plan.why}. " if plan.why and plan.why != rec.get("why") else "")
     return (head + "Swept: " + "; ".join(f"{k} ∈ {{{', '.join(map(str, v))}}}" for k, v in rec["grid"].items())
             + f", on calibration seeds {', '.join(map(str, rec['seeds']))} (everything else: the `quick` profile's). "
             + (f"Why these: {rec['why']}. " if rec.get("why") else "") + later
             + (f"Not run (dearer than the pick): {not_run}. " if not_run else "")
             + f"Preconditions: {pre}. Run on {m['cpu']} ({m['cores']} cores, load {m['load_average_at_start']} at "
             f"the start) on {rec['date']}, commit `{(rec['commit'] or 'unknown')[:10]}`; the sweep took "
-            f"{rec['sweep_seconds'] / 60:.0f} min. **Pick:** {pick_text}.")
+            f"{rec['sweep_seconds'] / 60:.0f} min. **Pick:** {pick_text}." + seed_plan_markdown(rec)
+            + superseded_markdown(exp.NAME))
+
+
+def seed_plan_markdown(rec: dict[str, Any]) -> str:
+    """The record's seed spreads and the seed count the plan's rule fixed from them (empty for older records)."""
+    sp = rec.get("seed_plan")
+    if not sp:
+        return ("" if "seed_sd" in rec else " This record predates seed planning: it holds no seed spreads, and the "
+                "chapter's seed count was set by hand.")
+    per = "; ".join(f"`{k}`: SD {v['seed_sd']:.3g} across calibration seeds, needs a half-width ≤ "
+                    f"{v['target_half_width']:.3g}, predicted {v['predicted_half_width']:.3g} at {sp['initial']} "
+                    f"seeds ({v['seeds_needed'] or 'more than 50'} needed)" for k, v in sp["per_criterion"].items())
+    short = (f" The rule asked for {sp['wanted']} seeds; the book's budget starts at {sp['initial']}, so the first "
+             "look may not decide and seeds are added in stages." if sp.get("budget_short") else "")
+    return (f" **Seeds:** the verdict starts with {sp['initial']} seeds and adds seeds in stages up to {sp['cap']} "
+            f"while undecided (each look decided on the {sp['level']:.1%} interval). {per}.{short}")
+
+
+def superseded_markdown(experiment: str) -> str:
+    """The claim's earlier records, kept: their date, commit and pick."""
+    older = records(experiment)[:-1]
+    if not older:
+        return ""
+    items = []
+    for path in older:
+        r = read_json(path)
+        p = r.get("pick") or {}
+        items.append(f"`{path.name}` ({r.get('date')}, commit `{(r.get('commit') or 'unknown')[:10]}`: pick "
+                     + (", ".join(f"{k} = {v}" for k, v in p.items() if k != "seconds_per_seed") or "none") + ")")
+    return " Superseded records, kept: " + "; ".join(items) + "."
 
 
 def disagreements(experiment: str) -> list[str]:
@@ -300,5 +312,9 @@ def disagreements(experiment: str) -> list[str]:
     if rec["pick"] is None:
         return []  # nothing qualified: the profile cannot come from the record (the appendix says so)
     quick = resolve(experiment, rec["base_profile"]).values
-    return [f"{experiment}: quick {k}={quick[k]!r}, calibration picked {v!r}" for k, v in rec["pick"].items()
-            if k in rec["grid"] and quick[k] != v]
+    out = [f"{experiment}: quick {k}={quick[k]!r}, calibration picked {v!r}" for k, v in rec["pick"].items()
+           if k in rec["grid"] and quick[k] != v]
+    sp = rec.get("seed_plan")
+    if sp and quick["seeds"] != sp["initial"]:
+        out.append(f"{experiment}: quick seeds={quick['seeds']!r}, the seed plan starts at {sp['initial']!r}")
+    return out

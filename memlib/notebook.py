@@ -78,12 +78,32 @@ def config(experiment: str, profile: str | None = None, overrides: dict | None =
     return resolve(experiment, profile, {**extra, **params, **(overrides or {})})
 
 
+_DECIDED: dict[int, tuple[Config, Verdict]] = {}  # id(result) -> the configuration that ran and its verdict
+
+
+def decide(cfg: Config, store: Store | None = None) -> tuple[Config, Result, Verdict]:
+    """Run ``cfg`` with the seeds its analysis plan asks for (:func:`memlib.staged.decide`): the configuration that
+    ran (its final seed count), the result and the verdict."""
+    from .staged import decide as staged
+
+    ran, result, v = staged(cfg, store, report=print)
+    _DECIDED[id(result)] = (ran, v)
+    return ran, result, v
+
+
 def run(cfg: Config, store: Store | None = None) -> Result:
-    return get_experiment(cfg.experiment).run(cfg, store)
+    """The result of ``cfg`` with the seeds its plan asks for (see :func:`decide`)."""
+    return decide(cfg, store)[1]
 
 
 def verdict(cfg: Config, result: Result) -> Verdict:
-    return get_claim(get_experiment(cfg.experiment).NAME).check(result, cfg)
+    """The verdict of a result from :func:`run` (decided there, with its seeds); else the claim's check against its
+    plan."""
+    if id(result) in _DECIDED:
+        return _DECIDED[id(result)][1]
+    from .claims import verdict_of
+
+    return verdict_of(result, cfg)
 
 
 def glue(name: str, value: Any, display: bool = False) -> None:
@@ -122,11 +142,24 @@ def verdict_markdown(v: Verdict, deciding: list[tuple[str, str, str]] = ()) -> s
     meaning = STATUS_MEANING.get(v.status)
     if meaning:
         lines += [f"*{v.status.capitalize()}* means: {meaning}.", ""]
-    failed = v.failed_preconditions
-    if failed:
-        lines += ["**Not testable here, because:**", ""]
-        lines += [f"- {OUTCOME_MARK[c.outcome]} {c.text} — {c.evidence}" for c in failed]
+    reasons = v.reason_lines()
+    if reasons:
+        lines += ["**Not testable here, because:**" if v.status == "not testable at this scale" else
+                  "**Decided by:**", ""]
+        lines += [f"- {r}" for r in reasons]
         lines.append("")
+    more = v.seeds_to_decide()
+    if v.status == "inconclusive":
+        lines.append(f"At the spread observed, about **{more} seeds** would be predicted to decide it: "
+                     f"`{rerun_command(v.config.replace(seeds=more))}`." if more and v.config is not None else
+                     "The seeds needed to decide it cannot be predicted from this run (an interval over examples, "
+                     "or an estimate on its threshold).")
+        lines.append("")
+    seeds_line = v.stopping.text() if getattr(v, "stopping", None) is not None else ""
+    plan_line = f"analysis plan `{v.plan_digest}` (appendix: Analysis plans)" if v.plan_digest else ""
+    if seeds_line or plan_line:
+        lines += ["**Seeds:** " + seeds_line + (". " if seeds_line else "") + ("Decided by the " + plan_line + "."
+                                                                                 if plan_line else ""), ""]
     if v.scale:
         lines.append(f"**Scale:** {v.scale.text()}."
                      + (" Reduced-scale evidence, not a rerun of the paper's setting." if v.scale.reduced else ""))

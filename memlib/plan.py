@@ -180,6 +180,23 @@ def half_width(sd: float, n: int, level: float) -> float:
     return float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
 
 
+def seeds_to_decide(interval, threshold: float, level: float, limit: int = 200) -> int | None:
+    """The seed count at which a t-interval over seeds with ``interval``'s spread and estimate would be predicted to
+    clear ``threshold`` at ``level`` (None when the interval is not a t-interval over seeds, the estimate sits on
+    the threshold, or more than ``limit`` seeds would be needed)."""
+    from scipy import stats
+
+    if getattr(interval, "kind", "") != "t" or interval.n < 2 or not math.isfinite(interval.low + interval.high):
+        return None
+    est = interval.estimate
+    half = max(est - interval.low, interval.high - est)
+    sd = half * math.sqrt(interval.n) / float(stats.t.ppf(0.5 + interval.level / 2, interval.n - 1))
+    gap = abs(est - threshold)
+    if gap == 0 or sd == 0:
+        return None
+    return next((k for k in range(interval.n, limit + 1) if half_width(sd, k, level) < gap), None)
+
+
 def decision_level(rule: SeedRule) -> float:
     """The interval level a criterion is decided on for the claim, with the planned looks: 1 − 5%/looks."""
     return 1 - ALPHA / max(1, rule.looks)

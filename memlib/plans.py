@@ -30,6 +30,32 @@ register(AnalysisPlan(
     seeds=SeedRule(floor=3, stage=2, looks=2, max_initial=4),
 ))
 
+# ------------------------------------------------------------------------------------------------ claim 2
+_GUARDED = ("localization", "atypicality")
+register(AnalysisPlan(
+    claim="dropout_comparison", kind="paper",
+    specs=(
+        precondition("dropout_fits_mislabeled", 0.9, guards=_GUARDED),
+        precondition("etd_own_fits_mislabeled", 0.9, guards=_GUARDED),
+        precondition("etd_own_fits_clean", 0.9, guards=_GUARDED),
+        precondition("untied_fits_clean", 0.9, guards=_GUARDED),
+        criterion("etd_gap", 0.5, essential=True, subclaim="localization", paper=0.908 - 0.031),
+        criterion("etd_forgets_mislabeled", 0.2, "below", essential=True, subclaim="localization", paper=0.031),
+        criterion("gap_beyond_untied", 0.10, essential=True, subclaim="localization", effect=0.3),
+        criterion("sparse_fits_mislabeled", 0.9, subclaim="baselines", paper=0.998),
+        criterion("forgotten_atypical", 0.65, subclaim="atypicality", effect=0.1),
+        criterion("atypical_beyond_untied", 0.0, subclaim="atypicality", effect=0.1),
+    ),
+    calibration=Calibration(
+        grid={"width": (16,), "n_train": (1000,), "batch_size": (32,), "dropout_p": (0.1, 0.2),
+              "epochs": (30, 35, 40, 60)}, axes=("epochs", "dropout_p"),
+        why="how long, and at which standard-dropout rate, a width-16 ResNet-9 on 1,000 images fits its mislabeled "
+            "examples (the preconditions); the grid of the calibrations of 2026-11-30 and 2026-12-01, unchanged"),
+    seeds=SeedRule(floor=3, stage=2, looks=2, max_initial=3),
+    notes="the matched null is a network trained with untied channel dropout (the same channels dropped at random "
+          "at every step, not tied to examples), evaluated like example-tied dropout: what it isolates is the tying",
+))
+
 # ------------------------------------------------------------------------------------------------ claim 3
 _REGIONS = {"mnist": ("low", ("middle", "high")), "mnist5k": ("low", ("middle", "high")),
             "fashion_mnist": ("middle", ("low", "high")), "cifar10": ("middle", ("low", "high"))}
@@ -45,6 +71,18 @@ register(AnalysisPlan(
     notes="Figure 6 gives no numbers: the smallest effect of interest is one point of test accuracy",
 ))
 OPTIONAL["outlier_percentiles"] = tuple(s.key for s in _c3)  # a run has the criteria of its own datasets
+
+# ------------------------------------------------------------------------------------------------ claim 4
+register(AnalysisPlan(
+    claim="early_learning", kind="paper",
+    specs=(),  # filled in with the claim's criteria below
+    calibration=Calibration(
+        grid={"width": (8,), "n_train": (1000, 1500, 2000), "epochs": (16, 20, 24, 30)}, axes=("epochs", "n_train"),
+        why="training images and epochs for a width-8 ResNet-9 (the preconditions: it fits its clean training "
+            "examples, and learns on clean labels); fixed on 2026-12-07 without the exclusions of 2026-12-01, "
+            "which had left out 1,000 images after seeing a verdict"),
+    seeds=SeedRule(floor=3, stage=2, looks=2, max_initial=3),
+))
 
 # ------------------------------------------------------------------------------------------------ claim 5
 register(AnalysisPlan(

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .claims import HYPOTHESIS_STATUSES, PAPER_STATUSES, STATUS_MEANING, get_claim
+from .claims import HYPOTHESIS_STATUSES, PAPER_STATUSES, STATUS_MEANING
 from .config import PROFILES
 from .evidence import provenance_text
 from .experiments import resolve
 from .experiments import REGISTRY, get_experiment
+from .staged import decide
 from .store import Store
 
 
@@ -25,9 +26,10 @@ def verdicts(profile: str | None = None, store: Store | None = None) -> pd.DataF
     for nb, mod in REGISTRY.items():
         exp = get_experiment(mod)
         cfg = resolve(mod, profile)
-        v = get_claim(mod).check(exp.run(cfg, store), cfg)
+        v = decide(cfg, store)[2]
         rows.append({"claim": nb, "title": exp.TITLE, "verdict": v.status, "kind": v.kind,
-                     "why": "; ".join(c.line() for c in v.failed_preconditions),
+                     "why": "; ".join(v.reason_lines()[:1]), "plan": v.plan_digest,
+                     "seeds": v.stopping.seeds if v.stopping is not None else cfg.seeds,
                      "scale": v.scale.text() if v.scale else cfg.profile + " profile",
                      "reduced": v.scale.reduced if v.scale else cfg.profile != "paper", "summary": v.summary})
     return pd.DataFrame(rows)
@@ -70,7 +72,9 @@ def summary_markdown(table: pd.DataFrame, bundles: pd.DataFrame | None = None) -
         for r in part.itertuples():
             kind = " (the talk's hypothesis)" if r.kind == "hypothesis" else ""
             why = getattr(r, "why", "")
-            why = f" — the precondition that did not hold: {why}" if why else ""
+            why = f" — {why}" if why else ""
+            plan = getattr(r, "plan", "")
+            why += f" (plan `{plan}`, {r.seeds} seeds)" if plan else ""
             out.append(f"| {chapter_link(r.claim, r.title)} | **{r.verdict}**{kind}{why.replace('|', '/')} | "
                        f"{r.scale} |" + (f" this build{came.get(r.claim, '')} |" if extra is not None else ""))
         for r in more.to_dict("records"):

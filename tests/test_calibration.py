@@ -5,6 +5,7 @@ import json
 import pytest
 
 from memlib import calibration as cal
+from memlib.plan import Calibration
 from memlib.experiments import REGISTRY, resolve
 
 
@@ -45,13 +46,13 @@ def test_calibration_seeds_are_disjoint_from_the_verdict_seeds():
     for mod in REGISTRY.values():
         quick = resolve(mod, "quick")
         verdict_seeds = set(range(quick.seed, quick.seed + quick.seeds))
-        plan = cal.PLANS[mod]
+        plan = cal.plan_of(mod)
         cal_seeds = {p["seed"] for p, _ in cal.configs(mod, plan)}
         assert cal_seeds and not cal_seeds & verdict_seeds, mod
 
 
 def test_a_tiny_calibration_records_preconditions_and_cost_only(store):
-    plan = cal.Plan(grid={"epochs": (2, 1)}, seeds=1, base="smoke", axes=("epochs", "epochs"))
+    plan = Calibration(grid={"epochs": (2, 1)}, seeds=1, base="smoke", axes=("epochs", "epochs"))
     rec = cal.calibrate("gradient_similarity", store, plan=plan, report=lambda s: None)
     # tried cheapest first; a 1- or 2-epoch run memorizes nothing, so neither qualifies and both are tried
     assert [r["epochs"] for r in rec["rows"]] == [1, 2] and rec["seeds"] == [cal.CAL_SEED]
@@ -75,7 +76,7 @@ def test_the_sweep_stops_at_the_first_setting_that_holds_and_drops_a_setting_at_
     names = [{"name": "pre0", "text": "t", "threshold": 0.5, "direction": "above"}]
     monkeypatch.setattr(cal, "measure", lambda cfg, result: ({"seconds": 1.0, "pre0": 0.0, "pre0_ok": True,
                                                                "all_ok": verdicts[(cfg.epochs, cfg.seed)]}, names))
-    plan = cal.Plan(grid={"epochs": (3, 2, 1)}, seeds=2, base="smoke")
+    plan = Calibration(grid={"epochs": (3, 2, 1)}, seeds=2, base="smoke")
     rec = cal.calibrate("gradient_similarity", store, plan=plan, report=lambda s: None)
     assert [(r["epochs"], r["seed"]) for r in rec["rows"]] == [(1, 1000), (2, 1000), (2, 1001)]
     assert rec["pick"] == {"epochs": 2, "seconds_per_seed": 1.0} and rec["not_run"] == [{"epochs": 3}]
@@ -138,3 +139,21 @@ def test_a_record_under_an_earlier_rule_is_picked_again_from_its_rows():
                     {"epochs": 20, "seed": 1001, "of_seeds": 2, "seconds": 11.0, "pre0": 0.90, "all_ok": True}]}
     # 0.55 passed the older rule but not the margin (> 50% needs 62.5%): today's rule picks 20 epochs
     assert cal.repick(rec) == {"epochs": 20, "seconds_per_seed": 10.0}
+
+
+def test_records_are_append_only_and_the_newest_is_in_force(tmp_path, monkeypatch):
+    monkeypatch.setattr(cal, "RECORDS", tmp_path)
+    first = {"experiment": "lth_vs_dropout", "date": "2026-12-01", "pick": {"width": 8}}
+    cal.write(first)
+    second = {**first, "pick": {"width": 16}}
+    p2 = cal.write(second)
+    p3 = cal.write({**first, "date": "2026-12-01", "pick": {"width": 32}})  # same day: a new file, none replaced
+    assert [p.name for p in cal.records("lth_vs_dropout")][:1] == ["05_lth_vs_dropout.2026-12-01.json"]
+    assert len(cal.records("lth_vs_dropout")) == 3 and p2 != p3
+    assert cal.load("lth_vs_dropout")["pick"] == {"width": 32}
+    assert "Superseded records, kept" in cal.superseded_markdown("lth_vs_dropout")
+
+
+def test_seed_spread_keeps_the_spread_only():
+    sd = cal.spread([{"a": 0.5, "b": 1.0}, {"a": 0.7, "b": 1.0}, {"a": 0.6}])
+    assert sd == {"a": 0.1}  # 'b' is missing in one seed: no spread for it; no means anywhere

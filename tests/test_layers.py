@@ -29,7 +29,7 @@ LAYERS = {
     2: ["train", "multitrain", "stacked", "pruning", "probes", "outliers", "store", "executor"],
     3: ["experiments", "bundle"],
     4: ["claims", "plots", "plan", "plans"],
-    5: ["notebook", "kernel", "summary", "sweep", "calibration", "cli", "evidence", "__main__", ""],
+    5: ["staged", "notebook", "kernel", "summary", "sweep", "calibration", "cli", "evidence", "__main__", ""],
 }
 
 

@@ -372,6 +372,8 @@ class Verdict:
     kind: str = "paper"
     looks: int = 1  # the planned looks of its seed stages (memlib.plan): outcomes are settled for them
     plan_digest: str = ""  # the digest of the analysis plan it was decided by (verdict_of)
+    stopping: Any = None  # how its seeds were decided (memlib.staged.Stopping), when it ran in stages
+    config: Any = None  # the configuration it was decided on (verdict_of)
 
     def __post_init__(self):
         # the criteria as the status was decided: outcomes settled for the family and the looks (combine)
@@ -396,6 +398,56 @@ class Verdict:
         if self.status != NOT_TESTABLE or not failed:
             return self.status
         return f"{self.status}: " + "; ".join(f"{c.line()} ({c.outcome})" for c in failed)
+
+    def deciding_criteria(self) -> list[Criterion]:
+        """The criteria (at most three) that decided the word: the preconditions that do not hold (not testable), the
+        essential criteria (every step of a hypothesis) against the claim, else the undecided ones, else those that
+        hold; for *partly reproduced*, the supporting criteria that do not hold."""
+        tested = [c for c in self.criteria if not c.precondition]
+        needed = tested if self.kind == "hypothesis" else ([c for c in tested if c.essential] or tested)
+        if self.status == NOT_TESTABLE:
+            picks = self.failed_preconditions
+        elif self.status in (NOT_REPRODUCED, NOT_SUPPORTED, CONTRADICTED):
+            picks = [c for c in needed if c.outcome == CONTRADICTS] + [c for c in needed if c.outcome == FAILS]
+        elif self.status == INCONCLUSIVE:
+            picks = [c for c in needed if c.outcome == UNDECIDED]
+        elif self.status == PARTLY:
+            picks = [c for c in tested if c.outcome != HOLDS and not c.essential]
+        else:
+            picks = needed
+        return picks[:3]
+
+    def reason_lines(self) -> list[str]:
+        """One line per deciding criterion: outcome, what it asks, the interval and the threshold."""
+        from ..measure import fmt
+
+        out = []
+        for c in self.deciding_criteria():
+            if c.interval is None or c.threshold is None:
+                out.append(f"{OUTCOME_MARK[c.outcome]} {c.text}: {c.outcome}")
+                continue
+            level = c.for_level if c.outcome == HOLDS else c.against_level if c.outcome in (FAILS, CONTRADICTS) \
+                else None
+            iv = c.interval.at(level) if level and level != c.interval.level and c.interval.n >= 2 else c.interval
+            sign = ">" if c.direction == "above" else "<"
+            out.append(f"{OUTCOME_MARK[c.outcome]} {'precondition: ' * c.precondition}{c.text}: {iv.text()}; needs "
+                       f"{sign} {fmt(c.threshold, c.interval.unit)} ({c.outcome})")
+        return out
+
+    def seeds_to_decide(self) -> int | None:
+        """For an *inconclusive* verdict: the seed count at which every undecided essential criterion would be
+        predicted to be decided at the observed spread and estimate (None when some cannot be predicted)."""
+        from ..plan import ALPHA, seeds_to_decide
+
+        if self.status != INCONCLUSIVE:
+            return None
+        needs = []
+        fam = len([c for c in self.criteria if not c.precondition and (c.essential or self.kind == "hypothesis")])
+        for c in self.deciding_criteria():
+            above = (c.interval.estimate > c.threshold) == (c.direction == "above")
+            level = 1 - ALPHA / self.looks if above else 1 - ALPHA / (max(1, fam) * self.looks)
+            needs.append(seeds_to_decide(c.interval, c.threshold, level))
+        return None if not needs or None in needs else max(needs)
 
     def _repr_markdown_(self) -> str:
         lines = [f"**Verdict: {self.status}**" + (f" (at {self.scale.text()})" if self.scale else "") + ".",
@@ -425,7 +477,7 @@ def verdict_of(result, cfg) -> Verdict:
     v = get_claim(get_experiment(cfg.experiment).NAME).check(result, cfg)
     plan = plan_of(cfg.experiment)
     plan.validate(v.criteria, complete=True)
-    v.plan_digest = plan.digest()
+    v.plan_digest, v.config = plan.digest(), cfg
     return v
 
 

@@ -120,7 +120,8 @@ _paper = paper_values(MAINI_2023, dataset="cifar10", model="resnet9", width=64, 
                       dropout_sites=ALL_SITES, sparsity=0.4, eval_every=5, grid_size=32, cscore_models=32,
                       cscore_folds=2, cscore_width=512, cscore_epochs=30)
 PROFILES = {
-    "smoke": {**_paper, **CPU_BOOK, "seed_stages": False, "dataset": "mnist5k", "model": "mlp", "width": 64, "n_train": 400, "n_test": 200,
+    "smoke": {**_paper, **CPU_BOOK, "seed_stages": False,
+              "dataset": "mnist5k", "model": "mlp", "width": 64, "n_train": 400, "n_test": 200,
               "epochs": 3, "batch_size": 100, "lr": 0.05, "seeds": 1, "eval_every": 1, "grid_size": 8,
               "progress": False, "cscore_models": 4, "cscore_width": 32, "cscore_epochs": 2},
     # Capacity and training length from the calibration record (calibration/02_dropout_comparison.json; memlib

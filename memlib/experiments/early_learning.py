@@ -28,7 +28,7 @@ import time
 
 import pandas as pd
 
-from ..config import (ConfigError, Param, check_flips_labels, check_nonneg, check_positive,
+from ..config import (CPU_BOOK, ConfigError, Param, check_flips_labels, check_nonneg, check_positive,
                       check_rate, common, paper_values, train_size)
 from ..device import describe
 from ..losses import ELRLoss, LossTracker
@@ -84,7 +84,8 @@ PAPER_DEVIATIONS = ("a ResNet-9 where Liu et al. train a ResNet-34 and Frankle e
                     "et al.: lr 0.1 divided by 10 at epochs 80 and 120)",
                     "one-shot magnitude pruning for the rewinding test where Frankle et al. prune iteratively")
 PROFILES = {
-    "smoke": {**_paper, "dataset": "mnist5k", "model": "smallcnn", "width": 8, "n_train": 300, "n_test": 200,
+    "smoke": {**_paper, **CPU_BOOK, "seed_stages": False,
+              "dataset": "mnist5k", "model": "smallcnn", "width": 8, "n_train": 300, "n_test": 200,
               "epochs": 3, "batch_size": 100, "lr": 0.05, "weight_decay": 5e-4, "augment": False, "seeds": 2,
               "progress": False, "probe_steps": 6, "probe_every": 1, "rewind_steps": "0,3", "rewind_k": 3,
               "rewind_sparsity": 0.5},
@@ -93,7 +94,7 @@ PROFILES = {
     # in all, so the grid 3-12 brackets 1.0%-4.2% of training and k = 6 (2.1%; Frankle et al.: rewinding works from
     # ~0.8%-3.2%) is pre-registered.  3 seeds x (3 trainings + 4 rewound retrainings from k to the end), the clean
     # arms (5 trainings each) first, evaluated every 3 epochs.
-    "quick": {**_paper, "dataset": "fashion-mnist", "model": "resnet9", "width": 8, "n_train": 1500,
+    "quick": {**_paper, **CPU_BOOK, "dataset": "fashion-mnist", "model": "resnet9", "width": 8, "n_train": 1500,
               "n_test": 2000, "epochs": 24, "lr": 0.05, "weight_decay": 5e-4, "augment": False, "eval_every": 3,
               "probe_steps": 96, "probe_every": 1, "rewind_steps": "0,3,6,12", "rewind_k": 6},
     "paper": _paper,

@@ -32,7 +32,7 @@ from enum import Enum
 
 import pandas as pd
 
-from ..config import (ConfigError, Param, bounds, check_flips_labels, check_fraction,
+from ..config import (CPU_BOOK, ConfigError, Param, bounds, check_flips_labels, check_fraction,
                       check_positive, common, paper_values, train_size)
 from ..device import describe
 from ..dropout import make_factory
@@ -89,7 +89,8 @@ _paper = paper_values(MAINI_2023, dataset="cifar10", model="resnet9", width=64, 
                       seed=0, seeds=3, device="auto", progress=True, p_gen=0.4, p_mem=0.2, prune_rate=0.2, rounds=11,
                       scope="global", rewind_step=100)
 PROFILES = {
-    "smoke": {**_paper, "dataset": "mnist5k", "model": "mlp", "width": 64, "noise_rate": 0.2, "n_train": 400,
+    "smoke": {**_paper, **CPU_BOOK, "seed_stages": False,
+              "dataset": "mnist5k", "model": "mlp", "width": 64, "noise_rate": 0.2, "n_train": 400,
               "n_test": 200, "epochs": 3, "batch_size": 50, "lr": 0.1, "seeds": 1, "prune_rate": 0.5,
               "rounds": 2, "rewind_step": 1, "progress": False},
     # ResNet-9 with example-tied dropout at its six sites, narrow (width 8) and on 600 images: 10 trainings per seed,
@@ -98,7 +99,7 @@ PROFILES = {
     # both calibration seeds (the dense network fit 77-80% of the mislabeled examples; 15 epochs: 44%;
     # calibration/05_lth_vs_dropout.json).  2 rounds of 70% (91% sparse) instead of 11 of 20%; rewinding to
     # iteration 5 of 200 (2.5%).
-    "quick": {**_paper, "dataset": "fashion-mnist", "model": "resnet9", "width": 8, "noise_rate": 0.2,
+    "quick": {**_paper, **CPU_BOOK, "dataset": "fashion-mnist", "model": "resnet9", "width": 8, "noise_rate": 0.2,
               "n_train": 600, "n_test": 1000, "epochs": 20, "batch_size": 64, "lr": 0.1, "seeds": 4,
               "prune_rate": 0.7, "rounds": 2, "rewind_step": 5},
     "paper": _paper,

@@ -40,7 +40,7 @@ import pandas as pd
 import torch
 
 from ..catalog import DATASETS, MODELS
-from ..config import (COMMON, ConfigError, Param, check_positive, check_rate, common,
+from ..config import (CPU_BOOK, COMMON, ConfigError, Param, check_positive, check_rate, common,
                       paper_values)
 from ..device import describe, pick_device
 from ..multitrain import accuracy_stacked, fit_stacked
@@ -93,14 +93,15 @@ PAPER_DEVIATIONS = ("a ResNet-9 trains the metric and window models (the paper's
                     "(the paper's attack, norm and number of models are unconfirmed)",
                     "class-balanced windows instead of consecutive ranks of the whole training set")
 PROFILES = {
-    "smoke": {**_paper, "datasets": "mnist5k", "model": "mlp", "width": 32, "n_train": 1000, "n_test": 500,
+    "smoke": {**_paper, **CPU_BOOK, "seed_stages": False,
+              "datasets": "mnist5k", "model": "mlp", "width": 32, "n_train": 1000, "n_test": 500,
               "epochs": 5, "batch_size": 64, "seeds": 2, "progress": False, "window_size": 100, "n_windows": 6,
               "metric_models": 2, "metric_epochs": 5, "attack_steps": 10, "strip_size": 8},
     # Pools of 4,000 images, 9 class-balanced windows of 400 (3 per region), 5 seeds: 2 x (4 + 45) MLP trainings.
     # ResNet-9 does not fit the chapter's CPU budget here (98 trainings); see the chapter's caveats.
     # Window training length from the calibration record (calibration/03_outlier_percentiles.json): 15 epochs, the
     # cheaper of the two tried, already fits the windows (96-100%) with metric models that agree (Spearman 0.97).
-    "quick": {**_paper, "datasets": "fashion-mnist,mnist5k", "model": "mlp", "width": 128, "n_train": 4000,
+    "quick": {**_paper, **CPU_BOOK, "datasets": "fashion-mnist,mnist5k", "model": "mlp", "width": 128, "n_train": 4000,
               "seeds": 5, "epochs": 15, "batch_size": 64, "window_size": 400, "n_windows": 9, "metric_models": 4,
               "metric_epochs": 20, "attack_steps": 30},
     "paper": _paper,
