@@ -1,4 +1,4 @@
-"""Result bundles: stored results as plain files that travel, verified before anything enters a store.
+"""Result bundles: stored results as plain files that travel, verified whole before anything enters a store.
 
 A bundle is a folder (or the same files in one uncompressed ``.tar``) holding
 
@@ -9,23 +9,34 @@ A bundle is a folder (or the same files in one uncompressed ``.tar``) holding
 * ``entries/<kind>/<key>/``: each result's run directory exactly as the results store holds it (its own
   ``manifest.json``, ``config.json``, ``provenance.json``, ``summary.json``, ``tables/*.csv``, ``arrays/*.npy``).
 
-Only top-level results are exported (the tables a verdict or figure reads), not the parts they were merged from.
+Only claims' results are exported (the tables a verdict or figure reads), not the parts they were merged from.
 Nothing in a bundle is pickled: JSON, CSV and ``.npy`` read with ``allow_pickle=False``.
 
-:func:`import_bundle` refuses, with one line naming the file, a bundle whose manifest is missing, unreadable or of
-another format, a file that is missing, unlisted, truncated, too large or whose bytes do not match, a path that is
-absolute, holds ``..`` or names a link, and any result the store's own check (:func:`memlib.store.read_entry`)
-rejects.  Everything is checked in a staging folder inside the store before the first result is renamed into
-place, so a refused bundle leaves the store as it was.  The hashes guard against damage in transit, not against a
-sender who rewrites a bundle consistently: a bundle is plain data, never code, so the worst a stranger can send is
-wrong numbers, labelled with the provenance he wrote.
+**The root hash** (:func:`root_hash`) is the SHA-256 of the manifest's canonical form (``json.dumps(manifest,
+sort_keys=True)``).  The manifest holds every record and the hash of every file, and every file is checked against
+it, so this one hash covers the whole bundle: ``export`` prints it, ``import`` and ``verify --bundle`` print it
+again, and whoever publishes a bundle publishes its root hash beside it (``results/README.md``) for a reader to
+compare.  Nothing is signed: a bundle is plain data, never code, so the worst a stranger can send is wrong numbers.
 
-An imported bundle is recorded in ``<store>/.imported/<id>.json`` (``<id>``: the hash of its ``bundle.json``), so
-:func:`verify_imported` (``memlib verify``) can check that its results are still there, unchanged, and the book
-can show them (:mod:`memlib.evidence`).  Importing a bundle whose results are already stored changes nothing.
+:func:`check_bundle`, the one check that ``import`` and ``verify --bundle`` both run, refuses with one line naming
+the file: a manifest that is missing, too large, too deeply nested, unreadable or of another format; a file that is
+missing, unlisted, truncated, too large or whose bytes do not match; a path that is absolute, holds ``..`` or names
+a link; a record of a kind that is no claim's result, without a configuration, or whose profile and overrides do
+not resolve (today) to exactly the configuration it carries; a record whose provenance is not its result's; any
+result the store's own check (:func:`memlib.store.read_entry`) rejects; and a result that differs from the one the
+store already holds under the same key (a conflict: both are named, nothing is imported).  Everything is checked in
+a staging folder before the first result is renamed into place, so a refused bundle leaves the store as it was.
+
+An imported bundle is recorded in ``<store>/.imported/<id>.json`` (``<id>``: the first 16 hex digits of its root
+hash), so that :func:`verify_imported` (``memlib verify``) can check that its results are still there, unchanged,
+and the book can show them (:mod:`memlib.evidence`).  Those records are read as untrusted input, like a bundle: a
+record that is malformed, edited (its manifest no longer has its root hash) or names a key that is not plain hex is
+reported (and moved aside by ``verify --fix``), never followed.  Importing a bundle whose results are already stored
+changes nothing.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -39,7 +50,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .store import (MANIFEST, PACKAGE_DIR, BadEntry, Store, _fsync_dir, _git_commit, _sha256, _write_synced,
+from .config import PROFILES, ConfigError
+from .experiments import REGISTRY, get_experiment, resolve
+from .jsonio import MalformedJSON, fsync_dir, parse, read_json, write_json_atomic
+from .store import (MANIFEST, PACKAGE_DIR, BadEntry, Store, _git_commit, _jsonable, _sha256, _write_synced,
                     module_hashes, read_entry)
 
 FORMAT_NAME = "memlib-result-bundle"
@@ -49,9 +63,12 @@ IMPORTED = ".imported"
 MAX_FILE_BYTES = 64 << 20      # one file of a bundle
 MAX_BUNDLE_BYTES = 512 << 20   # all of them together
 MAX_FILES = 20_000
+MAX_RECORD_BYTES = 16 << 20    # one record in <store>/.imported/
 _PART_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # one component of a path inside a bundle
 _KIND_RE = re.compile(r"^[a-z0-9_]+(/[a-z0-9_]+)*$")
 _KEY_RE = re.compile(r"^[0-9a-f]{20}$")
+_IDENT_RE = re.compile(r"^[0-9a-f]{16}$")
+_NAME_RE = re.compile(r"^[^\x00-\x1f\x7f`]{1,200}$")  # a bundle's name as the book prints it: one plain line
 
 
 class BundleError(ValueError):
@@ -62,6 +79,7 @@ class BundleError(ValueError):
 class ImportReport:
     bundle: str
     ident: str
+    root: str = ""                                      # the bundle's root hash
     imported: list[str] = field(default_factory=list)   # "<kind>/<key>" now in the store
     already: list[str] = field(default_factory=list)    # already stored, left as they were
     recorded: bool = False                              # the bundle's record was new
@@ -70,9 +88,26 @@ class ImportReport:
         if not self.imported and not self.recorded:
             return f"{self.bundle}: already imported, nothing to do ({len(self.already)} result(s) stored)"
         if not self.imported:
-            return f"{self.bundle}: its {len(self.already)} result(s) were already stored; nothing imported"
+            return (f"{self.bundle}: its {len(self.already)} result(s) were already stored; nothing imported "
+                    f"(root hash {self.root})")
         more = f", {len(self.already)} already stored" if self.already else ""
-        return f"{self.bundle}: imported {len(self.imported)} result(s){more}: {', '.join(self.imported)}"
+        return (f"{self.bundle}: imported {len(self.imported)} result(s){more}: {', '.join(self.imported)} "
+                f"(root hash {self.root})")
+
+
+def root_hash(manifest: Any) -> str:
+    """The bundle's root hash: SHA-256 of its manifest's canonical form (see the module docstring)."""
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+
+
+def plain(d: Any) -> Any:
+    """A configuration as JSON reads it back (keys sorted, numpy scalars as Python numbers)."""
+    return json.loads(json.dumps(_jsonable(dict(d)), sort_keys=True, default=str))
+
+
+def claim_modules() -> dict[str, str]:
+    """Each claim's result kind (its experiment's ``NAME``) and its experiment module."""
+    return {get_experiment(mod).NAME: mod for mod in REGISTRY.values()}
 
 
 # ----------------------------------------------------------------------------- what a result records
@@ -91,8 +126,8 @@ def entry_provenance(result, modules: dict[str, str] | None) -> dict[str, Any]:
 
 def _entry_files(d: Path) -> dict[str, bytes]:
     """The files of a verified run directory: its manifest and every file the manifest lists."""
-    manifest = json.loads((d / MANIFEST).read_bytes())
     out = {MANIFEST: (d / MANIFEST).read_bytes()}
+    manifest = parse(out[MANIFEST], d / MANIFEST)
     for rel in manifest["files"]:
         _check_rel(rel, d / MANIFEST)
         out[rel] = (d / rel).read_bytes()
@@ -108,6 +143,9 @@ def export(store: Store, selections: list[dict[str, Any]], out: Path | str) -> P
     out = Path(out)
     if out.exists() or out.is_symlink():
         raise BundleError(f"{out} already exists: choose another path or delete it")
+    if Path(os.path.realpath(out)).is_relative_to(os.path.realpath(store.root)):
+        raise BundleError(f"{out} is inside the results store {store.root}, which would take the bundle's copies for "
+                          "stored results: write the bundle elsewhere (e.g. results/NAME)")
     if not selections:
         raise BundleError("nothing to export: no stored result was selected")
     current = store.fingerprint
@@ -128,7 +166,7 @@ def export(store: Store, selections: list[dict[str, Any]], out: Path | str) -> P
         files.update({f"{base}/{rel}": data for rel, data in entry.items()})
         records.append({"kind": kind, "key": key, "path": base, "claim": sel.get("claim"),
                         "profile": sel.get("profile"), "overrides": sel.get("overrides", {}),
-                        "config": json.loads(entry["config.json"]),
+                        "config": parse(entry["config.json"], d / "config.json"),
                         "provenance": entry_provenance(result, modules if same else None),
                         "bytes": sum(len(b) for b in entry.values())})
     from ._version import __version__
@@ -176,7 +214,7 @@ def _check_rel(rel: Any, where: Path | str) -> None:
     """``rel`` must be a plain relative path (no ``..``, no absolute path, no hidden or odd component)."""
     if not isinstance(rel, str) or not rel or "\\" in rel or rel.startswith("/"):
         raise BundleError(f"{where}: path {rel!r} is not a plain relative path")
-    if not all(_PART_RE.match(part) for part in rel.split("/")):
+    if not all(_PART_RE.fullmatch(part) for part in rel.split("/")):
         raise BundleError(f"{where}: path {rel!r} is not a plain relative path (.., hidden or odd component)")
 
 
@@ -248,10 +286,12 @@ def read_bundle(path: Path | str) -> tuple[dict[str, Any], dict[str, bytes]]:
     if BUNDLE_MANIFEST not in files:
         raise BundleError(f"{mpath} is missing: {path} is not a memlib result bundle")
     try:
-        manifest = json.loads(files.pop(BUNDLE_MANIFEST))
+        manifest = parse(files.pop(BUNDLE_MANIFEST), mpath)
         fmt, version, listed, entries = (manifest["format"], manifest["version"], manifest["files"],
                                          manifest["entries"])
-    except (ValueError, KeyError, TypeError) as e:
+    except MalformedJSON as e:
+        raise BundleError(f"{mpath} is not a bundle manifest: it {e.reason.removeprefix('is ')}") from None
+    except (KeyError, TypeError) as e:
         raise BundleError(f"{mpath} is not a bundle manifest ({type(e).__name__}: {e})") from None
     if fmt != FORMAT_NAME or not isinstance(listed, dict) or not isinstance(entries, list):
         raise BundleError(f"{mpath} is not a {FORMAT_NAME} manifest (format {fmt!r})")
@@ -285,9 +325,11 @@ def _entries(path: Path, manifest: dict, files: dict[str, bytes]) -> list[tuple[
             kind, key, base = rec["kind"], rec["key"], rec["path"]
         except (KeyError, TypeError):
             raise BundleError(f"{path}/{BUNDLE_MANIFEST}: a result record lacks kind, key or path") from None
-        if not (isinstance(kind, str) and _KIND_RE.match(kind) and isinstance(key, str) and _KEY_RE.match(key)
-                and base == f"entries/{kind}/{key}"):
+        if not (isinstance(kind, str) and _KIND_RE.fullmatch(kind) and isinstance(key, str)
+                and _KEY_RE.fullmatch(key) and base == f"entries/{kind}/{key}"):
             raise BundleError(f"{path}/{BUNDLE_MANIFEST}: result record {kind!r}/{key!r} is malformed")
+        if base in {r["path"] for r, _ in out}:
+            raise BundleError(f"{path}/{BUNDLE_MANIFEST}: result {kind}/{key} is listed twice")
         mine = {rel[len(base) + 1:]: data for rel, data in files.items() if rel.startswith(base + "/")}
         if MANIFEST not in mine:
             raise BundleError(f"{path}/{base}/{MANIFEST} is missing")
@@ -303,10 +345,12 @@ def _stage(path: Path, staging: Path, rec: dict, mine: dict[str, bytes]) -> Path
     """Write one result into ``staging`` and check it as the store checks its own entries."""
     base = f"{path}/{rec['path']}"
     try:
-        listed = json.loads(mine[MANIFEST])
+        listed = parse(mine[MANIFEST], f"{base}/{MANIFEST}")
         names = set(listed["files"])
         same = listed.get("kind") == rec["kind"] and listed.get("key") == rec["key"]
-    except (ValueError, KeyError, TypeError) as e:
+    except MalformedJSON as e:
+        raise BundleError(str(e)) from None
+    except (AttributeError, KeyError, TypeError) as e:
         raise BundleError(f"{base}/{MANIFEST} is unreadable ({type(e).__name__}: {e})") from None
     if not same:
         raise BundleError(f"{base}/{MANIFEST} names another kind or key than its folder")
@@ -318,63 +362,134 @@ def _stage(path: Path, staging: Path, rec: dict, mine: dict[str, bytes]) -> Path
         (d / rel).parent.mkdir(parents=True, exist_ok=True)
         _write_synced(d / rel, data)
     for sub in {(d / rel).parent for rel in mine}:
-        _fsync_dir(sub)
+        fsync_dir(sub)
     try:
-        result = read_entry(d, rec.get("config"))
+        result = read_entry(d, rec["config"])
     except BadEntry as e:
         raise BundleError(f"{base}: {str(e).replace(str(d), base)}") from None
-    mine_prov = entry_provenance(result, rec.get("provenance", {}).get("modules"))
-    if rec.get("provenance") != json.loads(json.dumps(mine_prov)):
+    recorded = rec.get("provenance")
+    modules = recorded.get("modules") if isinstance(recorded, dict) else None
+    if recorded != json.loads(json.dumps(entry_provenance(result, modules))):
         raise BundleError(f"{path}/{BUNDLE_MANIFEST}: the provenance of {rec['kind']}/{rec['key']} differs from "
                           f"its {base}/provenance.json")
     return d
 
 
+def _check_config(path: Path, rec: dict) -> None:
+    """The record must be a claim's result whose profile and overrides resolve, with today's memlib, to exactly the
+    configuration it carries (which :func:`_stage` checks against the result's own ``config.json``): a label such
+    as ``profile: paper`` can then never stand for a smaller run."""
+    where = f"{path}/{BUNDLE_MANIFEST}: result {rec['kind']}/{rec['key']}"
+    mod = claim_modules().get(rec["kind"])
+    if mod is None:
+        raise BundleError(f"{where} is not the result of a claim this memlib knows")
+    config, profile, overrides = rec.get("config"), rec.get("profile"), rec.get("overrides", {})
+    if not isinstance(config, dict) or not config:
+        raise BundleError(f"{where} has no configuration, so what it was computed with cannot be checked")
+    if profile not in PROFILES or not isinstance(overrides, dict):
+        raise BundleError(f"{where} names profile {profile!r} and overrides {overrides!r}; a record needs one of "
+                          f"the profiles {', '.join(PROFILES)} and a mapping of overrides")
+    try:
+        want = plain(resolve(mod, profile, overrides).hashed_dict())
+    except ConfigError as e:
+        raise BundleError(f"{where}: its profile {profile} and overrides {overrides} do not resolve ({e})") from None
+    differ = [f"{k} {json.dumps(config.get(k, 'absent'))} (in its configuration) vs {json.dumps(want.get(k, 'absent'))}"
+              for k in sorted(set(want) | set(config)) if want.get(k, ...) != config.get(k, ...)]
+    if differ:
+        more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
+        raise BundleError(f"{where} says profile {profile} with overrides {overrides}, which resolve to other values "
+                          f"than the configuration it was computed with: {'; '.join(differ[:3])}{more}")
+
+
+def _check_conflict(path: Path, store: Store, rec: dict, mine: dict[str, bytes]) -> None:
+    """A valid result already stored under the record's key must be the bundle's own (the same manifest); a bad one
+    in the way is moved aside when the result is installed."""
+    here = store.root / rec["kind"] / rec["key"]
+    if not os.path.lexists(here):
+        return
+    try:
+        read_entry(here)
+        same = (here / MANIFEST).read_bytes() == mine[MANIFEST]
+    except (BadEntry, OSError):
+        return
+    if not same:
+        raise BundleError(f"{path}/{rec['path']} is another result than the one stored under the same key in {here} "
+                          "(their files differ): compare the two, and move the stored one aside to import this one")
+
+
+@dataclass
+class Checked:
+    """A bundle that passed :func:`check_bundle`: its manifest, root hash and each result staged in a folder."""
+    manifest: dict
+    root: str
+    staged: list[tuple[dict, Path]]
+
+
+def check_bundle(path: Path | str, store: Store, staging: Path) -> Checked:
+    """Every check of the bundle at ``path`` (see the module docstring), its results written into ``staging`` and
+    checked there as the store checks its own; :class:`BundleError` (one line) at the first that fails.  What
+    ``import`` and ``verify --bundle`` both run."""
+    path = Path(path)
+    manifest, files = read_bundle(path)
+    staged = []
+    for rec, mine in _entries(path, manifest, files):
+        _check_config(path, rec)
+        staged.append((rec, _stage(path, staging, rec, mine)))
+        _check_conflict(path, store, rec, mine)
+    return Checked(manifest, root_hash(manifest), staged)
+
+
+def verify_bundle(path: Path | str, store: Store | None = None) -> Checked:
+    """:func:`check_bundle` without importing: staged in a temporary folder, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="memlib-verify-") as tmp:
+        return check_bundle(path, store or Store(), Path(tmp))
+
+
 # ----------------------------------------------------------------------------- import
 
 def import_bundle(path: Path | str, store: Store | None = None) -> ImportReport:
-    """Verify the bundle at ``path`` completely, then move its results into ``store`` (see the module docstring).
-    Raises :class:`BundleError` (nothing imported) for a bad bundle."""
+    """Verify the bundle at ``path`` completely (:func:`check_bundle`), then move its results into ``store`` and
+    record it.  Raises :class:`BundleError` (nothing imported, nothing recorded) for a bad bundle."""
     store = store or Store()
     path = Path(path)
-    manifest, files = read_bundle(path)
-    entries = _entries(path, manifest, files)
-    raw = json.dumps(manifest, sort_keys=True).encode()
-    report = ImportReport(str(path), _sha256(raw)[:16])
     store.check_writable()
     store.clean_tmp(store.root)  # staging folders of imports that were killed
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-import-{socket.gethostname().replace('-', '_')}-{os.getpid()}-",
                                     dir=store.root))
     try:
-        staged = [(rec, _stage(path, staging, rec, mine)) for rec, mine in entries]  # all checked, then installed
-        for rec, d in staged:
+        checked = check_bundle(path, store, staging)  # all checked, then installed
+        report = ImportReport(str(path), checked.root[:16], checked.root)
+        for rec, d in checked.staged:
             final = store.root / rec["kind"] / rec["key"]
             name = f"{rec['kind']}/{rec['key']}"
             final.parent.mkdir(parents=True, exist_ok=True)
             if store._install(d, final, replace=False):
-                _fsync_dir(final.parent)
+                fsync_dir(final.parent)
                 report.imported.append(name)
             else:
                 report.already.append(name)
-        report.recorded = _record(store, report.ident, path, manifest)
+        report.recorded = _record(store, report.ident, path, checked)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return report
 
 
-def _record(store: Store, ident: str, path: Path, manifest: dict) -> bool:
-    """Write ``<store>/.imported/<ident>.json`` (atomically) unless it is there; True when written."""
+def _record(store: Store, ident: str, path: Path, checked: Checked) -> bool:
+    """Write ``<store>/.imported/<ident>.json`` (atomically) unless it is there; True when written.  A result that
+    another writer stored under the same key between the check and the install is a conflict: no record."""
+    for rec, _ in checked.staged:
+        here = store.root / rec["kind"] / rec["key"]
+        if _sha256((here / MANIFEST).read_bytes()) != checked.manifest["files"][f"{rec['path']}/{MANIFEST}"]["sha256"]:
+            raise BundleError(f"{path}/{rec['path']} is another result than the one stored under the same key in "
+                              f"{here} (stored there while it was imported); its record is not written")
     folder = store.root / IMPORTED
     dest = folder / f"{ident}.json"
     if dest.exists():
         return False
     folder.mkdir(parents=True, exist_ok=True)
-    rec = {"bundle": path.name, "source": str(path), "imported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-           "manifest": manifest}
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    with os.fdopen(fd, "w") as f:
-        json.dump(rec, f, indent=2, sort_keys=True)
-    os.replace(tmp, dest)
+    write_json_atomic(dest, {"bundle": path.name, "source": str(path), "root": checked.root,
+                             "imported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "manifest": checked.manifest},
+                      indent=2, sort_keys=True)
     return True
 
 
@@ -397,41 +512,86 @@ def import_folder(folder: Path | str, store: Store | None = None) -> list[Import
 
 # ----------------------------------------------------------------------------- what was imported
 
+def _record_problem(p: Path, rec: Any) -> str | None:
+    """Why the import record ``p`` cannot be trusted, or None: it must be what :func:`_record` writes, unedited."""
+    if not _IDENT_RE.fullmatch(p.stem):
+        return f"{p}: its name is not the start of a bundle's root hash"
+    if not isinstance(rec, dict) or not isinstance(rec.get("manifest"), dict):
+        return f"{p} is not an import record (no bundle manifest in it)"
+    name, m = rec.get("bundle"), rec["manifest"]
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        return f"{p}: its bundle name {name!r} is missing or not one plain line"
+    if not isinstance(m.get("entries"), list) or not isinstance(m.get("files"), dict):
+        return f"{p}: the manifest it holds has no list of results and no files"
+    if root_hash(m)[:16] != p.stem:
+        return f"{p}: the manifest it holds is not the bundle it was recorded for (edited after the import)"
+    for e in m["entries"]:
+        kind, key = (e.get("kind"), e.get("key")) if isinstance(e, dict) else (None, None)
+        if not (isinstance(kind, str) and _KIND_RE.fullmatch(kind) and isinstance(key, str)
+                and _KEY_RE.fullmatch(key) and e.get("path") == f"entries/{kind}/{key}"):
+            return f"{p}: result {kind!r}/{key!r} is not a plain kind and hex key"
+        digest = m["files"].get(f"{e['path']}/{MANIFEST}")
+        if not (isinstance(digest, dict) and isinstance(digest.get("sha256"), str)
+                and isinstance(e.get("config"), dict) and isinstance(e.get("provenance", {}), dict)):
+            return f"{p}: result {kind}/{key} has no manifest hash, configuration or provenance"
+    return None
+
+
 def imported(store: Store | None = None) -> list[dict[str, Any]]:
-    """The records of the bundles imported into ``store`` (oldest first); an unreadable record is returned as
-    ``{"problem": ...}`` so that it is reported, not skipped."""
+    """The records of the bundles imported into ``store`` (oldest first), each checked as untrusted input: a record
+    that cannot be read or trusted is returned as ``{"record": path, "problem": ...}`` so that it is reported (and
+    moved aside by ``verify --fix``), never followed."""
     store = store or Store()
     folder = store.root / IMPORTED
     out = []
-    for p in sorted(folder.glob("*.json")) if folder.is_dir() else ():
-        try:
-            rec = json.loads(p.read_bytes())
-            rec["manifest"]["entries"]  # noqa: B018 - a record without results is unreadable
-        except (ValueError, KeyError, TypeError, OSError) as e:
-            out.append({"record": str(p), "problem": f"{p} is unreadable ({type(e).__name__}: {e})"})
+    for p in sorted(folder.glob("*.json")) if folder.is_dir() and not folder.is_symlink() else ():
+        if p.name.startswith("."):
             continue
-        out.append({**rec, "record": str(p)})
-    return sorted(out, key=lambda r: r.get("imported_at", ""))
+        try:
+            rec = read_json(p, max_bytes=MAX_RECORD_BYTES)
+        except (MalformedJSON, OSError) as e:
+            out.append({"record": str(p), "problem": str(e) if isinstance(e, MalformedJSON)
+                        else f"{p} is unreadable ({e.strerror or e})"})
+            continue
+        problem = _record_problem(p, rec)
+        out.append({"record": str(p), "problem": problem} if problem else {**rec, "record": str(p)})
+    return sorted(out, key=lambda r: str(r.get("imported_at", "")))
 
 
-def verify_imported(store: Store | None = None) -> list[tuple[str, str]]:
-    """``(bundle, reason)`` for each imported result that is gone or no longer the one imported."""
+def entry_dir(store: Store, kind: str, key: str) -> Path:
+    """The store folder of a checked record's result; :class:`BadEntry` when a link leads it out of the store."""
+    d = store.root / kind / key
+    if not Path(os.path.realpath(d)).is_relative_to(os.path.realpath(store.root)):
+        raise BadEntry(f"{d} leads outside the results store {store.root} (a symbolic link on the way)")
+    return d
+
+
+def verify_imported(store: Store | None = None, fix: bool = False) -> list[tuple[str, str]]:
+    """``(bundle or record, reason)`` for each import record that cannot be trusted (moved aside when ``fix``) and
+    each imported result that is gone or no longer the one imported."""
     store = store or Store()
     bad = []
     for rec in imported(store):
-        if "problem" in rec:
-            bad.append((rec["record"], rec["problem"]))
+        if rec.get("problem"):
+            why = rec["problem"]
+            if fix:
+                try:
+                    why += f" -> moved to {store.move_aside(Path(rec['record']))}"
+                except OSError as e:
+                    why += f" -> NOT moved ({e.strerror or e}); delete it by hand"
+            bad.append((rec["record"], why))
             continue
         m = rec["manifest"]
         for e in m["entries"]:
-            d = store.root / e["kind"] / e["key"]
-            digest = m["files"].get(f"{e['path']}/{MANIFEST}", {}).get("sha256")
+            digest = m["files"][f"{e['path']}/{MANIFEST}"]["sha256"]
             try:
+                d = entry_dir(store, e["kind"], e["key"])
                 read_entry(d)
                 ok = _sha256((d / MANIFEST).read_bytes()) == digest
-                why = f"{d} is not the result bundle {rec['bundle']} imported (its manifest changed)"
+                why = (f"{d} is not the result bundle {rec['bundle']} imported (its manifest changed); to restore "
+                       "it, move that folder aside and import the bundle again")
             except BadEntry as err:
-                ok, why = False, f"{err} (imported from bundle {rec['bundle']})"
+                ok, why = False, f"{err} (imported from bundle {rec['bundle']}; import it again to restore it)"
             if not ok:
                 bad.append((rec["bundle"], why))
     return bad

@@ -15,6 +15,7 @@ from .config import PROFILES, ConfigError, default_profile, parse_overrides
 from .device import ThreadsError, planned_threads
 from .experiments import resolve
 from .experiments import REGISTRY, find_claim, get_experiment, module_name
+from .jsonio import MalformedJSON
 from .store import STORE_ENV, Store, StoreError, StoreWarning, absolute, project_root
 
 # Seconds one notebook cell may run (papermill's execution_timeout), per profile; 0 = no limit (a paper-scale
@@ -75,8 +76,8 @@ def cmd_run(args) -> int:
             raise
         print(f"{str(e).split(';')[0]}; its stored result is used (nothing is trained)")
     _export_paths(store)
-    _apply_executor_args(args)  # the notebook's kernel inherits the choice through the environment
-    _share_ray_with_kernel()
+    # the notebook's kernel inherits the choice through the environment
+    _share_ray_with_kernel(_apply_executor_args(args))
     print(f"running {nb_name} ({cfg.profile} profile), parameters: {values or 'profile defaults'}")
     if store.get(get_experiment(cfg.experiment).NAME, cfg.hashed_dict()) is not None:
         print("store hit: the result is in the results store, nothing trains")
@@ -107,13 +108,20 @@ def cmd_run(args) -> int:
     print(f"done in {time.perf_counter() - t0:.0f} s; executed notebook: {out}")
     result = store.get(exp.NAME, cfg.hashed_dict())  # the notebook just stored it
     if result is None:
-        print(f"error: the notebook ran but its result is not in the results store {store.root} (was it written "
-              "to a fallback folder? see the notebook's warnings)", file=sys.stderr)
-        return 1
-    from .claims import get_claim
+        where = store.located(exp.NAME, cfg.hashed_dict())  # a fallback folder, where the store could not take it
+        if where is None:
+            print(f"error: the notebook ran but its result is neither in the results store {store.root} nor in a "
+                  "fallback folder (see the notebook's warnings)", file=sys.stderr)
+            return 1
+        from .store import read_entry
 
-    v = get_claim(exp.NAME).check(result, cfg)
-    print(f"verdict: {v.status_line()}. {v.summary}")
+        print(f"warning: the result is not in the results store {store.root}; it was saved in {where}: move that "
+              f"folder to {store.path(exp.NAME, cfg.hashed_dict())} to keep it in the store", file=sys.stderr)
+        result = read_entry(where, cfg.hashed_dict())
+    from .staged import decide
+
+    v = decide(cfg, store)[2]  # the seeds the notebook decided with (every part a store hit)
+    print(f"verdict: {v.status_line()} ({v.stopping.text()}; analysis plan {v.plan_digest}). {v.summary}")
     print(how_to_view(out, render_html(out) if getattr(args, "html", False) else None))
     return 0
 
@@ -133,19 +141,23 @@ def _export_paths(store: Store) -> None:
 
 
 def cmd_verify(args) -> int:
-    from .bundle import BundleError, imported, read_bundle, verify_imported
+    from .bundle import BundleError, imported, verify_bundle, verify_imported
 
-    if args.bundle:  # check bundles without importing them
+    store = Store()
+    if args.bundle:  # every check import runs, without importing
         bad = 0
         for path in args.bundle:
             try:
-                manifest, _ = read_bundle(path)
-                print(f"good: {path} ({len(manifest['entries'])} result(s))")
+                checked = verify_bundle(path, store)
+                print(f"good: {path} ({len(checked.staged)} result(s)); root hash {checked.root}")
             except BundleError as e:
                 bad += 1
                 print(f"bad: {e}")
         return 1 if bad else 0
-    store = Store()
+    if not store.root.is_dir():
+        why = "is not a folder" if os.path.lexists(store.root) else "does not exist"
+        raise StoreError(f"results store {store.root} {why}: nothing to verify (set ${STORE_ENV} to the store's "
+                         "folder)")
     entries = store.entries()
     bad = store.verify()
     stuck = 0
@@ -164,17 +176,18 @@ def cmd_verify(args) -> int:
           + ("" if not bad or args.fix else " (run with --fix to move the bad ones aside)")
           + (f"; {stuck} could not be moved" if stuck else ""))
     bundles = imported(store)
-    gone = verify_imported(store)
+    gone = verify_imported(store, fix=args.fix)
     for name, reason in gone:
         print(f"bad: imported bundle {name}: {reason}")
     if bundles:
         print(f"{len(bundles)} imported bundle(s) checked: {len(gone)} problem(s)"
-              + (" (import the bundle again to restore its results)" if gone else ""))
+              + (" (run with --fix to move the records that cannot be trusted aside)"
+                 if any(r.get("problem") for r in bundles) and not args.fix else ""))
     return 1 if bad or gone else 0
 
 
 def cmd_export(args) -> int:
-    from .bundle import BundleError, export, size_of
+    from .bundle import BundleError, export, root_hash, size_of, read_bundle
     from .evidence import selection
 
     store = Store()
@@ -188,6 +201,7 @@ def cmd_export(args) -> int:
         chosen = selection(store)
     try:
         out = export(store, chosen, args.output)
+        root = root_hash(read_bundle(out)[0])  # read back from what was written
     except BundleError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -196,6 +210,8 @@ def cmd_export(args) -> int:
         print(f"exported {s['claim']} ({s['profile']} profile{over}): {s['kind']}/{s['key']}")
     print(f"bundle: {out} ({size_of(out):,} bytes, {len(chosen)} result(s)); import it with: "
           f"python -m memlib import {out}")
+    print(f"root hash: {root} (publish it beside the bundle; import and verify --bundle print it for the reader "
+          "to compare)")
     return 0
 
 
@@ -229,10 +245,9 @@ def _add_executor_args(parser) -> None:
                    help="Ray GPUs per part; fractions share a GPU (default 1 where the cluster has GPUs, else 0)")
 
 
-def _apply_executor_args(args) -> None:
-    """Pass --executor/--address/... on through the environment, which notebook kernels inherit."""
-    import os
-
+def _apply_executor_args(args):
+    """Pass --executor/--address/... on through the environment, which notebook kernels inherit; returns the
+    executor (one given --address says so in its connection errors)."""
     from . import executor as ex
 
     for value, env in ((args.executor, ex.EXECUTOR_ENV), (args.address, ex.ADDRESS_ENV),
@@ -241,13 +256,10 @@ def _apply_executor_args(args) -> None:
             os.environ[env] = str(value)
     if args.address and not args.executor:
         os.environ[ex.EXECUTOR_ENV] = "ray"
-    ex.get_executor()  # fails now, with a clear message, if e.g. Ray is not installed
+    return ex.get_executor(address=args.address)  # fails now, with a clear message, if e.g. Ray is not installed
 
 
-def _share_ray_with_kernel() -> None:
-    from .executor import get_executor
-
-    executor = get_executor()
+def _share_ray_with_kernel(executor) -> None:
     if executor.name == "ray":
         print(f"ray cluster for the notebook's parts: {executor.share_with_children()}")
 
@@ -266,8 +278,7 @@ def _add_sweep_parser(sub) -> None:
 
 
 def cmd_sweep(args) -> int:
-    from .executor import get_executor
-    from .sweep import check_size, experiment_of, grid_points, resolve_grid, run_grid
+    from .sweep import Grid, check_size, experiment_of, grid_points, resolve_grid, run_grid
 
     experiment = experiment_of(args.claim)
     planned_threads()  # a bad $MEMLIB_THREADS fails here, not in the first point
@@ -276,12 +287,13 @@ def cmd_sweep(args) -> int:
     if not check_size(len(points), args.yes, ask):
         print("nothing was run", file=sys.stderr)
         return 1
-    _apply_executor_args(args)
-    executor = get_executor()
+    executor = _apply_executor_args(args)
     parallel = executor.name != "local" and len(points) > 1
     if parallel and "progress" not in points[0]:  # one line per finished point instead of interleaved bars
-        points = ({**pt, "progress": "false"} for pt in points)
+        points = Grid(list(zip(points.keys, points.values)), {**points.fixed, "progress": "false"})
     grid = resolve_grid(experiment, args.profile, points)  # every point validated before anything runs
+    if hasattr(executor, "connect"):
+        executor.connect()  # a cluster that cannot be joined fails here, once, not once per point
     store = Store()
     print(f"sweep {experiment} ({grid[0][1].profile} profile): {len(grid)} point(s), executor {executor.name}, "
           f"results store {store.root}")
@@ -316,7 +328,6 @@ def _add_calibrate_parser(sub) -> None:
 
 def cmd_calibrate(args) -> int:
     from . import calibration as cal
-    from .executor import get_executor
     from .sweep import experiment_of
 
     experiment = experiment_of(args.claim)
@@ -329,8 +340,7 @@ def cmd_calibrate(args) -> int:
         for point, _ in runs:
             print(f"  {point}")
         return 0
-    _apply_executor_args(args)
-    record = cal.calibrate(experiment, Store(), get_executor(), plan)
+    record = cal.calibrate(experiment, Store(), _apply_executor_args(args), plan)
     knobs = list(plan.grid)
     for r in record["rows"]:
         pre = " ".join(f"{p['name']}={r[p['name']]}{'' if r[p['name'] + '_ok'] else '(x)'}"
@@ -339,7 +349,46 @@ def cmd_calibrate(args) -> int:
     print(f"rule: {record['rule']}")
     print(f"pick: {record['pick'] or 'none: no setting met every precondition in every calibration seed'}")
     if not args.no_write:
-        print(f"record: {cal.write(record)}")
+        try:
+            print(f"record: {cal.write(record)}")
+        except OSError as e:
+            where = f" {e.filename}" if e.filename else ""
+            print(f"error: the calibration record{where} could not be written ({e.strerror or e}); "
+                  "the sweep's results stay in the results store, so rerunning the command writes it without "
+                  "training", file=sys.stderr)
+            return 1
+    return 0
+
+
+def _add_plan_parser(sub) -> None:
+    pa = sub.add_parser("plan", help="a claim's analysis plan (criteria, preconditions, calibration, seed rule) as "
+                                     "JSON, its digest and its amendment log")
+    pa.add_argument("claim", help="e.g. 02, dropout or 02_dropout_comparison")
+    pa.add_argument("--amend", metavar="REASON", help="append the declared plan to its log as a new dated version")
+
+
+def cmd_plan(args) -> int:
+    import json
+
+    from .plan import amend, versions
+    from .plans import plan_of
+    from .sweep import experiment_of
+
+    plan = plan_of(experiment_of(args.claim))
+    if args.amend is not None:
+        try:
+            entry = amend(plan, args.amend)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"{plan.claim}: version {entry['version']} ({entry['date']}), digest {entry['digest']}")
+        return 0
+    log = versions(plan)
+    state = ("the log's last version" if log and log[-1]["digest"] == plan.digest() else
+             "NOT in its log: amend it (python -m memlib plan NN --amend REASON) before running verdicts with it")
+    print(json.dumps({"claim": plan.claim, "digest": plan.digest(), "plan": plan.canonical(),
+                      "versions": [{k: v for k, v in e.items() if k != "plan"} for e in log]}, indent=1))
+    print(f"digest {plan.digest()}: {state}", file=sys.stderr)
     return 0
 
 
@@ -434,6 +483,16 @@ def how_to_view(executed: Path, page: Path | None = None) -> str:
             f"filled in), or open {executed} in Jupyter (its glued values show as {{glue}} placeholders there)")
 
 
+_warnings_format = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if issubclass(category, StoreWarning):
+        print(f"warning: {message}", file=file or sys.stderr)
+    else:
+        _warnings_format(message, category, filename, lineno, file, line)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m memlib", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -466,12 +525,15 @@ def main(argv=None) -> int:
     _add_executor_args(pr)
     _add_sweep_parser(sub)
     _add_calibrate_parser(sub)
+    _add_plan_parser(sub)
     args = p.parse_args(argv)
     try:
-        return {"list": cmd_list, "run": cmd_run, "params": cmd_params, "sweep": cmd_sweep,
-                "calibrate": cmd_calibrate, "verify": cmd_verify, "export": cmd_export,
-                "import": cmd_import}[args.cmd](args)
-    except (ConfigError, StoreError, ThreadsError) as e:
+        with warnings.catch_warnings():  # a store's warning is one line of its own, not warnings' two-line format
+            warnings.showwarning = _show_warning
+            return {"list": cmd_list, "run": cmd_run, "params": cmd_params, "sweep": cmd_sweep,
+                    "calibrate": cmd_calibrate, "plan": cmd_plan, "verify": cmd_verify, "export": cmd_export,
+                    "import": cmd_import}[args.cmd](args)
+    except (ConfigError, StoreError, ThreadsError, MalformedJSON) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

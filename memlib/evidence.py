@@ -1,7 +1,10 @@
 """Results from imported bundles (:mod:`memlib.bundle`), as the book shows them beside its own runs.
 
 :func:`bundle_evidence` gives one row per imported result: its claim, the verdict today's :mod:`memlib.claims`
-computes from it, the scale that verdict holds at, and where, when and by which code it was computed.  A result
+computes from it, the scale that verdict holds at, and where, when and by which code it was computed.  The scale
+(and so whether a row is paper-scale evidence) is derived from the values of the configuration stored with the
+result, as the verdicts derive their own, never from the profile its record names: a configuration today's memlib
+cannot rebuild exactly is shown as not checked, never as paper scale.  A result
 computed by other computing code than today's (its code fingerprint differs, so the results store would not serve
 it) is still shown, labelled as computed by an earlier version of memlib with the computing modules that changed
 since; a result that cannot be read or checked any more is shown with the reason, never skipped.
@@ -11,32 +14,28 @@ records each one's profile and overrides, so that the importing side can rebuild
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pandas as pd
 
-from .bundle import imported
+from .bundle import entry_dir, imported, plain
 from .claims import get_claim
 from .config import PROFILES, Config, ConfigError, default_profile
 from .experiments import REGISTRY, find_claim, get_experiment, resolve
-from .store import BadEntry, Store, _jsonable, module_hashes, read_entry
+from .jsonio import read_json
+from .store import BadEntry, Store, module_hashes, read_entry
 
 COLUMNS = ["claim", "title", "verdict", "kind", "scale", "reduced", "summary", "device", "date", "commit", "bundle",
            "current", "changed", "version", "problem", "this_build"]
 
 
-def _plain(d: dict) -> dict:
-    return json.loads(json.dumps(_jsonable(dict(d)), sort_keys=True, default=str))
-
-
 def profile_and_overrides(module: str, config: dict, profile: str | None = None) -> tuple[str, dict]:
     """The profile a stored configuration was resolved from (``profile``, else the one it differs least from) and
     the values that differ from that profile's (its overrides)."""
-    stored = _plain(config)
+    stored = plain(config)
     diffs = {}
     for p in ([profile] if profile else reversed(PROFILES)):  # ties: the paper profile first
-        base = _plain(resolve(module, p).hashed_dict())
+        base = plain(resolve(module, p).hashed_dict())
         diffs[p] = {k: v for k, v in stored.items() if k != "experiment" and base.get(k) != v}
     best = min(diffs, key=lambda p: len(diffs[p]))
     return best, diffs[best]
@@ -66,10 +65,10 @@ def selection(store: Store, claim: str | None = None, profile: str | None = None
         name = get_experiment(mod).NAME
         for d in store.runs(name):
             try:
-                config = json.loads((d / "config.json").read_bytes())
-            except (OSError, ValueError):
+                config = read_json(d / "config.json")
+                prof, over = profile_and_overrides(mod, config)
+            except (OSError, ValueError, AttributeError):
                 continue  # export verifies every entry it writes; an unreadable one is not selected
-            prof, over = profile_and_overrides(mod, config)
             out.append({"kind": name, "key": d.name, "claim": nb, "profile": prof, "overrides": over})
     return out
 
@@ -123,7 +122,8 @@ def bundle_evidence(claim: str | None = None, store: Store | None = None,
 
 def _row(**kw) -> dict:
     row = dict.fromkeys(COLUMNS, "")
-    row.update(reduced=True, current=False, changed=None, this_build=False, verdict="not checked", kind="paper")
+    row.update(reduced=True, current=False, changed=None, this_build=False, verdict="not checked", kind="paper",
+               scale="not checked")
     row.update(kw)
     return row
 
@@ -135,35 +135,36 @@ def _evidence_row(store: Store, bundle: str, e: dict, nb: str, mod: str, today_f
     fp = prov.get("source_fingerprint")
     current = fp == today_fp
     changed = None if current else changed_modules(prov.get("modules"), today_mods)
-    row = _row(claim=nb, title=exp.TITLE, device=prov.get("device") or "not recorded",
-               date=prov.get("date") or "not recorded", commit=prov.get("memlib_commit") or "not recorded",
-               bundle=bundle, current=current, changed=changed, version=version_text(current, changed, fp, today_fp),
-               scale=f"{e.get('profile')} profile", reduced=e.get("profile") != "paper")
-    d = store.root / e["kind"] / e["key"]
+    row = _row(claim=nb, title=exp.TITLE, device=str(prov.get("device") or "not recorded"),
+               date=str(prov.get("date") or "not recorded"), commit=str(prov.get("memlib_commit") or "not recorded"),
+               bundle=bundle, current=current, changed=changed, version=version_text(current, changed, fp, today_fp))
     try:
-        result = read_entry(d)
+        d = entry_dir(store, e["kind"], e["key"])
+        result = read_entry(d, e["config"])  # the stored config.json is the record's configuration
     except BadEntry as err:
         return {**row, "problem": f"the imported result is damaged or gone ({err}); run python -m memlib verify"}
-    try:
-        cfg = resolve(mod, e.get("profile"), e.get("overrides") or {})
-    except ConfigError as err:
+    try:  # the configuration rebuilt from its own values: the profile it differs least from, plus the differences
+        prof, over = profile_and_overrides(mod, e["config"])
+        cfg = resolve(mod, prof, over)
+    except (ConfigError, AttributeError, TypeError) as err:
         return {**row, "problem": f"today's memlib cannot rebuild its configuration ({err})"}
-    differs = sorted(k for k, v in _plain(cfg.hashed_dict()).items() if e.get("config", {}).get(k) != v)
+    differs = sorted(k for k in set(plain(cfg.hashed_dict())) | set(e["config"])
+                     if plain(cfg.hashed_dict()).get(k, ...) != e["config"].get(k, ...))
+    if differs:
+        return {**row, "problem": "today's memlib cannot rebuild its configuration exactly (it differs in: "
+                f"{', '.join(differs)}), so its scale cannot be told"}
     try:
         v = get_claim(mod).check(result, cfg)
     except Exception as err:  # noqa: BLE001 - older tables today's verdict cannot read: shown, not dropped
         return {**row, "problem": f"today's verdict code cannot read it ({type(err).__name__}: {err})"}
-    scale = v.scale.text() if v.scale else row["scale"]
-    over = e.get("overrides") or {}
+    scale = v.scale.text() if v.scale else f"{cfg.profile} profile"
     if over:
         scale += " · overrides: " + ", ".join(f"{k}={val}" for k, val in sorted(over.items()))
-    note = (f" (today's memlib reads its configuration with other values for: {', '.join(differs)})"
-            if differs else "")
     own = build if isinstance(build, Config) and build.experiment == mod else resolve(
         mod, build if isinstance(build, str) else default_profile())
     here = store.path(exp.NAME, own.hashed_dict()) == d
     return {**row, "verdict": v.status, "kind": v.kind, "scale": scale, "reduced": v.scale.reduced if v.scale
-            else row["reduced"], "summary": v.summary + note, "this_build": here}
+            else cfg.profile != "paper", "summary": v.summary, "this_build": here}
 
 
 def date_text(at: str) -> str:

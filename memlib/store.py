@@ -70,6 +70,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 
+from .jsonio import MalformedJSON, fsync_dir, parse
 from .paths import absolute, project_root  # noqa: F401  (project_root: re-exported for the CLI)
 
 STORE_ENV = "MEMLIB_STORE"
@@ -80,7 +81,7 @@ QUARANTINE = ".quarantine"
 FALLBACK_ENV = "MEMLIB_STORE_FALLBACK"
 # Modules (relative to the package) that do not change computed numbers: outside the source fingerprint.
 NOT_COMPUTING = ("plots/", "claims/", "notebook.py", "cli.py", "summary.py", "__main__.py", "store.py", "bundle.py",
-                 "evidence.py", "calibration.py", "sweep.py", "kernel.py")
+                 "evidence.py", "calibration.py", "sweep.py", "kernel.py", "jsonio.py")
 STALE_TMP_SECONDS = 6 * 3600  # a .tmp-* folder of a live writer on another host is removed after this
 MIN_FREE_BYTES = 8 << 20
 MAX_FILE_BYTES = 2 << 30  # a stored file larger than this is a bad entry, never read (paper-profile tables: < 1 GB)
@@ -288,17 +289,7 @@ def _write_synced(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # some filesystems cannot fsync a directory
-        pass
-    finally:
-        os.close(fd)
+_fsync_dir = fsync_dir
 
 
 def _pid_alive(pid: int) -> bool:
@@ -326,7 +317,7 @@ def _tmp_is_stale(p: Path) -> bool:
 def _encode_array(name: str, a: Any) -> bytes:
     """``a`` as ``.npy`` bytes; a name that is not a plain file name or an array that is not numeric is refused
     here, before anything is written (a non-numeric array would need pickle to be read back)."""
-    if not _ARRAY_NAME_RE.match(str(name)):
+    if not _ARRAY_NAME_RE.fullmatch(str(name)):
         raise ValueError(f"array name {name!r} must be letters, digits, '_', '.' or '-' (it becomes a file name)")
     if not isinstance(a, np.ndarray) or a.dtype.kind not in _NUMERIC_KINDS:
         what = f"dtype {a.dtype}" if isinstance(a, np.ndarray) else type(a).__name__
@@ -385,7 +376,9 @@ def read_entry(d: Path, params: Mapping[str, Any] | None = None) -> Result:
     if d.is_symlink():
         raise BadEntry(f"{d} is a symbolic link; a stored result is a plain folder")
     try:
-        manifest = json.loads(_read_inside(d, MANIFEST))
+        manifest = parse(_read_inside(d, MANIFEST), man_path)
+        if not isinstance(manifest, dict):
+            raise TypeError(f"it holds a {type(manifest).__name__}, not a mapping")
         files, rows = manifest["files"], manifest["rows"]
         array_meta = manifest.get("arrays", {})  # absent in entries written before arrays existed
         for what, m in (("files", files), ("rows", rows), ("arrays", array_meta)):
@@ -395,6 +388,8 @@ def read_entry(d: Path, params: Mapping[str, Any] | None = None) -> Result:
             raise TypeError("'files' must map file names to hashes")
     except BadEntry:
         raise
+    except MalformedJSON as e:
+        raise BadEntry(str(e)) from None
     except (ValueError, KeyError, TypeError, OSError) as e:
         raise BadEntry(f"{man_path} is unreadable ({type(e).__name__}: {e})") from None
     blobs: dict[str, bytes] = {}
@@ -418,14 +413,16 @@ def read_entry(d: Path, params: Mapping[str, Any] | None = None) -> Result:
                 raise BadEntry(f"{d / rel} has {len(df)} rows, {n} were stored")
             tables[name] = df
         arrays = {name: _read_array(d, name, meta, blobs) for name, meta in array_meta.items()}
-        scalars = json.loads(blobs["summary.json"])
-        prov = json.loads(blobs["provenance.json"])
+        scalars = parse(blobs["summary.json"], d / "summary.json")
+        prov = parse(blobs["provenance.json"], d / "provenance.json")
         if params is not None:
-            stored = json.loads(blobs["config.json"])
+            stored = parse(blobs["config.json"], d / "config.json")
             if stored != json.loads(json.dumps(_jsonable(dict(params)), sort_keys=True)):
                 raise BadEntry(f"{d / 'config.json'} is not the configuration this key stands for")
     except BadEntry:
         raise
+    except MalformedJSON as e:
+        raise BadEntry(str(e)) from None
     except Exception as e:  # a file listed in the manifest that does not parse
         raise BadEntry(f"{d} does not parse ({type(e).__name__}: {e})") from None
     return Result(tables, scalars, prov, cached=True, arrays=arrays)
@@ -529,7 +526,7 @@ class Store:
         for dirpath, dirnames, _ in os.walk(self.root):
             dirnames[:] = sorted(n for n in dirnames if not n.startswith("."))
             for n in list(dirnames):
-                if _KEY_RE.match(n):
+                if _KEY_RE.fullmatch(n):
                     out.append(Path(dirpath) / n)
                     dirnames.remove(n)  # a run directory holds no runs
         return out
@@ -552,7 +549,7 @@ class Store:
         d = self.root / kind
         if not d.exists():
             return []
-        return sorted(p for p in d.iterdir() if _KEY_RE.match(p.name) and (p / MANIFEST).exists())
+        return sorted(p for p in d.iterdir() if _KEY_RE.fullmatch(p.name) and (p / MANIFEST).exists())
 
     # --- writing
 
@@ -652,9 +649,11 @@ class Store:
 
     def _save_fallback(self, kind: str, params: Mapping[str, Any], result: Result, err: BaseException) -> Path | None:
         final = self.path(kind, params)
+        tried = []
         for root in _fallback_roots():
             if root == self.root:
                 continue
+            tried.append(str(root))
             try:
                 where = Store(root)._put(kind, params, result, final=root / kind / final.name)[0]
             except Exception:  # noqa: BLE001 - try the next fallback
@@ -664,8 +663,9 @@ class Store:
                           f"saved in {where} -- move that folder to {final} to keep it in the store",
                           StoreWarning, stacklevel=3)
             return where
-        warnings.warn(f"results store: could not write the result to {final} ({err}), nor to a fallback "
-                      "folder; it is returned but not stored", StoreWarning, stacklevel=3)
+        warnings.warn(f"results store: could not write the result to {final} ({err}), nor to a fallback folder "
+                      f"({', '.join(tried)}); it is returned but not stored (set ${FALLBACK_ENV} to a writable "
+                      "folder to keep the next one)", StoreWarning, stacklevel=3)
         return None
 
     def cached(self, kind: str, params: Mapping[str, Any], compute: Callable[[], Result],

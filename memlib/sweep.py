@@ -165,18 +165,71 @@ def experiment_of(name: str) -> str:
     return REGISTRY[find_claim(name)]
 
 
-def resolve_grid(experiment: str, profile: str | None, points: list[dict[str, Any]]) -> list[tuple[dict, Config]]:
-    """Resolve every point (raising ConfigError naming the point before anything runs); drops duplicates."""
+def resolve_grid(experiment: str, profile: str | None, points: Sequence[dict[str, Any]]) -> Sequence[tuple[dict, Config]]:
+    """Resolve every point (raising ConfigError naming the point before anything runs); drops duplicates.
+
+    A :class:`Grid` is checked axis by axis first, each value (each range's two ends) beside the other axes' first
+    values, so that a bad value fails at once, not after the points before it; values that resolve alike (``0.1``
+    and ``0.10``) are dropped there.  Its points then differ from each other, and the answer is a lazy sequence
+    that resolves a point again when it is run: a million points cost no memory."""
+    if isinstance(points, Grid):
+        grid = _distinct_axes(experiment, profile, points)
+        for point in grid:
+            _resolve_point(experiment, profile, point)
+        return _Resolved(experiment, profile, grid)
     out, seen = [], set()
     for point in points:
-        try:
-            cfg = resolve(experiment, profile, point)
-        except ConfigError as e:
-            raise ConfigError(f"grid point {point}: {e}") from None
+        cfg = _resolve_point(experiment, profile, point)
         if cfg.key() not in seen:
             seen.add(cfg.key())
             out.append((point, cfg))
     return out
+
+
+def _resolve_point(experiment: str, profile: str | None, point: dict[str, Any]) -> Config:
+    try:
+        return resolve(experiment, profile, point)
+    except ConfigError as e:
+        raise ConfigError(f"grid point {point}: {e}") from None
+
+
+def _distinct_axes(experiment: str, profile: str | None, grid: Grid) -> Grid:
+    """``grid`` with each axis value checked alone (see :func:`resolve_grid`) and the values that resolve like an
+    earlier one dropped (an axis over a parameter that is not hashed, such as ``progress``, keeps its first value)."""
+    first = {k: v[0] for k, v in zip(grid.keys, grid.values)}
+    axes = []
+    for key, values in zip(grid.keys, grid.values):
+        ranges = [item for item in values._items if isinstance(item, range)]
+        kept: list[str | range] = []
+        seen: list[Any] = []  # what the values kept resolve to
+        for item in values._items:
+            ends = [str(item[0]), str(item[-1])] if isinstance(item, range) else [item]
+            cfgs = [_resolve_point(experiment, profile, {**grid.fixed, **first, key: v}) for v in ends]
+            if key in cfgs[0].unhashed:
+                kept = [values[0]]
+                break
+            value = cfgs[0].values[key]
+            if isinstance(item, range):
+                kept.append(item)
+            elif value not in seen and (isinstance(value, str) or not any(value in r for r in ranges)):
+                seen.append(value)
+                kept.append(item)
+        axes.append((key, AxisValues(kept)))
+    return Grid(axes, grid.fixed)
+
+
+class _Resolved(_Lazy):
+    """The points of a checked :class:`Grid` with their Configs, each resolved when asked for."""
+
+    def __init__(self, experiment: str, profile: str | None, grid: Grid):
+        self.experiment, self.profile, self.grid = experiment, profile, grid
+
+    def __len__(self) -> int:
+        return len(self.grid)
+
+    def _at(self, i: int) -> tuple[dict, Config]:
+        point = self.grid[i]
+        return point, resolve(self.experiment, self.profile, point)
 
 
 @dataclass

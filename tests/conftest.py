@@ -47,3 +47,19 @@ def cifar_archive(tmp_path):
     with tarfile.open(root / "cifar-10-python.tar.gz", "w:gz") as tf:
         tf.add(src, arcname="cifar-10-batches-py")
     return root
+
+
+# Claim 1 at the smoke profile, smaller still: one training of a few seconds, for the bundle tests.
+CLAIM1 = "gradient_similarity"
+CLAIM1_SMALL = {"n_train": 200, "n_test": 100, "epochs": 2, "probe_size": 20}
+
+
+@pytest.fixture(scope="module")
+def claim1_small(tmp_path_factory):
+    """A store holding claim 1's (small) smoke result, computed once per test module: ``(store, cfg, result)``."""
+    from memlib.experiments import get_experiment, resolve
+    from memlib.store import Store
+
+    store = Store(tmp_path_factory.mktemp("claim1") / "store")
+    cfg = resolve(CLAIM1, "smoke", CLAIM1_SMALL)
+    return store, cfg, get_experiment(CLAIM1).run(cfg, store)

@@ -18,18 +18,14 @@ from memlib.store import Store, module_hashes
 from memlib.summary import summary_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
-CLAIM = "gradient_similarity"
-# Claim 1 at the smoke profile, smaller still: one training of a few seconds.
-SMALL = {"n_train": 200, "n_test": 100, "epochs": 2, "probe_size": 20}
+from conftest import CLAIM1 as CLAIM
+from conftest import CLAIM1_SMALL as SMALL
 
 
-@pytest.fixture(scope="module")
-def computed(tmp_path_factory):
-    """A store holding claim 1's (small) smoke result, computed once for the module."""
-    store = Store(tmp_path_factory.mktemp("source") / "store")
-    cfg = resolve(CLAIM, "smoke", SMALL)
-    result = get_experiment(CLAIM).run(cfg, store)
-    return store, cfg, result
+@pytest.fixture
+def computed(claim1_small):
+    """A store holding claim 1's (small) smoke result, computed once for the module (conftest)."""
+    return claim1_small
 
 
 @pytest.fixture
@@ -180,11 +176,28 @@ def _consistent_forgery(b):
 
 def _config_mismatch(b):
     _rewrite_manifest(b, lambda m: m["entries"][0]["config"].__setitem__("epochs", 50))
+    return "which resolve to other values than the configuration it was computed with: epochs 50 (in its " \
+           "configuration) vs 2"
+
+
+def _config_json_mismatch(b):
+    """The record's configuration is right; the result's own config.json is not (every hash redone to match)."""
+    import hashlib
+
+    p = _entry_file(b, "config.json")
+    p.write_text(p.read_text().replace('"epochs": 2', '"epochs": 50'))
+    man = p.parent / "manifest.json"
+    m = json.loads(man.read_text())
+    m["files"]["config.json"] = hashlib.sha256(p.read_bytes()).hexdigest()
+    man.write_text(json.dumps(m))
+    for f in (p, man):
+        _relist(b, f.relative_to(b).as_posix())
     return "config.json is not the configuration this key stands for"
 
 
 @pytest.mark.parametrize("damage", [_tamper_byte, _truncate, _wrong_format, _not_json, _no_manifest, _dotdot_path,
-                                    _absolute_path, _symlink, _extra_file, _consistent_forgery, _config_mismatch])
+                                    _absolute_path, _symlink, _extra_file, _consistent_forgery, _config_mismatch,
+                                    _config_json_mismatch])
 def test_a_bad_bundle_is_refused_naming_the_file_and_nothing_is_imported(exported, tmp_path, damage):
     expected = damage(exported)
     store = Store(tmp_path / "target")
