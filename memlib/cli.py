@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 
 from .config import PROFILES, ConfigError, default_profile, parse_overrides
-from .device import ThreadsError, planned_threads
+from .device import SettingError, planned_threads
 from .experiments import resolve
 from .experiments import REGISTRY, find_claim, get_experiment, module_name
 from .jsonio import MalformedJSON
@@ -106,18 +106,13 @@ def cmd_run(args) -> int:
         print(f"error: {nb_name} did not finish: {msg}\n(executed notebook: {out})", file=sys.stderr)
         return 1
     print(f"done in {time.perf_counter() - t0:.0f} s; executed notebook: {out}")
-    result = store.get(exp.NAME, cfg.hashed_dict())  # the notebook just stored it
-    if result is None:
-        where = store.located(exp.NAME, cfg.hashed_dict())  # a fallback folder, where the store could not take it
-        if where is None:
-            print(f"error: the notebook ran but its result is neither in the results store {store.root} nor in a "
-                  "fallback folder (see the notebook's warnings)", file=sys.stderr)
-            return 1
-        from .store import read_entry
-
-        print(f"warning: the result is not in the results store {store.root}; it was saved in {where}: move that "
-              f"folder to {store.path(exp.NAME, cfg.hashed_dict())} to keep it in the store", file=sys.stderr)
-        result = read_entry(where, cfg.hashed_dict())
+    if store.get(exp.NAME, cfg.hashed_dict()) is None:  # the notebook just stored it, or saved it elsewhere
+        where = store.located(exp.NAME, cfg.hashed_dict())
+        saved = (f"it was saved in {where}: move that folder to {store.path(exp.NAME, cfg.hashed_dict())} to keep "
+                 "it, then rerun for the verdict") if where else "nor in a fallback folder (see the notebook's warnings)"
+        print(f"error: the notebook ran but its result is not in the results store {store.root}; {saved}",
+              file=sys.stderr)
+        return 1
     from .staged import decide
 
     v = decide(cfg, store)[2]  # the seeds the notebook decided with (every part a store hit)
@@ -533,7 +528,7 @@ def main(argv=None) -> int:
             return {"list": cmd_list, "run": cmd_run, "params": cmd_params, "sweep": cmd_sweep,
                     "calibrate": cmd_calibrate, "plan": cmd_plan, "verify": cmd_verify, "export": cmd_export,
                     "import": cmd_import}[args.cmd](args)
-    except (ConfigError, StoreError, ThreadsError, MalformedJSON) as e:
+    except (ConfigError, StoreError, SettingError, MalformedJSON) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

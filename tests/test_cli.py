@@ -257,3 +257,80 @@ def test_run_starts_the_kernel_with_its_log_held_and_prints_it_before_the_clean_
     err = capsys.readouterr().err
     assert "ZMQError" not in err and "Traceback" not in err
     assert err.index("kernel line after") < err.index("error: 01_gradient_similarity did not finish")
+
+
+# ----------------------------------------------------------------------------- issue 32's minor items
+
+def test_run_prints_a_bad_entry_as_one_warning_line_and_names_the_fallback_folder(capsys, monkeypatch, store,
+                                                                                 tmp_path):
+    cfg = resolve("gradient_similarity", "smoke")
+    d = store.put("gradient_similarity", cfg.hashed_dict(), Result({}, {"x": 1}))
+    (d / "summary.json").write_text('{"x": ')
+    saved = tmp_path / "fallback" / "gradient_similarity" / d.name
+    monkeypatch.setattr(Store, "located", lambda self, kind, params: saved)
+
+    _fake_papermill(monkeypatch, lambda **kw: None)  # the notebook "ran" but stored nothing in the store
+    assert cli.main(RUN + ["--output", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    warning = [ln for ln in err.splitlines() if ln.startswith("warning: ")]
+    assert len(warning) == 1 and warning[0].startswith(f"warning: results store: ignoring bad entry {d}")
+    assert "StoreWarning" not in err and "warnings.warn" not in err and "cli.py" not in err
+    assert f"it was saved in {saved}: move that folder to {d}" in err
+
+
+@pytest.mark.parametrize("what", ["missing", "file"])
+def test_verify_of_a_store_that_is_missing_or_a_file_fails_in_one_line(capsys, monkeypatch, tmp_path, what):
+    root = tmp_path / "store"
+    if what == "file":
+        root.write_text("not a store")
+    monkeypatch.setenv("MEMLIB_STORE", str(root))
+    assert cli.main(["verify"]) == 2
+    line = _one_error_line(capsys)
+    assert line.startswith(f"error: results store {root} ") and ("does not exist" if what == "missing"
+                                                                  else "is not a folder") in line
+
+
+def test_calibrate_reports_an_unwritable_record_in_one_line(capsys, monkeypatch, store):
+    from memlib import calibration as cal
+
+    record = {"rows": [], "preconditions": [], "rule": "the rule", "pick": None}
+    monkeypatch.setattr(cal, "calibrate", lambda *a, **k: record)
+    monkeypatch.setattr(cal, "write", lambda rec: (_ for _ in ()).throw(
+        PermissionError(13, "Permission denied", "/ro/calibration/02.json")))
+    assert cli.main(["calibrate", "02"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: the calibration record /ro/calibration/02.json could not be written (Permission denied); "
+                   "the sweep's results stay in the results store, so rerunning the command writes it without "
+                   "training"]
+
+
+def test_one_point_ray_sweep_names_the_address_flag_once(capsys, monkeypatch, store):
+    import socket
+
+    from memlib import executor as ex
+
+    pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[ray]')")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens once it is closed
+    for var in (ex.ADDRESS_ENV, ex.EXECUTOR_ENV, ex.THREADS_ENV, "RAY_ADDRESS"):
+        monkeypatch.setenv(var, "")
+        monkeypatch.delenv(var)
+    monkeypatch.setattr(ex, "_ray_executors", {})
+    assert cli.main(["sweep", "03", "--profile", "smoke", "-p", "seed=0", "--executor", "ray", "--address",
+                     f"127.0.0.1:{port}"]) == 2
+    cap = capsys.readouterr()
+    err = cap.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: cannot reach the Ray cluster at 127.0.0.1:{port} (from "
+                                               "--address)")
+    assert "FAILED" not in cap.out and "failed:" not in cap.err
+
+
+def test_an_invalid_value_of_a_million_point_grid_fails_at_once(capsys, store):
+    import time
+
+    t0 = time.perf_counter()
+    assert cli.main(["sweep", "03", "--profile", "smoke", "-p", "seed=0..99999", "-p", "window_size=100,105,110,"
+                     "120,130,140,150,160,170,180", "--yes"]) == 2
+    assert time.perf_counter() - t0 < 10
+    assert "window_size must be a multiple of 10" in _one_error_line(capsys)

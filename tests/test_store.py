@@ -110,6 +110,7 @@ def test_key_includes_threads_torch_version_and_device(store, monkeypatch):
 def test_key_holds_what_auto_precision_resolves_to_on_this_machine(store, monkeypatch):
     import memlib.device as dev
 
+    monkeypatch.delenv(dev.PRECISION_ENV, raising=False)  # the probe decides, not `make test`'s forced bf16 step
     params = {"a": 1, "precision": "auto", "device": "cpu"}
     monkeypatch.setattr(dev, "cpu_precision_probe", lambda refresh=False: {"choice": "fp32"})
     as_fp32 = Store(store.root).key("demo", params)

@@ -423,3 +423,71 @@ def test_manifest_records_hashes_and_rows(store):
     man = json.loads((d / MANIFEST).read_text())
     assert set(man["files"]) == {"tables/history.csv", "config.json", "provenance.json", "summary.json"}
     assert man["rows"] == {"history": 3} and man["format"] == store_mod.FORMAT
+
+
+# ----------------------------------------------------------------------------- records written atomically (32)
+
+from memlib import jsonio  # noqa: E402
+
+
+@pytest.mark.parametrize("fault", ["fsync", "replace", "write", "serialize"])
+def test_atomic_json_writer_leaves_the_old_record_whole_and_no_temp_file(tmp_path, monkeypatch, fault):
+    p = tmp_path / "record.json"
+    jsonio.write_json_atomic(p, {"v": 1}, indent=1)
+    old = p.read_bytes()
+    boom = OSError(errno.EIO, "Input/output error")
+    obj = {"v": 2, "rows": list(range(1000))}
+    if fault == "fsync":
+        monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(boom))
+    elif fault == "replace":
+        monkeypatch.setattr(os, "replace", lambda a, b: (_ for _ in ()).throw(boom))
+    elif fault == "write":  # cut short: the disk fills after the first bytes
+        real_fdopen = os.fdopen
+
+        class Full:
+            def __init__(self, f):
+                self.f = f
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                self.f.close()
+
+            def write(self, b):
+                self.f.write(b[:10])
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(os, "fdopen", lambda fd, mode: Full(real_fdopen(fd, mode)))
+    else:
+        obj = {"v": object()}
+    with pytest.raises((OSError, TypeError)):
+        jsonio.write_json_atomic(p, obj)
+    monkeypatch.undo()
+    assert p.read_bytes() == old and jsonio.read_json(p) == {"v": 1}
+    assert [q.name for q in tmp_path.iterdir()] == ["record.json"]
+
+
+def test_atomic_json_writer_round_trips_and_ends_in_a_newline(tmp_path):
+    p = jsonio.write_json_atomic(tmp_path / "r.json", {"a": [1, 2], "é": "ü"}, indent=2, sort_keys=True)
+    assert p.read_text().endswith("}\n") and jsonio.read_json(p) == {"a": [1, 2], "é": "ü"}
+    assert oct(p.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask():
+    m = os.umask(0)
+    os.umask(m)
+    return m
+
+
+def test_fallback_warning_names_the_folders_it_tried(store, monkeypatch, tmp_path):
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file, not a folder")
+    monkeypatch.setattr(store_mod, "_fallback_roots", lambda: [blocked / "a", blocked / "b"])
+    monkeypatch.setattr(store_mod.Store, "_install", lambda *a: (_ for _ in ()).throw(
+        OSError(errno.EROFS, "Read-only file system")))
+    with pytest.warns(StoreWarning) as rec:
+        r = store.cached("demo", PARAMS, lambda: _result(0.8))
+    assert r.scalars == {"final": 0.8}
+    msg = str(rec[-1].message)
+    assert f"nor to a fallback folder ({blocked / 'a'}, {blocked / 'b'})" in msg and "MEMLIB_STORE_FALLBACK" in msg
