@@ -266,3 +266,34 @@ PLANS: dict[str, AnalysisPlan] = {}
 def register(plan: AnalysisPlan) -> AnalysisPlan:
     PLANS[plan.claim] = plan
     return plan
+
+
+# ------------------------------------------------------------------------------------------------ the appendix
+
+def plan_markdown(plan: AnalysisPlan, title: str) -> str:
+    """The appendix's text for one plan: digest, versions with their reasons, criteria, preconditions, calibration
+    grid and seed rule."""
+    log = versions(plan)
+    state = ("" if log and log[-1]["digest"] == plan.digest() else
+             " **The declared plan is not in its log** (a test fails until it is amended).")
+    sign = {"above": ">", "below": "<"}
+    rows = ["| key | sub-claim | criterion | role | planned distance |", "|---|---|---|---|---|"]
+    for s in plan.criteria:
+        role = "essential" if s.essential else ("step" if plan.kind == "hypothesis" else "supporting")
+        dist = (f"paper's value {s.paper:g}" if s.paper is not None else
+                f"smallest effect {s.effect:g}" if s.effect is not None else "—")
+        rows.append(f"| `{s.key}` | {s.subclaim} | {sign[s.direction]} {s.threshold:g} (over {s.over}) | {role} | "
+                    f"{dist} |")
+    pre = "; ".join(f"`{s.key}` {sign[s.direction]} {s.threshold:g}, guards "
+                    f"{', '.join(s.guards) if s.guards else 'every sub-claim'}" for s in plan.preconditions)
+    cal = plan.calibration
+    grid = "; ".join(f"{k} ∈ {{{', '.join(map(str, v))}}}" for k, v in cal.grid.items())
+    r = plan.seeds
+    hist = "; ".join(f"version {e['version']} ({e['date']}, `{e['digest']}`): {e['reason']}" for e in log) or "none"
+    return (f"### {title}\n\nDigest `{plan.digest()}` ({plan.kind}).{state} Versions: {hist}.\n\n"
+            + "\n".join(rows) + f"\n\nPreconditions: {pre or 'none'}. Calibration: {grid}, on {cal.seeds} "
+            f"calibration seeds (the `{cal.base}` profile otherwise). Seeds: at least {r.floor} to start (more where "
+            f"the calibration's seed spread asks, at most {r.max_initial} within the book's budget), {r.stage} more "
+            f"at each further look while an essential criterion or a precondition is undecided, {r.looks} looks at "
+            f"most; each look decided on the {decision_level(r):.1%} interval for the claim."
+            + (f" {plan.notes[0].upper() + plan.notes[1:]}." if plan.notes else ""))
