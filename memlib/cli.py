@@ -221,6 +221,10 @@ def cmd_import(args) -> int:
         except BundleError as e:
             refused += 1
             print(f"refused: {e}; nothing imported from it", file=sys.stderr)
+        except OSError as e:  # the store could not take it (full, read-only): what was installed stays verified
+            refused += 1
+            print(f"error: {path} could not be imported into {store.root} ({e.strerror or e}"
+                  f"{': ' + str(e.filename) if e.filename else ''})", file=sys.stderr)
     print(f"results store: {store.root}")
     return 1 if refused else 0
 

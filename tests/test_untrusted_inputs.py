@@ -563,3 +563,17 @@ def test_deeply_nested_bundle_manifest_is_refused_by_import_and_verify(exported,
     assert err.count("\n") == 1 and "bundle.json is not a bundle manifest: it nests arrays or objects" in err
     assert main(["verify", "--bundle", str(exported)]) == 1
     assert "bundle.json is not a bundle manifest: it nests" in capsys.readouterr().out
+
+
+def test_an_import_record_that_cannot_be_written_is_one_line(exported, tmp_path, capsys, monkeypatch):
+    import errno
+
+    from memlib.cli import main
+
+    monkeypatch.setattr(B, "write_json_atomic", lambda *a, **k: (_ for _ in ()).throw(
+        OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "target" / ".imported" / "x.json"))))
+    monkeypatch.setenv("MEMLIB_STORE", str(tmp_path / "target"))
+    assert main(["import", str(exported)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "could not be imported" in err and "No space left on device" in err
+    assert not [p for p in (tmp_path / "target").iterdir() if p.name.startswith(".tmp-")]
