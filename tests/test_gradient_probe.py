@@ -244,3 +244,33 @@ def test_training_accounting_needs_mislabeled_examples():
     acc = TrainingGradientAccounting()
     with pytest.raises(ValueError, match="noise_rate > 0"):
         fit(m, d, TrainSpec(epochs=1, progress=False), callbacks=[acc], loss_fn=acc)
+
+
+def test_probe_groups_from_disjoint_blocks_equal_one_pass_per_group():
+    """The probe computes its four overlapping groups from one pass per example; the same as one pass per group."""
+    from memlib.probes.gradients import disjoint_blocks, group_gradients, layer_rows
+
+    d, m = _tiny(n=120, noise=0.2, model="resnet9", width=4)
+    m.train()
+    with torch.no_grad():  # non-trivial BatchNorm running statistics
+        m(d.train.x[:64])
+    tr = d.train
+    groups = {"clean": torch.tensor([0, 1, 2, 5, 8, 9, 13]), "noisy": torch.tensor([3, 4, 6]),
+              "placebo": torch.tensor([1, 2, 7, 11]), "rest": torch.tensor([0, 5, 8, 9, 13])}
+    blocks, parts = disjoint_blocks(groups)
+    assert sorted(sum((b.tolist() for b in blocks), [])) == sorted({p for g in groups.values() for p in g.tolist()})
+    for name, pos in groups.items():
+        assert sorted(sum((blocks[b].tolist() for b in parts[name]), [])) == sorted(pos.tolist())
+    got = group_gradients(m, tr, groups)
+    m.eval()
+    for name, pos in groups.items():
+        direct = mean_loss_gradient(m, tr.x[pos], tr.y[pos], pos)
+        for p in direct:
+            assert torch.allclose(got[name][p], direct[p], rtol=1e-5, atol=1e-7), (name, p)
+    m.train()
+    rows = layer_rows(m, got["clean"], got["noisy"])
+    ref = group_similarity(m, (tr.x[groups["clean"]], tr.y[groups["clean"]], groups["clean"]),
+                           (tr.x[groups["noisy"]], tr.y[groups["noisy"]], groups["noisy"]))
+    for r, e in zip(rows, ref):
+        assert r["cosine"] == pytest.approx(e["cosine"], abs=1e-5)
+        assert r["norm_a"] == pytest.approx(e["norm_a"], rel=1e-5) and r["norm_b"] == pytest.approx(e["norm_b"], rel=1e-5)

@@ -166,3 +166,39 @@ def test_fit_skips_the_start_evaluation_when_asked():
     hist = fit(m, d, TrainSpec(epochs=2, batch_size=50, eval_every=2, eval_at_start=False, progress=False))
     assert list(hist.epoch) == [0, 1, 2]
     assert hist.test_acc.isna().tolist() == [True, True, False]  # only the end is evaluated
+
+
+def test_predict_folds_batchnorm_into_the_convolutions_without_changing_the_model():
+    import memlib.train as T
+    from memlib.dropout import make_factory
+
+    torch.manual_seed(0)
+    for m in (build_model("resnet9", 4, (1, 28, 28), 10),
+              build_model("resnet9", 4, (1, 28, 28), 10, make_factory("dropout", p=0.3))):
+        m.train()
+        with torch.no_grad():  # running statistics other than 0 / 1
+            for _ in range(3):
+                m(torch.randn(64, 1, 28, 28) * 2 + 0.5)
+        x = torch.randn(40, 1, 28, 28)
+        state = {k: v.clone() for k, v in m.state_dict().items()}
+        modules = list(m.modules())
+        got = T.predict(m, x, batch_size=16)
+        assert m.training  # the mode is restored
+        assert list(m.modules()) == modules and all(torch.equal(v, m.state_dict()[k]) for k, v in state.items())
+        m.eval()
+        with torch.inference_mode():  # the unfolded network
+            want = m(x).float()
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-5) and torch.equal(got.argmax(1), want.argmax(1))
+
+
+def test_folding_leaves_training_mode_batchnorm_alone():
+    import memlib.train as T
+
+    m = build_model("resnet9", 4, (1, 28, 28), 10)
+    m.train()
+    with T.folded_batchnorm(m):
+        assert sum(isinstance(mod, torch.nn.BatchNorm2d) for mod in m.modules()) == 8
+    m.eval()
+    with T.folded_batchnorm(m):
+        assert sum(isinstance(mod, torch.nn.BatchNorm2d) for mod in m.modules()) == 0
+    assert sum(isinstance(mod, torch.nn.BatchNorm2d) for mod in m.modules()) == 8

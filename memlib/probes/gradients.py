@@ -38,22 +38,64 @@ def placebo_positions(noisy: torch.Tensor, seed: int) -> torch.Tensor:
 
 
 def mean_loss_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor | None = None,
-                       chunk: int = 512, loss_fn=None) -> dict[str, torch.Tensor]:
-    """Gradient of the mean loss over (x, y), per named parameter, accumulated over chunks."""
+                       chunk: int = 512, loss_fn=None, denominator: int | None = None) -> dict[str, torch.Tensor]:
+    """Gradient of the mean loss over (x, y), per named parameter, accumulated over chunks (``denominator``: divide
+    the summed loss by it instead of ``len(x)``, e.g. 1 for the gradient of the sum)."""
     loss_fn = loss_fn or (lambda logits, t: F.cross_entropy(logits, t, reduction="sum"))
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     grads = {n: torch.zeros_like(p) for n, p in params.items()}
     n_total = len(x)
     if n_total == 0:
         raise ValueError("cannot average a gradient over an empty group of examples")
+    denominator = n_total if denominator is None else denominator
     for i in range(0, n_total, chunk):
         ib = None if idx is None else idx[i:i + chunk]
-        loss = loss_fn(model(x[i:i + chunk], idx=ib).float(), y[i:i + chunk]) / n_total
+        loss = loss_fn(model(x[i:i + chunk], idx=ib).float(), y[i:i + chunk]) / denominator
         gs = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
         for (n, _), g in zip(params.items(), gs):
             if g is not None:
                 grads[n] += g
     return grads
+
+
+def disjoint_blocks(groups: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], dict[str, list[int]]]:
+    """Split overlapping groups of positions into disjoint blocks: the blocks (sorted positions, none empty) and,
+    for every group, the indices of the blocks it is the union of.  Examples in the same groups share a block."""
+    names = list(groups)
+    member: dict[int, tuple] = {}
+    for k, name in enumerate(names):
+        for pos in groups[name].cpu().tolist():
+            member[pos] = member.get(pos, ()) + (k,)
+    by_sig: dict[tuple, list[int]] = {}
+    for pos, sig in member.items():
+        by_sig.setdefault(sig, []).append(pos)
+    sigs = sorted(by_sig)
+    dev = next(iter(groups.values())).device
+    blocks = [torch.tensor(sorted(by_sig[sig]), dtype=torch.long, device=dev) for sig in sigs]
+    return blocks, {name: [b for b, sig in enumerate(sigs) if k in sig] for k, name in enumerate(names)}
+
+
+def group_gradients(model: nn.Module, split, groups: dict[str, torch.Tensor],
+                    eval_mode: bool = True) -> dict[str, dict[str, torch.Tensor]]:
+    """The gradient of the mean loss of each group of training positions (of ``split``: x, y), per named parameter,
+    with BatchNorm in evaluation mode: every example's loss then depends on it alone, so overlapping groups cost
+    one forward and backward pass per example (over :func:`disjoint_blocks`), not one per group membership."""
+    if not eval_mode:
+        raise ValueError("group_gradients shares examples between groups, which needs evaluation mode")
+    was = model.training
+    model.eval()
+    try:
+        blocks, parts = disjoint_blocks(groups)
+        sums = [mean_loss_gradient(model, split.x[b], split.y[b], b, denominator=1) for b in blocks]
+    finally:
+        model.train(was)
+    out = {}
+    for name, pos in groups.items():
+        n = len(pos)
+        if n == 0:
+            raise ValueError("cannot average a gradient over an empty group of examples")
+        out[name] = {p: sum(sums[b][p] for b in parts[name]) / n for p in sums[0]}
+    return out
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -98,7 +140,9 @@ class GradientSimilarityProbe:
 
     Recorded at epoch 0 (initialisation) and after every epoch into ``self.rows``
     (epoch, layer, cosine, norm_clean, norm_noisy).  The probe runs in eval mode (BatchNorm running
-    statistics, no dropout) so that it does not disturb training.
+    statistics, no dropout) so that it does not disturb training; there every example's gradient is its own, so
+    the four groups (clean, mislabeled, placebo, rest of the clean; the last is part of the first and the placebo
+    may overlap it) are computed from one pass over each example (:func:`group_gradients`).
 
     With ``placebo_seed``, each row also has ``placebo_cosine``: the same similarity between a placebo group (the
     first of :func:`placebo_positions`, as many as the probe's mislabeled examples) and the probe's clean examples
@@ -128,11 +172,12 @@ class GradientSimilarityProbe:
             self.rest_pos = rest.to(dev)
 
     def _probe(self, run) -> None:
-        tr = run.data.train
-        group = lambda pos: (tr.x[pos], tr.y[pos], pos)  # noqa: E731
-        rows = group_similarity(run.model, group(self.clean_pos), group(self.noisy_pos))
-        placebo = (group_similarity(run.model, group(self.placebo_pos), group(self.rest_pos))
-                   if self.placebo_seed is not None else None)
+        groups = {"clean": self.clean_pos, "noisy": self.noisy_pos}
+        if self.placebo_seed is not None:
+            groups.update(placebo=self.placebo_pos, rest=self.rest_pos)
+        g = group_gradients(run.model, run.data.train, groups)
+        rows = layer_rows(run.model, g["clean"], g["noisy"])
+        placebo = layer_rows(run.model, g["placebo"], g["rest"]) if self.placebo_seed is not None else None
         for i, r in enumerate(rows):
             row = {"epoch": run.epoch, "layer": r["layer"], "cosine": r["cosine"], "norm_clean": r["norm_a"],
                    "norm_noisy": r["norm_b"]}
