@@ -4,20 +4,48 @@ Three verdicts, each decided on intervals over seeds (:mod:`memlib.claims`): :fu
 (cross-entropy on noisy labels first predicts the true class of many mislabeled examples, then memorizes their
 wrong labels, and test accuracy peaks early then falls), :func:`check_elr` (early-learning regularization reduces
 that memorization; paired by seed) and :func:`check_early_phase` (Frankle et al.'s early phase, on clean labels:
-the weights move farther per iteration (per unit learning rate) at the start of the window than at its end,
-gradients are largest at the start, and rewinding to the pre-registered iteration k beats rewinding to 0 by a
-margin).  :func:`check` (the chapter's verdict) combines all criteria with one rule: the essential criteria are
-those of the first two verdicts (the talk's claim); the early phase's are supporting evidence.
+the distance the weights move per iteration falls fast and then settles, gradients are largest at the start, and
+rewinding to the pre-registered iteration k beats rewinding to 0 by a margin).  :func:`check` (the chapter's
+verdict) combines all criteria with one rule: the essential criteria are those of the first two verdicts (the
+talk's claim); the early phase's are supporting evidence.
 
-Preconditions (:func:`memlib.claims.precondition`; unless they hold, that verdict is *not testable at this scale*):
-early learning needs a network that fits its clean training examples (``FITS``); ELR's reduction needs
-cross-entropy to memorize (``MEMORIZED``); the early phase needs the network to learn on clean labels (``FITS``).
-In the chapter's verdict only the first gates the whole: cross-entropy memorizing is the first verdict's own
-deciding quantity there, and an early phase that is not testable leaves its criteria undecided.
+Sub-claims and their criteria (``key``; * = essential in the chapter's verdict):
+
+- ``early_learning``: ``peak_true``* (at its peak, more than 40% of the mislabeled examples predicted as their true
+  class), ``memorized_at_peak_true``* (fewer than 20% memorized there);
+- ``memorization``: ``final_memorized``* (more than 50% memorized at the end), ``test_drop`` (test accuracy falls
+  by more than 2 points after its peak);
+- ``elr``: ``elr_memorized_ratio``* (ELR memorizes less than half of cross-entropy's), ``elr_true_gain``,
+  ``elr_test_gain``, ``elr_drop_less``;
+- ``early_phase``: ``early_phase_settles`` (essential in :func:`check_early_phase`, supporting in the chapter),
+  ``grad_ratio``, ``rewind_gain``.
+
+Preconditions (:func:`memlib.claims.precondition`), each guarding only its sub-claims (unless it holds, their
+criteria are *not tested*): ``fits_clean`` (cross-entropy fits its clean training examples) guards early learning,
+memorization and ELR; ``clean_learns`` (the network learns on clean labels) guards the early phase.  Neither is a
+deciding quantity of any sub-claim.  Cross-entropy memorizing more than 50% is the deciding quantity of "then
+memorization", so it is a criterion (``final_memorized``) and never a precondition, of ELR or of anything else; ELR
+is decided whatever cross-entropy memorized (when that is little, its ratio compares small numbers and its interval
+says so).  :func:`preconditions` (read by calibration) returns the two preconditions only.
+
+Estimators.  The maxima that decide something are not maxima of the values they are read from: ``peak_true`` and
+``memorized_at_peak_true`` are read at the evaluation after the peak chosen on alternate evaluations
+(:func:`chosen_peak`), as ``test_drop``; on a flat plateau exactly at 40% with evaluation noise, the plain maximum
+made ``peak_true`` hold in about half of simulated runs, the read-out in at most 2.5% (``tests/test_early_learning.py``,
+tests named plateau).  The early phase is decided by :func:`settling`: the mean log distance moved per iteration
+(per unit learning rate, after the momentum ramp) over the window's first tenth minus that over its middle tenth
+(the early fall), less the change from the middle to the last tenth continued back as a power law over the same
+span of log-iterations (its size), per seed, above ln 1.25.  A decay without a distinct early phase is a power law
+(1/√t and every other exponent: a line in log-log, 0) or slower (a steady linear decline: negative), and fails; a
+fast phase that ends by the middle of the window, then a flat settled phase, passes (simulated seeds with
+per-iteration noise: tests named early_phase).  The earlier criterion, the distance per iteration over the window's
+first tenth ÷ its last tenth, passed smooth decays (a 30% linear decline 19 of 20 simulated runs, 1/√t
+20 of 20); it is shown, not decided on.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pandas as pd
@@ -25,7 +53,7 @@ import pandas as pd
 from ..catalog import dataset_title, model_title
 from ..experiments.early_learning import CE, CLEAN, ELR
 from ..measure import Interval, Measured, show, t_interval
-from . import NOT_TESTABLE, UNDECIDED, Scale, Verdict, combine, criterion, precondition
+from . import Scale, Verdict, combine, criterion, looks_of, precondition
 
 CITATION = ("Liu, Niles-Weed, Razavian, Fernandez-Granda (2020), Early-Learning Regularization Prevents "
             "Memorization of Noisy Labels; Frankle, Schwab, Morcos (2020), The Early Phase of Neural Network "
@@ -56,7 +84,12 @@ TEST_DROP = 0.02        # test accuracy falls at least 2 points after its peak
 ELR_LESS = 0.5          # ELR's memorized fraction at most half of cross-entropy's
 ELR_TRUE_GAIN = 0.10    # ELR keeps 10+ points more mislabeled examples on their true class
 ELR_TEST_GAIN = 0.01    # ELR's final test accuracy 1+ point higher
-STEP_RATIO = 1.2        # distance moved per iteration per unit learning rate, first tenth of the window / last tenth
+SETTLES = math.log(1.25)  # early phase (settling): the log distance moved per iteration (per unit lr) falls from the
+#                         window's first tenth to its middle tenth by more than ln 1.25 beyond its late change continued
+#                         back as a power law.  A power-law decay gives 0 and a steady decline less: by this margin
+#                         they fail, not sit at the threshold, at the per-iteration noise of real runs (sd of ln speed
+#                         ≈ 0.035 at quick; tests simulate 0.05 with 3 seeds: a margin of ln 1.2 left 1/√t undecided
+#                         in 4 runs of 10)
 GRAD_RATIO = 1.2        # mean gradient norm over the first tenth of the window / over the last tenth (by a margin:
 #                         a steady process gives about 1 and must fail, not sit at the threshold)
 REWIND_MARGIN = 0.005   # rewinding to the pre-registered k beats k = 0 by more than 0.5 points
@@ -65,45 +98,119 @@ FITS = 0.9              # preconditions: the network fits its clean training exa
 
 # ------------------------------------------------------------------------------------------- per-seed stats
 
+def chosen_peak(values) -> tuple[int, int]:
+    """``(i, j)``: the peak evaluation chosen on one half of the evaluations, and the one it is read at.  ``i`` is the
+    best of the even-numbered evaluations (1st, 3rd, ...); ``j`` is the next evaluation (the previous one when ``i``
+    is the last).  The choice sees only the evaluations it is not read at, so with evaluation noise independent
+    between evaluations the value read at ``j`` is as likely to be high as low: the maximum of the noisy
+    evaluations would favour a peak (``tests/test_early_learning.py::test_null_test_drop_of_a_flat_curve_is_zero``,
+    ``::test_plateau_peak_true_at_its_threshold_holds_at_most_3_5_percent``).  The price: where a peak is sharper
+    than the spacing of the evaluations, the value read next to it is lower than the peak, so the estimate leans
+    against the claim.  One evaluation is read where it is (``(0, 0)``)."""
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2:
+        return 0, 0
+    i = 2 * int(np.nanargmax(v[0::2]))
+    return i, (i + 1 if i + 1 < len(v) else i - 1)
+
+
 def test_drop(acc) -> float:
     """Test accuracy at its peak minus at the end, the peak chosen on one half of the evaluations and read on the
-    other: the peak evaluation is the best of the even-numbered ones (1st, 3rd, ...), its accuracy is read at the
-    next evaluation (the previous one when it is the last).  The maximum of the same noisy evaluations it is
-    compared with would favour a peak: with a flat curve it exceeds the last one by about two standard deviations
-    of the evaluation noise (``tests/test_early_learning.py::test_null_test_drop_of_a_flat_curve_is_zero``)."""
+    other (:func:`chosen_peak`).  The maximum of the same noisy evaluations it is compared with would favour a peak:
+    with a flat curve it exceeds the last one by about two standard deviations of the evaluation noise
+    (``tests/test_early_learning.py::test_null_test_drop_of_a_flat_curve_is_zero``)."""
     acc = np.asarray(acc, dtype=float)
     if len(acc) < 2:
         return 0.0
-    i = 2 * int(np.argmax(acc[0::2]))
-    j = i + 1 if i + 1 < len(acc) else i - 1
+    _, j = chosen_peak(acc)
     return float(acc[j] - acc[-1])
 
 
+HISTORY_COLUMNS = ("epoch", "train_noisy_true", "train_noisy_acc", "test_acc", "train_clean_acc")
+
+
 def curve_stats(h: pd.DataFrame) -> dict:
-    """Peaks and end values of one seed's and one arm's per-epoch history (evaluated epochs only)."""
-    t = h.dropna(subset=["test_acc"])
-    t = t[t.epoch >= 1].reset_index(drop=True)
-    i_true, i_test = t.train_noisy_true.idxmax(), t.test_acc.idxmax()
-    mem = t.loc[t.train_noisy_acc >= MEMORIZED, "epoch"]
-    last = t.iloc[-1]
-    return {"epochs": int(t.epoch.max()), "peak_true": float(t.train_noisy_true[i_true]),
-            "peak_true_epoch": int(t.epoch[i_true]), "memorized_at_peak_true": float(t.train_noisy_acc[i_true]),
-            "final_true": float(last.train_noisy_true), "final_memorized": float(last.train_noisy_acc),
-            "memorized_half_epoch": int(mem.iloc[0]) if len(mem) else None,
-            "peak_test": float(t.test_acc[i_test]), "peak_test_epoch": int(t.epoch[i_test]),
-            "final_test": float(last.test_acc), "test_drop": test_drop(t.test_acc),
-            "final_clean": float(last.train_clean_acc)}
+    """Peaks and end values of one seed's and one arm's per-epoch history (evaluated epochs only, from epoch 1).
+
+    ``peak_true`` (the fraction of mislabeled examples predicted as their true class at its peak) and
+    ``memorized_at_peak_true`` (the fraction predicted as their wrong label there) are read at the evaluation after
+    the peak, the peak chosen on alternate evaluations (:func:`chosen_peak`), like ``test_drop``:
+    ``peak_true_epoch`` is the chosen evaluation's epoch, ``peak_true_read_epoch`` the one they are read at, and
+    ``max_true`` the plain maximum (shown, not decided on).  ``peak_test`` is the plain maximum (shown)."""
+    return _curve_stats({c: h[c].to_numpy(dtype=float) for c in HISTORY_COLUMNS})
+
+
+def _curve_stats(col: dict[str, np.ndarray]) -> dict:
+    ok = np.isfinite(col["test_acc"]) & (col["epoch"] >= 1)
+    ep, true, mem, test, clean = (col[c][ok] for c in HISTORY_COLUMNS)
+    i, j = chosen_peak(true)
+    i_test = int(np.nanargmax(test))
+    half = ep[mem >= MEMORIZED]
+    return {"epochs": int(ep.max()), "peak_true": float(true[j]), "peak_true_epoch": int(ep[i]),
+            "peak_true_read_epoch": int(ep[j]), "memorized_at_peak_true": float(mem[j]),
+            "max_true": float(np.nanmax(true)), "final_true": float(true[-1]), "final_memorized": float(mem[-1]),
+            "memorized_half_epoch": int(half[0]) if len(half) else None,
+            "peak_test": float(test[i_test]), "peak_test_epoch": int(ep[i_test]),
+            "final_test": float(test[-1]), "test_drop": test_drop(test), "final_clean": float(clean[-1])}
+
+
+def _by_seed(table: pd.DataFrame, arm: str, columns) -> dict:
+    """Per seed (in order), the ``columns`` of ``arm``'s rows as float arrays, in the table's row order."""
+    mask = (table["arm"] == arm).to_numpy()
+    seeds = table["seed"].to_numpy()[mask]
+    cols = {c: table[c].to_numpy(dtype=float)[mask] for c in columns if c in table}
+    return {s: {c: v[seeds == s] for c, v in cols.items()} for s in sorted(set(seeds.tolist()))}
 
 
 def per_seed(history: pd.DataFrame, arm: str) -> pd.DataFrame:
     """One row of :func:`curve_stats` per seed for ``arm``."""
-    h = history[history["arm"] == arm]
-    return pd.DataFrame({s: curve_stats(g) for s, g in h.groupby("seed")}).T
+    return pd.DataFrame({s: _curve_stats(c) for s, c in _by_seed(history, arm, HISTORY_COLUMNS).items()}).T
 
 
-def _first(series: pd.Series, steps: pd.Series, level: float):
-    hit = steps[series >= level]
-    return int(hit.iloc[0]) if len(hit) else None
+def _first(values: np.ndarray, steps: np.ndarray, level: float):
+    hit = steps[values >= level]
+    return int(hit[0]) if len(hit) else None
+
+
+def settling(steps, speed, start: int) -> dict:
+    """The early phase's deciding number for one seed: does the distance moved per iteration (per unit learning
+    rate, ``speed``) fall fast and then *settle*, or keep decaying smoothly?
+
+    From iteration ``start`` to the end of the window, three tenths of the probed iterations are read: the first,
+    the middle and the last (``E``, ``M``, ``L``), each by the mean of ``ln speed`` and the mean of ``ln t``.
+    Returns ``early_fall = ln E − ln M`` (how far the speed falls from the first tenth to the middle, in log units:
+    ln 2 = it halves), ``late_change = ln L − ln M`` (signed: negative while it still falls), ``span_ratio`` (the
+    log-iterations from the first tenth to the middle over those from the middle to the last tenth) and
+
+        ``settling = early_fall − span_ratio · |late_change|``,
+
+    the early fall beyond what the late change, continued backwards as a power law, would give over the same span.
+
+    Why this contrast: a decay without a distinct early phase is a power law (1/√t, 1/t, ...: a straight line in
+    log-log, so the late change extrapolated back is exactly the early fall and ``settling`` is 0 whatever the
+    exponent) or slower (a steady linear decline falls faster late: negative); a flat speed gives 0.  A fast phase
+    that ends by the middle of the window, then a flat settled phase, gives its fall.  A speed that rises late is
+    not a settled phase either (the absolute value).  With noise, ``|late_change|`` is biased upwards, so the
+    estimator leans towards "no early phase"; so does an early phase that lasts beyond the middle of the window.
+    All NaN with fewer than 3 iterations from ``start`` (e.g. a window inside the momentum ramp)."""
+    t = np.asarray(steps, dtype=float)
+    v = np.asarray(speed, dtype=float)
+    ok = (t >= max(1, start)) & np.isfinite(v) & (v > 0)
+    t, y = t[ok], np.log(v[ok])
+    n = len(t)
+    if n < 3:
+        return {k: float("nan") for k in ("early_fall", "late_change", "span_ratio", "settling")}
+    w = max(1, int(round(n / 10)))
+    mid = (n - w) // 2
+    seg = [slice(0, w), slice(mid, mid + w), slice(n - w, n)]
+    (le, lm, ll), (te, tm, tl) = ([float(x[s].mean()) for s in seg] for x in (y, np.log(t)))
+    span = (tm - te) / (tl - tm)
+    fall, change = le - lm, ll - lm
+    return {"early_fall": fall, "late_change": change, "span_ratio": span, "settling": fall - span * abs(change)}
+
+
+PHASE_COLUMNS = ("step", "rel_dist_init", "sign_changed", "dist_init", "null_dist_init", "null_sign_changed",
+                 "step_norm", "grad_norm", "lr")
 
 
 def phase_stats(e: pd.DataFrame, ramp: int = 0) -> dict:
@@ -111,32 +218,41 @@ def phase_stats(e: pd.DataFrame, ramp: int = 0) -> dict:
     from init and of its sign flips were reached, for the training and for the random-walk null (shown, not
     decided on: a random walk reaches half its distance at a quarter of the window by construction); the distance
     moved per iteration per unit learning rate (``step_norm / lr``) and the gradient norm, each averaged over the
-    first tenth of the window and over the last tenth.
+    first tenth of the window and over the last tenth; and :func:`settling` of that distance per iteration (the
+    deciding numbers).
 
-    The first tenth starts after ``ramp`` iterations: SGD's momentum buffer starts empty and fills over about
-    1/(1 − momentum) iterations, so the first steps of *any* training are short; skipping them keeps the ramp from
-    passing for a late phase (it biases the ratio towards "no early phase")."""
-    e = e.sort_values("step")
-    last = int(e.step.max())
-    out = {"window": last, "final_rel_dist": float(e.rel_dist_init.iloc[-1]),
-           "final_sign_changed": float(e.sign_changed.iloc[-1])}
-    for col, name in (("dist_init", "dist"), ("sign_changed", "sign")):
-        out[f"half_{name}_step"] = _first(e[col], e.step, 0.5 * e[col].iloc[-1])
-        null = f"null_{col}"
-        out[f"null_half_{name}_step"] = (_first(e[null], e.step, 0.5 * e[null].iloc[-1]) if null in e else None)
-    g = e[e.step >= 1]
-    n = max(1, len(g) // 10)
-    speed = g.step_norm / g.lr if "lr" in g and g.lr.notna().all() else g.step_norm
-    out["step_first"] = float(speed[g.step > ramp].iloc[:n].mean())
-    out["step_last"] = float(speed.iloc[-n:].mean())
-    out["grad_first"] = float(g.grad_norm.iloc[:n].mean())
-    out["grad_last"] = float(g.grad_norm.iloc[-n:].mean())
+    The first tenth and :func:`settling` start after ``ramp`` iterations: SGD's momentum buffer starts empty and
+    fills over about 1/(1 − momentum) iterations, so the first steps of *any* training are short; skipping them
+    keeps the ramp from passing for a late phase (a ramp left in biases the numbers towards "no early phase")."""
+    return _phase_stats({c: e[c].to_numpy(dtype=float) for c in PHASE_COLUMNS if c in e}, ramp)
+
+
+def _phase_stats(col: dict[str, np.ndarray], ramp: int = 0) -> dict:
+    order = np.argsort(col["step"], kind="stable")
+    col = {c: v[order] for c, v in col.items()}
+    step = col["step"]
+    out = {"window": int(step.max()), "final_rel_dist": float(col["rel_dist_init"][-1]),
+           "final_sign_changed": float(col["sign_changed"][-1])}
+    for c, name in (("dist_init", "dist"), ("sign_changed", "sign")):
+        v = col[c]
+        out[f"half_{name}_step"] = _first(v, step, 0.5 * v[-1])
+        nv = col.get(f"null_{c}")
+        out[f"null_half_{name}_step"] = _first(nv, step, 0.5 * nv[-1]) if nv is not None else None
+    g = step >= 1
+    n = max(1, int(g.sum()) // 10)
+    s, norm, grad = step[g], col["step_norm"][g], col["grad_norm"][g]
+    lr = col["lr"][g] if "lr" in col else None
+    speed = norm / lr if lr is not None and np.isfinite(lr).all() else norm
+    out["step_first"] = float(speed[s > ramp][:n].mean())
+    out["step_last"] = float(speed[-n:].mean())
+    out["grad_first"] = float(grad[:n].mean())
+    out["grad_last"] = float(grad[-n:].mean())
+    out.update(settling(s, speed, ramp + 1))
     return out
 
 
 def phase_per_seed(early_phase: pd.DataFrame, arm: str, ramp: int = 0) -> pd.DataFrame:
-    e = early_phase[early_phase["arm"] == arm]
-    return pd.DataFrame({s: phase_stats(g, ramp) for s, g in e.groupby("seed")}).T
+    return pd.DataFrame({s: _phase_stats(c, ramp) for s, c in _by_seed(early_phase, arm, PHASE_COLUMNS).items()}).T
 
 
 def momentum_ramp(cfg) -> int:
@@ -151,51 +267,56 @@ def _lead(ps: pd.DataFrame, name: str) -> list[float]:
 
 
 def rewind_gain(rewind: pd.DataFrame, k: int) -> Interval:
-    """t-interval over seeds of test accuracy after rewinding to ``k`` minus after rewinding to 0."""
-    p = rewind.pivot_table(index="seed", columns="k", values="test_acc")
-    if k not in p or 0 not in p:
-        return t_interval([], unit="points")
-    return t_interval(p[k] - p[0], unit="points")
+    """t-interval over seeds of test accuracy after rewinding to ``k`` minus after rewinding to 0 (seeds with
+    both; the mean where a seed has several rows of one ``k``)."""
+    seed, ks, acc = (rewind[c].to_numpy() for c in ("seed", "k", "test_acc"))
+    diffs = []
+    for s in np.unique(seed):
+        at = lambda j: acc[(seed == s) & (ks == j)].astype(float)  # noqa: E731
+        a, b = at(k), at(0)
+        if len(a) and len(b):
+            diffs.append(float(a.mean() - b.mean()))
+    return t_interval(diffs, unit="points")
 
 
 # ------------------------------------------------------------------------------------------- preconditions
 
-def fits_clean(result):
-    """Early learning's precondition: cross-entropy fits the clean training examples by the end."""
-    s = per_seed(result.tables["history"], CE)
+# The sub-claims of the chapter (a criterion's ``subclaim``; a precondition ``guards`` some of them).
+EARLY_LEARNING, MEMORIZATION, ELR_CLAIM, EARLY_PHASE = "early_learning", "memorization", "elr", "early_phase"
+
+
+def fits_clean(result, ce: pd.DataFrame | None = None):
+    """The noisy-label sub-claims' precondition: cross-entropy fits the clean training examples by the end."""
+    s = per_seed(result.tables["history"], CE) if ce is None else ce
     return precondition(
         f"cross-entropy fits the clean training examples by the end (above {FITS:.0%})",
-        t_interval(s.final_clean.astype(float), unit="percent"), FITS, "above",
+        t_interval(s.final_clean.astype(float), unit="percent"), FITS, "above", key="fits_clean",
+        guards=(EARLY_LEARNING, MEMORIZATION, ELR_CLAIM),
         why="a network trained too briefly or too small to fit even its correctly labelled examples is still in "
-            "early learning when training stops; whether it goes on to memorize the wrong labels is the claim, and "
-            "fitting the clean examples does not imply it")
-
-
-def ce_memorizes(result):
-    """ELR's precondition: cross-entropy memorizes the mislabeled examples."""
-    ce = per_seed(result.tables["history"], CE)
-    return precondition(
-        f"cross-entropy memorizes: more than {MEMORIZED:.0%} of the mislabeled examples predicted as their wrong "
-        "label at the end", t_interval(ce.final_memorized.astype(float), "percent"), MEMORIZED, "above",
-        why="ELR's claim is a reduction of cross-entropy's memorization; when cross-entropy memorizes little, the "
-            "ratio compares two small numbers. It is a property of the baseline arm, not of ELR")
+            "early learning when training stops: it could show neither memorization nor a regularizer preventing "
+            "it. Whether it goes on to memorize the wrong labels is the claim, and fitting the clean examples does "
+            "not imply it")
 
 
 def clean_learns(result):
     """The early phase's precondition: the network trained on clean labels fits them."""
     h = result.tables["history"]
-    last = h[h["arm"] == CLEAN].dropna(subset=["train_clean_acc"]).sort_values("epoch").groupby("seed").last()
+    h = h[(h["arm"] == CLEAN).to_numpy() & h["train_clean_acc"].notna().to_numpy()]
+    last = h.sort_values("epoch", kind="stable").groupby("seed")["train_clean_acc"].last()
     return precondition(
         f"the network learns on clean labels: final training accuracy above {FITS:.0%}",
-        t_interval(last.train_clean_acc.astype(float), "percent"), FITS, "above",
+        t_interval(last.astype(float), "percent"), FITS, "above", key="clean_learns",
+        guards=(EARLY_PHASE,),
         why="the early phase is the start of a training that succeeds; a network that does not fit its clean labels "
             "has no settled phase to compare with. Its final accuracy says nothing about how front-loaded the first "
             "iterations were")
 
 
 def preconditions(result, cfg=None) -> list:
-    """All three verdicts' preconditions (for calibration: every one must hold at the chosen scale)."""
-    return [fits_clean(result), ce_memorizes(result), clean_learns(result)]
+    """The chapter's preconditions (for calibration: every one must hold at the chosen scale).  Only properties of
+    the set-up: cross-entropy memorizing the wrong labels is the deciding quantity of "then memorization", so it is
+    a criterion, never a precondition."""
+    return [fits_clean(result), clean_learns(result)]
 
 
 # ------------------------------------------------------------------------------------------------ verdicts
@@ -221,56 +342,76 @@ def noise_note(cfg) -> str:
     return "" if cfg is None else f"labels always flipped to a wrong class (ELR's \"{cfg.noise_rate / 0.9:.0%}\")"
 
 
-def check_early_learning(result, cfg=None) -> Verdict:
-    s = per_seed(result.tables["history"], CE)
-    iv = {k: t_interval(s[k].astype(float), unit="percent") for k in
-          ("peak_true", "memorized_at_peak_true", "final_memorized", "final_true", "peak_test", "final_test")}
-    iv["test_drop"] = t_interval(s.test_drop.astype(float), unit="points")
-    iv["final_clean"] = t_interval(s.final_clean.astype(float), unit="percent")
+def _arms(result) -> dict[str, pd.DataFrame]:
+    h = result.tables["history"]
+    return {CE: per_seed(h, CE), ELR: per_seed(h, ELR)}
+
+
+def _early_learning(result, ce: pd.DataFrame):
+    """Early learning then memorization: its criteria (without the precondition), measured values and summary."""
+    iv = {k: t_interval(ce[k].astype(float), unit="percent") for k in
+          ("peak_true", "memorized_at_peak_true", "final_memorized", "final_true", "peak_test", "final_test",
+           "max_true")}
+    iv["test_drop"] = t_interval(ce.test_drop.astype(float), unit="points")
+    iv["final_clean"] = t_interval(ce.final_clean.astype(float), unit="percent")
     crit = [
-        fits_clean(result),
         criterion(f"early learning: at its peak, the fraction of mislabeled examples predicted as their true class "
-                  f"exceeds {PEAK_TRUE:.0%}", iv["peak_true"], PEAK_TRUE, essential=True),
-        criterion(f"... while fewer than {MEMORIZED_AT_PEAK:.0%} are memorized (predicted as their wrong label)",
-                  iv["memorized_at_peak_true"], MEMORIZED_AT_PEAK, "below", essential=True),
+                  f"exceeds {PEAK_TRUE:.0%} (per seed; the peak chosen on alternate evaluations and read at the "
+                  "evaluation after it, so that evaluation noise does not make a peak)", iv["peak_true"], PEAK_TRUE,
+                  essential=True, key="peak_true", subclaim=EARLY_LEARNING),
+        criterion(f"... while fewer than {MEMORIZED_AT_PEAK:.0%} are memorized (predicted as their wrong label; read "
+                  "at the same evaluation)", iv["memorized_at_peak_true"], MEMORIZED_AT_PEAK, "below",
+                  essential=True, key="memorized_at_peak_true", subclaim=EARLY_LEARNING),
         criterion(f"then memorization: at the end more than {MEMORIZED:.0%} of mislabeled examples are predicted "
-                  "as their wrong label", iv["final_memorized"], MEMORIZED, essential=True),
+                  "as their wrong label", iv["final_memorized"], MEMORIZED, essential=True, key="final_memorized",
+                  subclaim=MEMORIZATION),
         criterion(f"test accuracy peaks and then falls by more than {TEST_DROP * 100:.0f} points (peak minus end, "
                   "per seed; the peak chosen on alternate evaluations and read on the ones between, so that "
-                  "evaluation noise does not make a peak)", iv["test_drop"], TEST_DROP),
+                  "evaluation noise does not make a peak)", iv["test_drop"], TEST_DROP, key="test_drop",
+                  subclaim=MEMORIZATION),
     ]
-    m = {k: v for k, v in iv.items()}
-    m["peak_true_epoch"] = int(round(s.peak_true_epoch.astype(float).median()))
-    m["peak_test_epoch"] = int(round(s.peak_test_epoch.astype(float).median()))
-    m["epochs"] = int(s.epochs.max())
-    status = combine(crit, "paper")
+    m = dict(iv)
+    m["peak_true_epoch"] = int(round(ce.peak_true_epoch.astype(float).median()))
+    m["peak_true_read_epoch"] = int(round(ce.peak_true_read_epoch.astype(float).median()))
+    m["peak_test_epoch"] = int(round(ce.peak_test_epoch.astype(float).median()))
+    m["epochs"] = int(ce.epochs.max())
     summary = (f"With cross-entropy on noisy labels, the fraction of mislabeled training examples predicted as their "
-               f"true class peaked at {Measured(iv['peak_true'].estimate, 'percent')} (median epoch "
-               f"{m['peak_true_epoch']}); by epoch {m['epochs']} {Measured(iv['final_memorized'].estimate, 'percent')}"
+               f"true class peaked at {Measured(iv['peak_true'].estimate, 'percent')} (the peak chosen at median "
+               f"epoch {m['peak_true_epoch']} and read at the evaluation after it, median epoch "
+               f"{m['peak_true_read_epoch']}; the plain maximum: {Measured(iv['max_true'].estimate, 'percent')}); "
+               f"by epoch {m['epochs']} {Measured(iv['final_memorized'].estimate, 'percent')}"
                f" were predicted as their wrong label. Test accuracy peaked at "
                f"{Measured(iv['peak_test'].estimate, 'percent')} (median epoch {m['peak_test_epoch']}) and ended at "
                f"{Measured(iv['final_test'].estimate, 'percent')} (mean over seeds).")
-    return Verdict("Early learning, then memorization", status, summary, m, REFERENCE, crit,
-                   _scale(cfg, result, noise_note(cfg)))
+    return crit, m, summary
 
 
-def check_elr(result, cfg=None) -> Verdict:
-    h = result.tables["history"]
-    ce, elr = per_seed(h, CE), per_seed(h, ELR)
+def check_early_learning(result, cfg=None) -> Verdict:
+    ce = _arms(result)[CE]
+    crit, m, summary = _early_learning(result, ce)
+    crit = [fits_clean(result, ce)] + crit
+    looks = looks_of(cfg)
+    return Verdict("Early learning, then memorization", combine(crit, "paper", looks), summary, m, REFERENCE, crit,
+                   _scale(cfg, result, noise_note(cfg)), looks=looks)
+
+
+def _elr(result, ce: pd.DataFrame, elr: pd.DataFrame):
+    """ELR reduces memorization: its criteria (without the precondition), measured values and summary."""
     f = lambda d, k: d[k].astype(float)  # noqa: E731
     ratio = t_interval(f(elr, "final_memorized") / f(ce, "final_memorized").clip(lower=1e-9), unit="ratio")
     true_gain = t_interval(f(elr, "final_true") - f(ce, "final_true"), unit="points")
     test_gain = t_interval(f(elr, "final_test") - f(ce, "final_test"), unit="points")
     drop_less = t_interval(f(ce, "test_drop") - f(elr, "test_drop"), unit="points")
     crit = [
-        ce_memorizes(result),
         criterion(f"ELR memorizes less: its final memorized fraction is less than {ELR_LESS:.0%} of "
-                  "cross-entropy's (ratio per seed)", ratio, ELR_LESS, "below", essential=True),
+                  "cross-entropy's (ratio per seed)", ratio, ELR_LESS, "below", essential=True,
+                  key="elr_memorized_ratio", subclaim=ELR_CLAIM),
         criterion(f"ELR keeps more than {ELR_TRUE_GAIN * 100:.0f} points more mislabeled examples on their true "
-                  "class at the end", true_gain, ELR_TRUE_GAIN),
+                  "class at the end", true_gain, ELR_TRUE_GAIN, key="elr_true_gain", subclaim=ELR_CLAIM),
         criterion(f"ELR's final test accuracy is more than {ELR_TEST_GAIN * 100:.0f} point higher", test_gain,
-                  ELR_TEST_GAIN),
-        criterion("ELR's test accuracy falls less after its peak (cross-entropy's fall minus ELR's)", drop_less, 0.0),
+                  ELR_TEST_GAIN, key="elr_test_gain", subclaim=ELR_CLAIM),
+        criterion("ELR's test accuracy falls less after its peak (cross-entropy's fall minus ELR's)", drop_less, 0.0,
+                  key="elr_drop_less", subclaim=ELR_CLAIM),
     ]
     m = {"memorized_ratio": ratio, "true_gain": true_gain, "test_gain": test_gain, "drop_less": drop_less}
     for arm, d in ((CE, ce), (ELR, elr)):
@@ -280,84 +421,121 @@ def check_elr(result, cfg=None) -> Verdict:
         half = [x for x in d.memorized_half_epoch if x is not None]
         m[f"{arm}_memorized_half_epoch"] = (Measured(float(np.median(half)), "epoch") if len(half) == len(d)
                                             else "never" if not half else f"{len(half)} of {len(d)} seeds")
-    status = combine(crit, "paper")
     summary = (f"At the end of training, ELR had memorized {m['elr_final_memorized']} of the mislabeled examples "
                f"against {m['ce_final_memorized']} for cross-entropy, predicted {m['elr_final_true']} (vs "
                f"{m['ce_final_true']}) as their true class, and reached {m['elr_final_test']} test accuracy (vs "
                f"{m['ce_final_test']}); means over seeds.")
-    return Verdict("Early-learning regularization reduces memorization", status, summary, m, REFERENCE, crit,
-                   _scale(cfg, result, noise_note(cfg)))
+    return crit, m, summary
 
 
-def check_early_phase(result, cfg=None) -> Verdict:
+def check_elr(result, cfg=None) -> Verdict:
+    """ELR's verdict.  Its one precondition is that cross-entropy fits its clean examples; how much cross-entropy
+    memorizes is decided in "then memorization" (:func:`check_early_learning`), not assumed here: when it memorizes
+    little, the ratio compares two small numbers and its interval says so."""
+    arms = _arms(result)
+    crit, m, summary = _elr(result, arms[CE], arms[ELR])
+    crit = [fits_clean(result, arms[CE])] + crit
+    looks = looks_of(cfg)
+    return Verdict("Early-learning regularization reduces memorization", combine(crit, "paper", looks), summary, m,
+                   REFERENCE, crit, _scale(cfg, result, noise_note(cfg)), looks=looks)
+
+
+def _early_phase(result, cfg, essential: bool = True):
+    """The early phase (clean labels): its criteria (without the precondition), measured values and summary."""
     ep = result.tables.get("early_phase")
     rw = result.tables.get("rewind")
     ramp = momentum_ramp(cfg)
     ps = phase_per_seed(ep, CLEAN, ramp)
     dist_lead = t_interval(_lead(ps, "dist"), unit="points")  # differences of fractions of the window (shown)
     sign_lead = t_interval(_lead(ps, "sign"), unit="points")
-    steps = t_interval(ps.step_first.astype(float) / ps.step_last.astype(float), unit="ratio")
+    steps = t_interval(ps.step_first.astype(float) / ps.step_last.astype(float), unit="ratio")  # shown
+    settles = t_interval(ps.settling.astype(float), unit="number")
+    fall = t_interval(ps.early_fall.astype(float), unit="number")
+    change = t_interval(ps.late_change.astype(float), unit="number")
     grad = t_interval(ps.grad_first.astype(float) / ps.grad_last.astype(float), unit="ratio")
     window = int(ps.window.max())
     crit = [
-        clean_learns(result),
-        criterion(f"the weights move fastest at the start: distance moved per iteration per unit learning rate "
-                  f"(|w_t − w_t−1| / lr_t), mean over the first tenth of the window over the last tenth, above "
-                  f"{STEP_RATIO} (a training with steady step sizes gives about 1)", steps, STEP_RATIO,
-                  essential=True, note=f"window of {window:,} iterations"
-                  + (f", its first tenth after the {ramp} iterations the momentum buffer takes to fill" if ramp
-                     else "")),
+        criterion("a fast phase that ends, then a settled one: the distance the weights move per iteration per "
+                  "unit learning rate (|w_t − w_t−1| / lr_t) falls from the window's first tenth to its middle tenth "
+                  "by more than its change from the middle to the last tenth, continued back as a power law, would "
+                  f"give (log units, per seed; above ln {math.exp(SETTLES):.2f} = {SETTLES:.2f}: a decay without a "
+                  "distinct phase, a power law such as 1/√t, gives 0, a steady decline less, a flat speed 0)",
+                  settles, SETTLES, essential=essential, key="early_phase_settles", subclaim=EARLY_PHASE,
+                  note=f"window of {window:,} iterations"
+                  + (f", from iteration {ramp + 1} (after the {ramp} iterations the momentum buffer takes to fill)"
+                     if ramp else "")),
         criterion("gradient norms are largest at the start (mean over the first tenth of the window over the "
-                  "last tenth)", grad, GRAD_RATIO),
+                  "last tenth)", grad, GRAD_RATIO, key="grad_ratio", subclaim=EARLY_PHASE),
     ]
-    m = {"step_ratio": steps, "dist_lead": dist_lead, "sign_lead": sign_lead, "grad_ratio": grad, "window": window}
+    m = {"settling": settles, "early_fall": fall, "late_change": change, "step_ratio": steps,
+         "dist_lead": dist_lead, "sign_lead": sign_lead, "grad_ratio": grad, "window": window}
     k = int(cfg.rewind_k) if cfg is not None else int(rw.k[rw.k > 0].min())
     gain = rewind_gain(rw, k)
     crit.append(criterion(f"rewinding to the pre-registered iteration k = {k} beats rewinding to k = 0 by more than "
                           f"{REWIND_MARGIN * 100:.1f} points (test accuracy of the pruned, retrained network)",
-                          gain, REWIND_MARGIN, opposite=0.0))
-    r = rw.groupby("k").agg(test_acc=("test_acc", "mean"), k_frac=("k_frac", "first"))
+                          gain, REWIND_MARGIN, opposite=0.0, key="rewind_gain", subclaim=EARLY_PHASE))
+    ks = rw["k"].to_numpy()
+    at = lambda c, j: float(rw[c].to_numpy(dtype=float)[ks == j].mean()) if (ks == j).any() else float("nan")  # noqa
     m.update({"rewind_k": k, "rewind_gain": gain, "rewind_sparsity": Measured(float(rw.sparsity.mean()), "percent"),
-              "rewind_k_frac": Measured(float(r.k_frac.get(k, float("nan"))), "percent"),
-              "rewind_k0_test": Measured(float(r.test_acc.get(0, float("nan"))), "percent"),
-              "rewind_k_test": Measured(float(r.test_acc.get(k, float("nan"))), "percent")})
+              "rewind_k_frac": Measured(at("k_frac", k), "percent"),
+              "rewind_k0_test": Measured(at("test_acc", 0), "percent"),
+              "rewind_k_test": Measured(at("test_acc", k), "percent")})
+    arms = set(ep["arm"].unique())
     for arm, name in ((CLEAN, "clean"), (CE, "noisy")):
-        if arm in set(ep["arm"]):
-            p = phase_per_seed(ep, arm)
+        if arm in arms:
+            p = ps if arm == CLEAN else phase_per_seed(ep, arm, ramp)
             m[f"{name}_half_dist_step"] = Measured(float(p.half_dist_step.astype(float).mean()), "iteration")
             m[f"{name}_null_half_dist_step"] = Measured(float(p.null_half_dist_step.astype(float).mean()), "iteration")
             m[f"{name}_half_sign_step"] = Measured(float(p.half_sign_step.astype(float).mean()), "iteration")
             m[f"{name}_final_rel_dist"] = Measured(float(p.final_rel_dist.astype(float).mean()), "percent")
             m[f"{name}_final_sign_changed"] = Measured(float(p.final_sign_changed.astype(float).mean()), "percent")
-    status = combine(crit, "paper")
     summary = (f"On clean labels, over the first {window:,} iterations the weights moved "
                f"{m['clean_final_rel_dist']} of their initial norm away from initialization (half of that by "
                f"iteration {m['clean_half_dist_step']}; a random walk with the same step lengths by "
                f"{m['clean_null_half_dist_step']}) and {m['clean_final_sign_changed']} of them changed sign. "
+               f"Per unit learning rate, the distance moved per iteration went to {_share(-fall.estimate)} of its level "
+               f"over the first half of the window (iterations on a log scale; fitted, mean over seeds) and to "
+               f"{_share(change.estimate)} over the second. "
                f"Rewinding the {m['rewind_sparsity']}-pruned network to k = {k} ({m['rewind_k_frac']} of training) "
                f"gave {m['rewind_k_test']} test accuracy against {m['rewind_k0_test']} for k = 0.")
-    return Verdict("The early phase of training (clean labels)", status, summary, m, REFERENCE, crit,
-                   _scale(cfg, result, "clean labels for the early phase", noise_rate=0.0))
+    return crit, m, summary
+
+
+def _share(log_change: float) -> str:
+    """A fitted change of a logarithm as the share of its starting level it ends at ('48%'; '–' if not measured)."""
+    return "–" if not np.isfinite(log_change) else f"{math.exp(log_change):.0%}"
+
+
+def check_early_phase(result, cfg=None) -> Verdict:
+    crit, m, summary = _early_phase(result, cfg)
+    crit = [clean_learns(result)] + crit
+    looks = looks_of(cfg)
+    return Verdict("The early phase of training (clean labels)", combine(crit, "paper", looks), summary, m, REFERENCE,
+                   crit, _scale(cfg, result, "clean labels for the early phase", noise_rate=0.0), looks=looks)
 
 
 def check(result, cfg=None) -> Verdict:
-    """The chapter's verdict: every criterion of the three parts combined by the one rule; the essential ones are
-    those of early learning then memorization and of ELR (the talk's claim), the early phase supports it."""
-    parts = [check_early_learning(result, cfg), check_elr(result, cfg), check_early_phase(result, cfg)]
-    a, b, c = parts
-    # ELR's precondition (cross-entropy memorizes) is the first verdict's own criterion here: it does not gate.
-    crit = list(a.criteria) + [x for x in b.criteria if not x.precondition]
-    # The early phase supports the claim: when it is not testable its criteria are undecided, not deciding.
-    untestable = c.status == NOT_TESTABLE
-    crit += [dataclasses.replace(x, essential=False, precondition=False,
-                                 outcome=UNDECIDED if untestable and not x.precondition else x.outcome,
-                                 text=("early phase precondition: " if x.precondition else "") + x.text)
-             for x in c.criteria]
-    measured = {f"{p}_{k}": v for p, part in zip(("el", "elr", "ep"), parts) for k, v in part.measured.items()}
-    summary = (f"Early learning then memorization: {a.status}. ELR reduces memorization: {b.status}. "
-               f"The early phase (clean labels): {c.status}. {a.summary} {b.summary}")
-    return Verdict("Early learning, then memorization; ELR; the early phase", combine(crit, "paper"), summary,
-                   measured, REFERENCE, crit, _scale(cfg, result, noise_note(cfg)))
+    """The chapter's verdict: every criterion of the three parts combined by the one rule.  The essential ones are
+    those of early learning then memorization and of ELR (the talk's claim); the early phase's support it (not
+    essential).  Each precondition guards only its own sub-claims: cross-entropy fitting its clean examples guards
+    early learning, memorization and ELR; the network learning on clean labels guards the early phase, whose
+    criteria are then *not tested* (and, being supporting, cannot make the chapter not testable)."""
+    arms = _arms(result)
+    a, ma, sa = _early_learning(result, arms[CE])
+    b, mb, sb = _elr(result, arms[CE], arms[ELR])
+    c, mc, _ = _early_phase(result, cfg, essential=False)
+    crit = [fits_clean(result, arms[CE])] + a + b + [clean_learns(result)] + c
+    # each part's own word, as its check_* gives it (the early phase's first criterion is essential there)
+    ep = [crit[len(a) + len(b) + 1], dataclasses.replace(c[0], essential=True)] + c[1:]
+    parts = {"el": (crit[:1] + a, ma), "elr": (crit[:1] + b, mb), "ep": (ep, mc)}
+    looks = looks_of(cfg)
+    status = {p: combine(cs, "paper", looks) for p, (cs, _) in parts.items()}
+    measured = {f"{p}_{k}": v for p, (_, mp) in parts.items() for k, v in mp.items()}
+    measured.update({f"{p}_status": s for p, s in status.items()})
+    summary = (f"Early learning then memorization: {status['el']}. ELR reduces memorization: {status['elr']}. "
+               f"The early phase (clean labels): {status['ep']}. {sa} {sb}")
+    return Verdict("Early learning, then memorization; ELR; the early phase", combine(crit, "paper", looks), summary,
+                   measured, REFERENCE, crit, _scale(cfg, result, noise_note(cfg)), looks=looks)
 
 
 def schedule_text(cfg, steps_per_epoch: int) -> str:
@@ -373,13 +551,15 @@ def schedule_text(cfg, steps_per_epoch: int) -> str:
 def deciding(v: Verdict) -> list[tuple[str, str, str]]:
     """The rows of the chapter's verdict box (``v`` from :func:`check`): the numbers that decide each part."""
     m = v.measured
-    return [("mislabeled predicted as their true class, at its peak (cross-entropy)", "rises first",
+    return [("mislabeled predicted as their true class, at its peak (cross-entropy; chosen on alternate "
+             "evaluations, read at the next)", "rises first",
              show(m["el_peak_true"])),
             ("mislabeled predicted as their wrong label, at the end (cross-entropy)", "→ ~100%",
              show(m["el_final_memorized"])),
             ("ELR's memorized fraction ÷ cross-entropy's", "much lower", show(m["elr_memorized_ratio"])),
-            ("clean labels: distance moved per iteration per unit learning rate, first tenth of the window ÷ "
-             "last tenth", "early phase fast, then settles", show(m["ep_step_ratio"])),
+            ("clean labels: distance moved per iteration per unit learning rate, its log-fall over the window's "
+             "first half minus the size of its log-change over the second (log-spaced iterations; a power-law "
+             "decay gives 0)", "early phase fast, then settles", show(m["ep_settling"])),
             (f"rewinding to k = {m['ep_rewind_k']} minus k = 0 (test accuracy)", "k ≈ 500–2,000 works, 0 does not (≈, unverified)",
              show(m["ep_rewind_gain"]))]
 
@@ -404,18 +584,33 @@ def caveats(cfg, result) -> str:
            "warm restarts, and Frankle et al. use lr 0.1 divided by 10 at epochs 80 and 120.",
            f"The early phase is probed over the first {cfg.probe_steps:,} iterations "
            f"({cfg.probe_steps / max(1, total):.0%} of training; Frankle et al. look at the first 4,000 of 62,560, "
-           "6%): at this scale a few iterations would show nothing. The criterion compares the distance the weights "
-           "move per iteration, divided by the learning rate (so the schedule cannot make it), early against "
-           "late: a training with steady steps gives about 1. The first steps are skipped while SGD's momentum "
-           "buffer fills. A random walk with the clean run's step lengths is shown beside it, not decided on: it "
-           "reaches half its distance at a quarter of the window by construction, and a trajectory with correlated "
-           "steps later, so a real early phase could fail a comparison with it.",
+           "6%): at this scale a few iterations would show nothing. The deciding criterion reads the distance the "
+           "weights move per iteration, divided by the learning rate (so the schedule cannot make it), and asks "
+           "whether it falls fast and then settles: the fall of its logarithm from the window's first tenth to its "
+           "middle tenth, less the change from the middle to the last tenth continued back as a power law over the "
+           "same span of log-iterations, above ln 1.25. A decay with no distinct phase, a power law (1/√t, 1/t, ...), "
+           "gives 0 (its late change continued back is exactly its early fall), a steady linear decline falls faster "
+           "late and gives less, so both fail; simulated seeds with per-iteration noise check it "
+           "(`tests/test_early_learning.py`, tests named early_phase). The three tenths are fixed in advance, not "
+           "fitted: an early phase that lasts beyond the middle of the window leaves part of its fall in the second "
+           "half and counts against itself, and noise makes the late change look larger, so the estimator leans "
+           "towards \"no early phase\". It says nothing about what happens within the momentum ramp, which is "
+           "skipped: the first steps are short while SGD's momentum buffer fills, in any training. The ratio of the first tenth's distance per "
+           "iteration to the last tenth's (the criterion of an earlier version) is shown, not decided on: a "
+           "smooth 1/√t decay passes it. A random walk with the clean run's step lengths is shown beside it, "
+           "not decided on: it reaches half its distance at a quarter of the window by construction, and a "
+           "trajectory with correlated steps later, so a real early phase could fail a comparison with it.",
            f"Rewinding prunes {cfg.rewind_sparsity:.0%} of the weights once (global magnitude) after the clean run "
            "and retrains the ticket from each k to the end, its learning rate and batch order continuing from k as "
            "in open_lth; the papers prune iteratively (20% a round). The verdict compares only "
            f"the pre-registered k = {cfg.rewind_k} with k = 0; the other k of the grid are shown, not tested.",
-           f"Test accuracy is evaluated every {cfg.eval_every} epochs. The maximum of noisy evaluations favours a "
-           "peak (with a flat curve it exceeds the last evaluation by about two standard deviations of the noise), "
-           "so the drop criterion chooses the peak on alternate evaluations and reads its accuracy on the "
-           "evaluation after it; the peak shown beside it is the plain maximum."]
+           f"The noisy-label arms are evaluated every {cfg.eval_every} epochs. The maximum of noisy evaluations "
+           "favours a peak (with a flat curve it exceeds the last evaluation by about two standard deviations of "
+           "the noise; on a plateau exactly at 40%, \"the true-class fraction exceeds 40% at its peak\" held in "
+           "half of simulated runs), so both peaks that decide something, the true-class fraction's and test "
+           "accuracy's, are chosen on alternate evaluations (the 1st, 3rd, ...) and read at the evaluation after "
+           "the chosen one (the memorized fraction \"at the peak\" too). On such a plateau the criterion then holds "
+           "in under 3.5% of simulated runs. The price: a peak sharper than the spacing of the evaluations is read "
+           "lower than it was, against the claim. The test-accuracy peak shown beside the drop is the plain "
+           "maximum."]
     return "\n".join(f"- {x}" for x in out)
