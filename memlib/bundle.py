@@ -393,8 +393,9 @@ def _check_config(path: Path, rec: dict) -> None:
         want = plain(resolve(mod, profile, overrides).hashed_dict())
     except ConfigError as e:
         raise BundleError(f"{where}: its profile {profile} and overrides {overrides} do not resolve ({e})") from None
-    differ = [f"{k} {json.dumps(config.get(k, 'absent'))} (in its configuration) vs {json.dumps(want.get(k, 'absent'))}"
-              for k in sorted(set(want) | set(config)) if want.get(k, ...) != config.get(k, ...)]
+    differ = [f"{k} {json.dumps(config.get(k, 'absent'))} (in its configuration) vs "
+              f"{json.dumps(want.get(k, 'absent'))}" for k in sorted(set(want) | set(config))
+              if want.get(k, ...) != config.get(k, ...)]
     if differ:
         more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
         raise BundleError(f"{where} says profile {profile} with overrides {overrides}, which resolve to other values "

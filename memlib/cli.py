@@ -109,7 +109,8 @@ def cmd_run(args) -> int:
     if store.get(exp.NAME, cfg.hashed_dict()) is None:  # the notebook just stored it, or saved it elsewhere
         where = store.located(exp.NAME, cfg.hashed_dict())
         saved = (f"it was saved in {where}: move that folder to {store.path(exp.NAME, cfg.hashed_dict())} to keep "
-                 "it, then rerun for the verdict") if where else "nor in a fallback folder (see the notebook's warnings)"
+                 "it, then rerun for the verdict") if where else \
+            "nor in a fallback folder (see the notebook's warnings)"
         print(f"error: the notebook ran but its result is not in the results store {store.root}; {saved}",
               file=sys.stderr)
         return 1

@@ -165,7 +165,8 @@ def experiment_of(name: str) -> str:
     return REGISTRY[find_claim(name)]
 
 
-def resolve_grid(experiment: str, profile: str | None, points: Sequence[dict[str, Any]]) -> Sequence[tuple[dict, Config]]:
+def resolve_grid(experiment: str, profile: str | None,
+                 points: Sequence[dict[str, Any]]) -> Sequence[tuple[dict, Config]]:
     """Resolve every point (raising ConfigError naming the point before anything runs); drops duplicates.
 
     A :class:`Grid` is checked axis by axis first, each value (each range's two ends) beside the other axes' first

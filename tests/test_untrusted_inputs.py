@@ -577,3 +577,18 @@ def test_an_import_record_that_cannot_be_written_is_one_line(exported, tmp_path,
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "could not be imported" in err and "No space left on device" in err
     assert not [p for p in (tmp_path / "target").iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_an_imported_result_behind_a_link_out_of_the_store_is_not_read(exported, tmp_path, opened):
+    import shutil
+
+    store, _ = _imported_store(exported, tmp_path)
+    outside = tmp_path / "elsewhere"
+    shutil.move(str(store.root / CLAIM1), outside)
+    (store.root / CLAIM1).symlink_to(outside)
+    opened.clear()
+    ((name, reason),) = B.verify_imported(store)
+    assert name == "c1-smoke" and "leads outside the results store" in reason
+    (row,) = evidence.bundle_evidence(store=store, build="quick").to_dict("records")
+    assert "leads outside the results store" in row["problem"] and row["reduced"]
+    assert [p for p in opened if isinstance(p, str) and str(outside) in p] == []
