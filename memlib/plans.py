@@ -9,6 +9,8 @@ verdicts (the amendment log says so).
 """
 from __future__ import annotations
 
+import math
+
 from .plan import OPTIONAL, PLANS, AnalysisPlan, Calibration, SeedRule, criterion, precondition, register
 
 # ------------------------------------------------------------------------------------------------ claim 1
@@ -75,7 +77,21 @@ OPTIONAL["outlier_percentiles"] = tuple(s.key for s in _c3)  # a run has the cri
 # ------------------------------------------------------------------------------------------------ claim 4
 register(AnalysisPlan(
     claim="early_learning", kind="paper",
-    specs=(),  # filled in with the claim's criteria below
+    specs=(
+        precondition("fits_clean", 0.9, guards=("early_learning", "memorization", "elr")),
+        precondition("clean_learns", 0.9, guards=("early_phase",)),
+        criterion("peak_true", 0.40, essential=True, subclaim="early_learning", effect=0.2),
+        criterion("memorized_at_peak_true", 0.20, "below", essential=True, subclaim="early_learning", effect=0.1),
+        criterion("final_memorized", 0.50, essential=True, subclaim="memorization", paper=1.0),
+        criterion("test_drop", 0.02, subclaim="memorization", effect=0.03),
+        criterion("elr_memorized_ratio", 0.5, "below", essential=True, subclaim="elr", effect=0.3),
+        criterion("elr_true_gain", 0.10, subclaim="elr", effect=0.1),
+        criterion("elr_test_gain", 0.01, subclaim="elr", effect=0.05),
+        criterion("elr_drop_less", 0.0, subclaim="elr", effect=0.02),
+        criterion("early_phase_settles", math.log(1.25), subclaim="early_phase", effect=0.2),
+        criterion("grad_ratio", 1.2, subclaim="early_phase", effect=0.3),
+        criterion("rewind_gain", 0.005, subclaim="early_phase", effect=0.02),
+    ),
     calibration=Calibration(
         grid={"width": (8,), "n_train": (1000, 1500, 2000), "epochs": (16, 20, 24, 30)}, axes=("epochs", "n_train"),
         why="training images and epochs for a width-8 ResNet-9 (the preconditions: it fits its clean training "
