@@ -79,6 +79,7 @@ def main() -> None:
     med = {f"{pol}_{'busy' if busy else 'alone'}_img_s": round(statistics.median(v), 1) for (pol, busy), v in cells.items()}
     for pol in ("default", "memlib"):
         med[f"{pol}_slowdown"] = round(med[f"{pol}_alone_img_s"] / med[f"{pol}_busy_img_s"], 2)
+    med["ratio"] = round(med["default_slowdown"] / med["memlib_slowdown"], 3)  # above 1: memlib's policy suffers less
     print(json.dumps(med))
 
 
