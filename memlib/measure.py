@@ -21,6 +21,7 @@ number      anything else                                   3 significant digits
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Iterable, Sequence
@@ -166,6 +167,7 @@ class Interval:
         return self.text()
 
 
+@functools.lru_cache(maxsize=4096)
 def _t_quantile(level: float, df: int) -> float:
     from scipy import stats
 

@@ -161,14 +161,34 @@ def test_precondition_named_on_the_verdict_line_box_and_summary_row():
     assert "needs > 90.0%" in line and "(fails)" in line
     box = nb.verdict_markdown(v)
     assert "Verdict: NOT TESTABLE AT THIS SCALE" in box and "Not testable here, because:" in box
-    assert "standard dropout fits the mislabeled examples — 7.0%" in box
+    assert "precondition: standard dropout fits the mislabeled examples: 7.0% [" in box and "needs > 90.0%" in box
     crit = nb.criteria_markdown(v)
     assert "(precondition)" in crit and "Why a precondition:* the baseline" in crit
     row = pd.DataFrame([{"claim": "02_dropout_comparison", "title": "T", "verdict": v.status, "kind": "paper",
-                         "why": "; ".join(c.line() for c in v.failed_preconditions), "scale": "quick profile",
+                         "why": "; ".join(v.reason_lines()[:1]), "scale": "quick profile",
                          "reduced": True, "summary": ""}])
     md = summary.summary_markdown(row)
-    assert "**not testable at this scale** — the precondition that did not hold: standard dropout fits" in md
+    assert "**not testable at this scale** — ✘ precondition: standard dropout fits" in md
+
+
+def test_the_box_names_the_deciding_criteria_and_what_would_decide_an_inconclusive_one():
+    from memlib import notebook as nb
+    from memlib.experiments import resolve
+
+    held = C.criterion("a holds", t_interval([0.8, 0.9, 0.85], "percent"), 0.5, essential=True, key="a")
+    open_ = C.criterion("b is open", t_interval([0.55, 0.65, 0.75], "percent"), 0.5, essential=True, key="b")
+    sup = C.criterion("c fails", t_interval([0.1, 0.2, 0.15], "percent"), 0.5, key="c")
+    v = C.Verdict("Claim", C.combine([held, open_, sup]), "Summary.", criteria=[held, open_, sup])
+    assert v.status == C.INCONCLUSIVE and [c.key for c in v.deciding_criteria()] == ["b"]
+    assert v.seeds_to_decide() == 5  # t(0.975; 4) · 0.1 / √5 = 0.124 < 0.15; at 4 seeds 0.159
+    v.config = resolve("lth_vs_dropout", "quick")
+    box = nb.verdict_markdown(v)
+    assert "**Decided by:**" in box and "b is open: 65.0% [" in box and "about **5 seeds**" in box
+    assert "-p seeds=5" in box
+    ok = C.Verdict("Claim", C.combine([held, sup]), "S.", criteria=[held, sup])
+    assert ok.status == C.PARTLY and [c.key for c in ok.deciding_criteria()] == ["c"]
+    done = C.Verdict("Claim", C.combine([held]), "S.", criteria=[held])
+    assert [c.key for c in done.deciding_criteria()] == ["a"] and "(holds)" in done.reason_lines()[0]
 
 
 def test_scale_is_decided_from_values_not_the_profile_name():
