@@ -58,8 +58,8 @@ PROFILES = {
     # paper's 50 epochs with its warm-up and cosine schedule (the verdict reads where the memorization window lies
     # as a share of training, so the length is the paper's, never swept).  Width and training images are the pick
     # of the calibration (calibration/01_gradient_similarity.*.json), the seeds the plan's seed rule (memlib.plans).
-    "quick": {**_paper, **CPU_BOOK, "dataset": "fashion-mnist", "width": 8, "n_train": 2000, "n_test": 1000,
-              "epochs": 50, "batch_size": 128, "lr": 0.05, "seeds": 4, "probe_size": 300},
+    "quick": {**_paper, **CPU_BOOK, "dataset": "fashion-mnist", "width": 8, "n_train": 1000, "n_test": 1000,
+              "epochs": 50, "batch_size": 128, "lr": 0.05, "seeds": 3, "probe_size": 300},
     "paper": _paper,
 }
 
