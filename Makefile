@@ -45,10 +45,10 @@ browser:
 
 # The tests whose numbers depend on what precision="auto" resolves to run a second time with bf16 forced
 # ($MEMLIB_PRECISION, which auto obeys), so that the suite passes whatever this CPU's probe chose (slower where bf16
-# is slow): the training loop (test_train), the stacked trainers against sequential training (test_stacked,
-# test_outliers_multitrain), the gradient probe, pruning, outlier metrics and the store's keys (test_store).
-PRECISION_TESTS := tests/test_train.py tests/test_stacked.py tests/test_outliers_multitrain.py \
-  tests/test_gradient_probe.py tests/test_pruning.py tests/test_outliers.py tests/test_store.py
+# is slow): the training loop (test_train), the stacked trainer against sequential training
+# (test_outliers_multitrain), the gradient probe, pruning, outlier metrics and the store's keys (test_store).
+PRECISION_TESTS := tests/test_train.py tests/test_outliers_multitrain.py tests/test_gradient_probe.py \
+  tests/test_pruning.py tests/test_outliers.py tests/test_store.py
 
 test: browser $(STAMP)
 	@tools/run_pytest.sh $(BIN)/python -m pytest tests -m "not book"
