@@ -118,17 +118,20 @@ def test_relative_store_follow_up_read_is_a_hit(capsys, monkeypatch, tmp_path):
         Store().put("gradient_similarity", cfg.hashed_dict(), Result({}, {"kernel": True}))
 
     class Verdict:
-        status, summary = "ok", "fake verdict"
+        status, summary, kind, criteria, plan_digest = "ok", "fake verdict", "paper", [], "abc123"
 
         @staticmethod
         def status_line():
             return "ok"
 
-    monkeypatch.setattr(memlib.claims, "get_claim", lambda name: type("C", (), {"check": lambda r, c: Verdict}))
+    import memlib.staged
+
+    monkeypatch.setattr(memlib.staged, "verdict_of", lambda r, c: Verdict())
     try:
         _fake_papermill(monkeypatch, kernel)
         assert cli.main(RUN + ["--output", str(tmp_path)]) == 0
-        assert "verdict: ok. fake verdict" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "verdict: ok (1 seed" in out and "analysis plan abc123). fake verdict" in out
         assert os.environ["MEMLIB_STORE"] == str(proj / rel)  # the kernel is given the absolute path
     finally:
         import shutil
@@ -188,17 +191,20 @@ def test_read_only_store_still_serves_a_stored_result(capsys, monkeypatch, store
     monkeypatch.setattr(sm, "_write_synced", lambda p, d: (_ for _ in ()).throw(PermissionError(13, "denied")))
 
     class Verdict:
-        status, summary = "ok", "from the stored result"
+        status, summary, kind, criteria, plan_digest = "ok", "from the stored result", "paper", [], "abc123"
 
         @staticmethod
         def status_line():
             return "ok"
 
-    monkeypatch.setattr(memlib.claims, "get_claim", lambda name: type("C", (), {"check": lambda r, c: Verdict}))
+    import memlib.staged
+
+    monkeypatch.setattr(memlib.staged, "verdict_of", lambda r, c: Verdict())
     _fake_papermill(monkeypatch, lambda **kw: None)  # the notebook only reads the store
     assert cli.main(RUN + ["--output", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert f"results store {store.root} is not writable (denied); its stored result is used" in out and "verdict: ok. from the stored result" in out
+    assert f"results store {store.root} is not writable (denied); its stored result is used" in out
+    assert "verdict: ok (1 seed" in out and "from the stored result" in out
 
 
 SHUTDOWN_LOG = """[IPKernelApp] WARNING | Kernel is running over TCP without encryption.
