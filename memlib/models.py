@@ -19,19 +19,18 @@ class Identity(nn.Module):
         return x
 
 
-def conv_bn(c_in: int, c_out: int, k: int = 3, stride: int = 1, padding: int | None = None,
-            groups: int = 1) -> nn.Sequential:
-    """Convolution (no bias), batch norm, ReLU; ``groups`` > 1 keeps channel blocks apart (stacked models)."""
+def conv_bn(c_in: int, c_out: int, k: int = 3, stride: int = 1, padding: int | None = None) -> nn.Sequential:
+    """Convolution (no bias), batch norm, ReLU."""
     padding = k // 2 if padding is None else padding
-    return nn.Sequential(nn.Conv2d(c_in, c_out, k, stride=stride, padding=padding, bias=False, groups=groups),
+    return nn.Sequential(nn.Conv2d(c_in, c_out, k, stride=stride, padding=padding, bias=False),
                          nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 
 class Residual(nn.Module):
-    def __init__(self, c: int, groups: int = 1):
+    def __init__(self, c: int):
         super().__init__()
-        self.a = conv_bn(c, c, groups=groups)
-        self.b = conv_bn(c, c, groups=groups)
+        self.a = conv_bn(c, c)
+        self.b = conv_bn(c, c)
 
     def forward(self, x):
         return x + self.b(self.a(x))

@@ -214,10 +214,11 @@ def resolved_precision(params: Mapping[str, Any]) -> str | None:
     resolve_precision`, on a CPU by its cached timed probe), or None for a config without one."""
     if "precision" not in params:
         return None
-    from .device import pick_device, resolve_precision
+    from .device import pick_device, planned_threads, resolve_precision, workload_of_params
 
-    try:
-        return resolve_precision(str(params["precision"]), pick_device(str(params.get("device", "auto"))))
+    try:  # the shape and thread count the training resolves `auto` for, so that the key says what it computed in
+        return resolve_precision(str(params["precision"]), pick_device(str(params.get("device", "auto"))),
+                                 workload_of_params(params), threads=planned_threads())
     except (RuntimeError, ValueError):  # unavailable device or unknown precision: validation reports it
         return f"unresolved:{params['precision']}"
 

@@ -5,7 +5,7 @@ Layers, lowest first (a module may import from its own layer or below, never abo
 0. leaves: what a configuration is and facts about the world (config, catalog, specs, seeds, device, measure, ...),
    and the JSON files on disk (jsonio)
 1. data and models: datasets, networks, dropout modules, attacks, losses
-2. training and measuring: the training loop, the stacked trainer, pruning, probes, outlier metrics, the results
+2. training and measuring: the training loop, the stacked MLP trainer, pruning, probes, outlier metrics, the results
    store and the executors
 3. experiments: a Config in, a Result out; result bundles (an import resolves each record's configuration)
 4. verdicts and figures: claims and plots read Results
@@ -26,7 +26,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "memlib"
 LAYERS = {
     0: ["_version", "catalog", "specs", "config", "seeds", "device", "measure", "paths", "jsonio", "plots.style"],
     1: ["data", "models", "dropout", "attacks", "losses"],
-    2: ["train", "multitrain", "stacked", "pruning", "probes", "outliers", "store", "executor"],
+    2: ["train", "multitrain", "pruning", "probes", "outliers", "store", "executor"],
     3: ["experiments", "bundle"],
     4: ["claims", "plots", "plan", "plans"],
     5: ["staged", "notebook", "kernel", "summary", "sweep", "calibration", "cli", "evidence", "__main__", ""],

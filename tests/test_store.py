@@ -112,10 +112,10 @@ def test_key_holds_what_auto_precision_resolves_to_on_this_machine(store, monkey
 
     monkeypatch.delenv(dev.PRECISION_ENV, raising=False)  # the probe decides, not `make test`'s forced bf16 step
     params = {"a": 1, "precision": "auto", "device": "cpu"}
-    monkeypatch.setattr(dev, "cpu_precision_probe", lambda refresh=False: {"choice": "fp32"})
+    monkeypatch.setattr(dev, "cpu_precision_probe", lambda *a, **k: {"choice": "fp32"})
     as_fp32 = Store(store.root).key("demo", params)
     assert as_fp32 != Store(store.root).key("demo", {**params, "precision": "fp32"})  # the asked value is keyed too
-    monkeypatch.setattr(dev, "cpu_precision_probe", lambda refresh=False: {"choice": "bf16"})
+    monkeypatch.setattr(dev, "cpu_precision_probe", lambda *a, **k: {"choice": "bf16"})
     as_bf16 = Store(store.root).key("demo", params)
     assert as_bf16 != as_fp32  # same config, another machine's probe: bf16 results never serve an fp32 lookup
     assert sm_env(params)["precision"] == "bf16"
