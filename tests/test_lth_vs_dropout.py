@@ -175,3 +175,18 @@ def test_tiny_run_tables_and_verdict(store):
     again = exp.run(cfg, store)
     assert again.cached
     pd.testing.assert_frame_equal(again.tables["arms"], arms, check_dtype=False)
+
+
+def test_each_precondition_guards_only_its_own_steps():
+    """The dense network does not memorize (steps 3–4 not testable) while example-tied dropout localizes: steps 1–2
+    are still decided and shown — a contradicted step 1 is not hidden behind the other steps' precondition."""
+    rng = np.random.default_rng(7)
+    v = claim.check(made_result(rng, seeds=4, moved_ratio=1.5, enrichment=1.4, dense_fit=0.2, noise=0.02))
+    by = {c.key: c for c in v.criteria}
+    assert by["localizes"].outcome == HOLDS and by["dense_memorizes"].outcome == FAILS
+    assert by["moved"].outcome == CONTRADICTS and by["enrichment"].outcome == HOLDS
+    assert all(by[k].outcome == UNTESTED for k in ("etd_ticket_less", "ordinary_ticket_less"))
+    assert v.status == CONTRADICTED
+    # the same steps 1–2 holding, steps 3–4 untestable: not testable (not supported would blame untested steps)
+    v = claim.check(made_result(rng, seeds=4, moved_ratio=0.5, enrichment=1.4, dense_fit=0.2, noise=0.02))
+    assert v.status == NOT_TESTABLE and {c.key for c in v.deciding_criteria()} == {"dense_memorizes"}
