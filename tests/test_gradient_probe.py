@@ -274,3 +274,92 @@ def test_probe_groups_from_disjoint_blocks_equal_one_pass_per_group():
     for r, e in zip(rows, ref):
         assert r["cosine"] == pytest.approx(e["cosine"], abs=1e-5)
         assert r["norm_a"] == pytest.approx(e["norm_a"], rel=1e-5) and r["norm_b"] == pytest.approx(e["norm_b"], rel=1e-5)
+
+
+# ---- the placebo can fail; the difficulty-matched clean group ---------------------------------------------------
+
+def _opposing_run(n=40, n_noisy=4, placebo_seed=3):
+    """A linear model that predicts class 0 for x = e1; every example is x = e1.  Clean examples are labelled 0,
+    except the placebo's (``placebo_positions``) and the mislabeled ones, labelled 1: a small clean group whose
+    per-example gradients oppose the rest's exactly as the mislabeled group's do (and whose loss is highest)."""
+    from types import SimpleNamespace
+
+    from memlib.probes.gradients import placebo_positions
+
+    m = Linear()
+    with torch.no_grad():
+        m.fc.weight.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0]]))
+    noisy = torch.zeros(n, dtype=torch.bool)
+    noisy[:n_noisy] = True
+    y = torch.zeros(n, dtype=torch.long)
+    y[noisy] = 1
+    small = placebo_positions(noisy, placebo_seed)
+    y[small] = 1
+    x = torch.tensor([[1.0, 0.0]]).repeat(n, 1)
+    run = SimpleNamespace(model=m, data=SimpleNamespace(train=SimpleNamespace(x=x, y=y, noisy=noisy)), epoch=0,
+                          spec=SimpleNamespace(precision="fp32", epochs=1))
+    return run, small
+
+
+def test_probe_placebo_group_whose_gradients_oppose_the_rest_gives_negative_cosines():
+    """The placebo's cosine is not positive by construction: a small clean group whose per-example gradients oppose
+    the rest's shows cosine -1 in the probe, like the mislabeled group; so its share of negative cells can reach
+    the mislabeled group's, and the matched-null criterion can fail."""
+    run, small = _opposing_run()
+    probe = GradientSimilarityProbe(probe_size=100, placebo_seed=3, hard=True)
+    probe.on_fit_start(run)
+    assert sorted(probe.placebo_pos.tolist()) == sorted(small.tolist())
+    row = probe.rows[0]
+    assert row["cosine"] == pytest.approx(-1.0) and row["placebo_cosine"] == pytest.approx(-1.0)
+    # the difficulty-matched group is the clean examples of highest loss: here the same opposing group
+    assert sorted(probe.hard_pos.tolist()) == sorted(small.tolist())
+    assert row["hard_cosine"] == pytest.approx(-1.0)
+
+
+def test_probe_placebo_sharing_the_mean_gradient_gives_positive_cosines():
+    """The other case: every clean example's gradient the same, so a random clean subset shares the rest's mean."""
+    run, _ = _opposing_run()
+    run.data.train.y[~run.data.train.noisy] = 0
+    probe = GradientSimilarityProbe(probe_size=100, placebo_seed=3)
+    probe.on_fit_start(run)
+    assert probe.rows[0]["placebo_cosine"] == pytest.approx(1.0) and probe.rows[0]["cosine"] == pytest.approx(-1.0)
+
+
+def test_hard_positions_are_the_clean_examples_of_highest_loss_of_the_placebos_size():
+    from memlib.probes.gradients import hard_positions, placebo_positions
+
+    noisy = torch.zeros(20, dtype=torch.bool)
+    noisy[[0, 5, 9]] = True
+    losses = torch.arange(20, dtype=torch.float32)
+    losses[19] = -1.0  # a mislabeled position of high loss never counts
+    noisy[18] = True
+    losses[18] = 100.0
+    h = hard_positions(losses, noisy)
+    assert len(h) == len(placebo_positions(noisy, 0)) == 4
+    assert h.tolist() == [14, 15, 16, 17]
+
+
+def test_training_accounting_hard_group_is_chosen_at_each_epochs_start_and_accounted_like_the_placebo():
+    """One batch, lr ~ 0: the hard group is the clean examples of highest eval-mode loss at the initial weights,
+    its epoch sum is its part of the batch loss, its cosine taken against the rest of the clean examples."""
+    from memlib.probes.gradients import TrainingGradientAccounting, eval_losses, hard_positions, layer_rows
+    from memlib.train import TrainSpec, fit
+
+    d, m = _tiny(n=40)
+    tr = d.train
+    pos = torch.arange(len(tr))
+    hard = hard_positions(eval_losses(m, tr.x, tr.y, pos), tr.noisy)
+    mask = torch.zeros(len(tr), dtype=torch.bool)
+    mask[hard] = True
+    assert mask.sum() == tr.noisy.sum() and not (mask & tr.noisy).any()
+    m.train()
+    hard_g = mean_loss_gradient_train(m, tr.x, tr.y, pos, mask)
+    rest_g = mean_loss_gradient_train(m, tr.x, tr.y, pos, ~mask & ~tr.noisy)
+    acc = TrainingGradientAccounting(placebo_seed=7, hard=True)
+    fit(m, d, TrainSpec(epochs=1, batch_size=len(tr), lr=1e-12, momentum=0.0, weight_decay=0.0, warmup_frac=0.0,
+                        schedule="constant", progress=False, precision="fp32"), callbacks=[acc], loss_fn=acc)
+    assert torch.equal(acc.last_hard.cpu(), mask)
+    for name in hard_g:
+        assert torch.allclose(acc_sum(acc, "hard", name), hard_g[name], atol=1e-5), name
+    expected = [r["cosine"] for r in layer_rows(m, hard_g, rest_g)]
+    assert [r["hard_cosine"] for r in acc.rows] == pytest.approx(expected, abs=1e-4)

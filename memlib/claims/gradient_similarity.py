@@ -16,6 +16,11 @@ Criteria (each decided on a t-interval over seeds, :func:`memlib.claims.decide`)
   10–30 of 50, read with a tolerance of 10 points of training);
 * memorization is not confined to the last layers: every layer group's mean cosine over the window is below 0
   (the largest of them, per seed, is below 0).
+
+Described, not decided on: a difficulty-matched clean group (``hard_cosine``: the clean examples of highest loss,
+as many as the placebo, chosen anew at every epoch's start) against the rest of the clean examples; its share of
+negative window cells (``hard_negative_share``) is shown beside the mislabeled group's and the placebo's, since the
+talk says atypical examples behave like mislabeled ones.  No criterion reads it.
 """
 from __future__ import annotations
 
@@ -79,11 +84,13 @@ def per_seed(result, protocol: str = TRAINING) -> pd.DataFrame:
                    else pd.Series(dtype=float))
         neg = float((cells.cosine < 0).mean()) if len(cells) else math.nan
         placebo_neg = float((placebo < 0).mean()) if len(placebo) else math.nan
+        hard = cells.hard_cosine.dropna() if "hard_cosine" in cells.columns else pd.Series(dtype=float)
         rows.append({"seed": seed, "epochs": epochs, "start": start, "end": end,
                      "start_frac": start / epochs if start is not None else math.nan,
                      "end_frac": end / epochs if end is not None else 1.0,
                      "negative_share": neg, "placebo_negative_share": placebo_neg,
                      "placebo_excess": neg - placebo_neg,
+                     "hard_negative_share": float((hard < 0).mean()) if len(hard) else math.nan,
                      "max_layer_cosine": float(layer_means.max()) if len(layer_means) else math.nan,
                      "window_cosine": float(cells.cosine.mean()) if len(cells) else math.nan,
                      "final_noisy_acc": float(last.train_noisy_acc), "final_clean_acc": float(last.train_clean_acc),
@@ -164,6 +171,10 @@ def check(result, cfg=None) -> Verdict:
     mean = lambda col, frame=s: float(np.nanmean(frame[col])) if frame[col].notna().any() else math.nan
     pct = lambda v: Measured(v, "percent")
     seeds_text = f"Over {n} seed{'s' if n != 1 else ''}"
+    hard_iv = t_interval(s.hard_negative_share, "percent")
+    hard_text = ("" if math.isnan(hard_iv.estimate) else
+                 f"; described, not decided on: the same number of clean examples of highest loss, "
+                 f"{pct(hard_iv.estimate)}")
     if math.isnan(start_iv.estimate):
         summary = (f"{seeds_text}, the mislabeled examples were never memorized (their training accuracy on the wrong "
                    f"label stayed below {START_LEVEL:.0%}; final {Measured(s.final_noisy_acc.mean(), 'percent')}), "
@@ -172,7 +183,7 @@ def check(result, cfg=None) -> Verdict:
         summary = (f"{seeds_text}, the mislabeled examples were memorized between {pct(start_iv.estimate)} and "
                    f"{pct(end_iv.estimate)} of training on average (the paper: 20%–60%); during that window "
                    f"{pct(neg_iv.estimate)} of the layer × epoch cosines were negative (a random clean placebo "
-                   f"group of the same size: {pct(placebo_iv.estimate)}), gradients taken "
+                   f"group of the same size: {pct(placebo_iv.estimate)}{hard_text}), gradients taken "
                    f"{PROTOCOL_LABELS[protocol]} (taken {PROTOCOL_LABELS[other]}: {pct(mean('negative_share', so))}); "
                    f"the per-layer mean cosine in the window ranged {Measured(layers.min(), 'cosine')} to "
                    f"{Measured(layers.max(), 'cosine')}.")
@@ -186,6 +197,8 @@ def check(result, cfg=None) -> Verdict:
         "negative_share_other": t_interval(so.negative_share, "percent"),
         "placebo_negative_share": placebo_iv, "placebo_excess": excess_iv,
         "placebo_negative_share_other": t_interval(so.placebo_negative_share, "percent"),
+        "hard_negative_share": hard_iv,  # described, not decided on
+        "hard_negative_share_other": t_interval(so.hard_negative_share, "percent"),
         "window_cosine": t_interval(s.window_cosine, "cosine"),
         "window_cosine_other": t_interval(so.window_cosine, "cosine"),
         "cosine_min": Measured(layers.min(), "cosine"), "cosine_max": Measured(layers.max(), "cosine"),

@@ -12,7 +12,11 @@ Tables:
   (the training protocol starts at epoch 1, the gradients summed over that epoch's batches; the probe at epoch 0,
   the untrained network, then after every epoch), and ``placebo_cosine``: the matched null, the cosine between a
   random clean subset of the mislabeled group's size (fixed per seed, seed ``derive(seed, "placebo group")``) and
-  the rest of the clean examples, its gradient accounted by the same protocol as the mislabeled group's.
+  the rest of the clean examples, its gradient accounted by the same protocol as the mislabeled group's; and
+  ``hard_cosine``: a described comparison that no criterion reads, the difficulty-matched clean group (the clean
+  examples of highest loss, as many as the placebo, chosen anew every epoch: by the training protocol from the
+  losses in evaluation mode at the epoch's start, by the probe at its own weights among its clean examples)
+  against the rest of the clean examples, accounted the same way.
 """
 from __future__ import annotations
 
@@ -38,7 +42,8 @@ TRAINING, PROBE = "training", "probe"
 PROTOCOLS = (TRAINING, PROBE)
 PROTOCOL_LABELS = {TRAINING: "during training (the paper's accounting)",
                    PROBE: "by the fixed-weights probe (evaluation mode)"}
-SIMILARITY_COLUMNS = ("seed", "protocol", "epoch", "layer", "cosine", "norm_clean", "norm_noisy", "placebo_cosine")
+SIMILARITY_COLUMNS = ("seed", "protocol", "epoch", "layer", "cosine", "norm_clean", "norm_noisy", "placebo_cosine",
+                       "hard_cosine")
 
 PARAMS = common("data", "model", "training", "run") + [
     Param("protocol", str, "gradient accounting the verdict uses: 'training' (summed over every training batch, "
@@ -73,8 +78,8 @@ def _one_seed(cfg) -> Result:
     seed = cfg.seed  # the part's own Config: its seed is this part's
     model, data, device = make_model_and_data(cfg, seed)
     placebo_seed = derive(seed, "placebo group")
-    accounting = TrainingGradientAccounting(placebo_seed=placebo_seed)
-    probe = GradientSimilarityProbe(cfg.probe_size, seed=seed, placebo_seed=placebo_seed)
+    accounting = TrainingGradientAccounting(placebo_seed=placebo_seed, hard=True)
+    probe = GradientSimilarityProbe(cfg.probe_size, seed=seed, placebo_seed=placebo_seed, hard=True)
     # The verdict reads the training gradients themselves, and bf16 autocast moves them (per-layer cosines by up to
     # 0.07 at width 8 against fp32): 'auto' trains this claim in fp32; an explicit 'bf16' is honoured (and caveated).
     precision = "fp32" if cfg.precision == "auto" else cfg.precision

@@ -17,6 +17,14 @@ Both also measure a *placebo* (with ``placebo_seed``): a random clean subset of 
 (:func:`placebo_positions`, fixed for the run), whose gradient is accounted exactly as the mislabeled group's and
 compared with that of the rest of the clean examples (``placebo_cosine``).  It shows what the cosine of a group that
 the network has *no* reason to memorize looks like.
+
+With ``hard=True`` both also measure a *difficulty-matched* clean group, a described comparison (no verdict reads
+it): the clean examples of highest loss (:func:`hard_positions`, as many as the placebo), against the rest of the
+clean examples (``hard_cosine``).  The talk says atypical examples behave like mislabeled ones; this group asks
+whether hard clean examples pull against the rest as the mislabeled do.  The group is chosen again at every epoch
+from per-example losses in evaluation mode: by the training accounting at the epoch's start (the weights at the
+end of the previous epoch, one extra forward pass over the training set per epoch), by the probe at its own fixed
+weights.
 """
 from __future__ import annotations
 
@@ -35,6 +43,25 @@ def placebo_positions(noisy: torch.Tensor, seed: int) -> torch.Tensor:
     size = min(int(noisy.sum()), len(clean) // 2)
     g = torch.Generator().manual_seed(int(seed))
     return clean[torch.randperm(len(clean), generator=g)[:size]]
+
+
+def hard_positions(losses: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
+    """Positions of the clean examples of highest ``losses`` (per training position), as many as
+    :func:`placebo_positions` takes (the mislabeled group's size, at most half of the clean examples), sorted."""
+    noisy = noisy.cpu().bool()
+    clean = torch.nonzero(~noisy).flatten()
+    size = min(int(noisy.sum()), len(clean) // 2)
+    top = torch.topk(losses.detach().float().cpu()[clean], size).indices
+    return clean[top].sort().values
+
+
+def eval_losses(model: nn.Module, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor | None = None,
+                precision: str = "fp32") -> torch.Tensor:
+    """Per-example cross-entropy of ``model`` in evaluation mode (as the book's training accuracies are read)."""
+    from ..train import predict  # memlib.train imports the models, not the probes: imported here to keep it so
+
+    with torch.no_grad():
+        return F.cross_entropy(predict(model, x, idx, precision=precision), y, reduction="none")
 
 
 def mean_loss_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor | None = None,
@@ -146,13 +173,16 @@ class GradientSimilarityProbe:
 
     With ``placebo_seed``, each row also has ``placebo_cosine``: the same similarity between a placebo group (the
     first of :func:`placebo_positions`, as many as the probe's mislabeled examples) and the probe's clean examples
-    outside the placebo.
+    outside the placebo.  With ``hard``, each row also has ``hard_cosine``: the same for the probe's clean
+    examples of highest loss at the probe's weights (as many as its mislabeled examples, at most half of its clean
+    ones) against its other clean examples (a described comparison).
     """
 
-    def __init__(self, probe_size: int = 512, seed: int = 0, placebo_seed: int | None = None):
+    def __init__(self, probe_size: int = 512, seed: int = 0, placebo_seed: int | None = None, hard: bool = False):
         self.probe_size = probe_size
         self.seed = seed
         self.placebo_seed = placebo_seed
+        self.hard = hard
         self.rows: list[dict] = []
 
     def _pick(self, run):
@@ -175,14 +205,26 @@ class GradientSimilarityProbe:
         groups = {"clean": self.clean_pos, "noisy": self.noisy_pos}
         if self.placebo_seed is not None:
             groups.update(placebo=self.placebo_pos, rest=self.rest_pos)
+        if self.hard:
+            tr = run.data.train
+            c = self.clean_pos
+            losses = eval_losses(run.model, tr.x[c], tr.y[c], c)
+            k = min(len(self.noisy_pos), len(c) // 2)
+            top = torch.zeros(len(c), dtype=torch.bool, device=c.device)
+            top[torch.topk(losses.to(c.device), k).indices] = True
+            self.hard_pos, self.hard_rest_pos = c[top], c[~top]
+            groups.update(hard=self.hard_pos, hard_rest=self.hard_rest_pos)
         g = group_gradients(run.model, run.data.train, groups)
         rows = layer_rows(run.model, g["clean"], g["noisy"])
         placebo = layer_rows(run.model, g["placebo"], g["rest"]) if self.placebo_seed is not None else None
+        hard = layer_rows(run.model, g["hard"], g["hard_rest"]) if self.hard else None
         for i, r in enumerate(rows):
             row = {"epoch": run.epoch, "layer": r["layer"], "cosine": r["cosine"], "norm_clean": r["norm_a"],
                    "norm_noisy": r["norm_b"]}
             if placebo is not None:
                 row["placebo_cosine"] = placebo[i]["cosine"]
+            if hard is not None:
+                row["hard_cosine"] = hard[i]["cosine"]
             self.rows.append(row)
 
     def on_fit_start(self, run):
@@ -209,16 +251,21 @@ class TrainingGradientAccounting:
 
     With ``placebo_seed``, a third part is accounted the same way (a third gradient per batch, not used by the
     optimizer): the loss of the placebo group (:func:`placebo_positions`) over the batch size, summed over the epoch;
-    each row's ``placebo_cosine`` is its cosine with the rest of the clean examples' sum (the clean sum minus it).  The gradients are taken outside autocast, from
+    each row's ``placebo_cosine`` is its cosine with the rest of the clean examples' sum (the clean sum minus it).
+    With ``hard``, a fourth part likewise, for the difficulty-matched clean group (:func:`hard_positions` of the
+    per-example losses in evaluation mode at the epoch's start, chosen anew every epoch): ``hard_cosine``, against
+    the clean sum minus its own.  The gradients are taken outside autocast, from
     fp32 logits; under bf16 training the backward pass through the model follows its forward dtypes, so they are
     exactly the gradients that training used.
     """
 
-    def __init__(self, placebo_seed: int | None = None):
+    def __init__(self, placebo_seed: int | None = None, hard: bool = False):
         self.rows: list[dict] = []
         self.placebo_seed = placebo_seed
+        self.hard = hard
         self._noisy: torch.Tensor | None = None
         self._placebo: torch.Tensor | None = None
+        self._hard: torch.Tensor | None = None
         self._params: dict[str, torch.Tensor] = {}
 
     def on_fit_start(self, run) -> None:
@@ -230,12 +277,24 @@ class TrainingGradientAccounting:
             self._placebo[placebo_positions(self._noisy, self.placebo_seed).to(self._noisy.device)] = True
         self._model = run.model
         self._params = {n: p for n, p in run.model.named_parameters() if p.requires_grad}
+        self._pick_hard(run)
         self._reset()
+
+    def _pick_hard(self, run) -> None:
+        """The difficulty-matched group for the next epoch: highest loss at the current weights, evaluation mode."""
+        if not self.hard:
+            return
+        tr = run.data.train
+        pos = torch.arange(len(tr), device=tr.x.device)
+        losses = eval_losses(run.model, tr.x, tr.y, pos, precision=run.spec.precision)
+        self._hard = torch.zeros_like(self._noisy, dtype=torch.bool)
+        self._hard[hard_positions(losses, self._noisy).to(self._noisy.device)] = True
 
     def _reset(self) -> None:
         self.sum_clean = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in self._params.items()}
         self.sum_noisy = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in self._params.items()}
         self.sum_placebo = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in self._params.items()}
+        self.sum_hard = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in self._params.items()}
 
     def __call__(self, logits: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         if self._noisy is None:
@@ -245,12 +304,14 @@ class TrainingGradientAccounting:
         b = len(y)
         parts = ((per_example * (1 - noisy)).sum() / b, (per_example * noisy).sum() / b)
         names, params = list(self._params), list(self._params.values())
-        if self._placebo is not None:
-            part = (per_example * self._placebo[idx].to(per_example.dtype)).sum() / b
+        for mask, sums in ((self._placebo, self.sum_placebo), (self._hard, self.sum_hard)):
+            if mask is None:
+                continue
+            part = (per_example * mask[idx].to(per_example.dtype)).sum() / b
             grads = torch.autograd.grad(part, params, retain_graph=True, allow_unused=True)
             for n, g in zip(names, grads):
                 if g is not None:
-                    self.sum_placebo[n] += g.float()
+                    sums[n] += g.float()
         total = []
         for part, sums in zip(parts, (self.sum_clean, self.sum_noisy)):
             grads = torch.autograd.grad(part, params, retain_graph=True, allow_unused=True)
@@ -270,11 +331,21 @@ class TrainingGradientAccounting:
         if self._placebo is not None:
             rest = {n: self.sum_clean[n] - self.sum_placebo[n] for n in self.sum_clean}
             placebo = layer_rows(self._model, self.sum_placebo, rest)
+        hard = None
+        if self._hard is not None:
+            rest = {n: self.sum_clean[n] - self.sum_hard[n] for n in self.sum_clean}
+            hard = layer_rows(self._model, self.sum_hard, rest)
         for i, r in enumerate(layer_rows(self._model, self.sum_clean, self.sum_noisy)):
             row = {"epoch": run.epoch, "layer": r["layer"], "cosine": r["cosine"], "norm_clean": r["norm_a"],
                    "norm_noisy": r["norm_b"]}
             if placebo is not None:
                 row["placebo_cosine"] = placebo[i]["cosine"]
+            if hard is not None:
+                row["hard_cosine"] = hard[i]["cosine"]
             self.rows.append(row)
-        self.last_sums = {"clean": self.sum_clean, "noisy": self.sum_noisy, "placebo": self.sum_placebo}
+        self.last_sums = {"clean": self.sum_clean, "noisy": self.sum_noisy, "placebo": self.sum_placebo,
+                          "hard": self.sum_hard}
+        self.last_hard = self._hard
+        if run.epoch < run.spec.epochs:  # the next epoch's group (none after the last)
+            self._pick_hard(run)
         self._reset()
