@@ -136,25 +136,44 @@ class _Recorder:
 
 def _no_bootstrap(a, b, statistic, unit="number", level=_measure.LEVEL, **kw):
     """Claim 2's pooled AUC bootstrap (description only: it is in a criterion's note, never its interval) over every
-    repetition's examples at once would take seconds; the batched path leaves it out (``--direct`` and
-    :func:`agreement` check that the verdicts do not change)."""
+    repetition's examples at once would take seconds; the batched path leaves it out (:func:`agreement` checks that the
+    verdicts do not change)."""
     nan = float("nan")
     return _measure.Interval(nan, nan, nan, 0, "bootstrap (not computed in the batched simulation)", unit, level)
 
 
-def batched_looks(sim: "Sim", draws: dict, reps: np.ndarray, n: int, looks: int) -> tuple[list[str], list[bool]]:
-    """The look at ``n`` seeds of repetitions ``reps``: the claim's ``check`` runs once on all of them (repetition r's
-    seeds are the r-th block of ``n``), its criteria as check built them (what each reads, threshold, direction,
-    opposite side, essential, sub-claim, guards); each criterion's interval is then recomputed on every repetition's
-    block by the same ``t_interval`` call and decided as :func:`memlib.claims.criterion` decides it, and the
-    repetition's criteria are settled and combined for ``looks``.  Returns each repetition's status and whether the
-    staged procedure stops there (:func:`memlib.staged.undecided` is empty)."""
-    import dataclasses
-    from types import SimpleNamespace
+@dataclass
+class Batch:
+    """One ``check`` of many repetitions at once: its criteria as check built them, each with its per-seed values
+    (repetitions × seeds; ``None`` for an interval not over seeds, the same in every repetition)."""
 
-    from memlib.claims import decide
-    from memlib.staged import undecided
+    kind: str
+    plan: list
 
+    def verdict(self, r: int, n: int, looks: int) -> tuple[str, bool]:
+        """Repetition ``r``'s status with its first ``n`` seeds, settled for ``looks``, and whether the staged procedure
+        stops there (:func:`memlib.staged.undecided` is empty).  Each criterion's interval is the same ``t_interval``
+        call on those seeds, decided as :func:`memlib.claims.criterion` decides it."""
+        import dataclasses
+        from types import SimpleNamespace
+
+        from memlib.claims import decide
+        from memlib.staged import undecided
+
+        crit = []
+        for c, call in self.plan:
+            iv = c.interval if call is None else call[0](call[1][r, :n], *call[2:])
+            crit.append(dataclasses.replace(c, interval=iv, outcome=decide(iv, c.threshold, c.direction, c.opposite),
+                                            against_level=_measure.LEVEL, for_level=_measure.LEVEL))
+        crit = settle(crit, self.kind, looks)
+        return combine(crit, self.kind, looks), not undecided(SimpleNamespace(criteria=crit, kind=self.kind))
+
+
+def batch_check(sim: "Sim", draws: dict, reps: np.ndarray, n: int) -> Batch:
+    """The claim's ``check`` once on repetitions ``reps`` with ``n`` seeds each (repetition r's seeds are the r-th
+    block of ``n`` seeds of one result), recording every ``t_interval`` call's per-seed values.  Every quantity a
+    criterion reads is per seed (the seeds of other repetitions do not change it; :func:`agreement` checks it against
+    ``check`` on each repetition's own result), so a repetition's first ``k`` seeds give its look at ``k`` seeds."""
     k = len(reps)
     flat = {key: v[reps, :n].reshape(k * n, *v.shape[2:]) for key, v in draws.items()}
     mod = sim.module
@@ -179,19 +198,8 @@ def batched_looks(sim: "Sim", draws: dict, reps: np.ndarray, n: int, looks: int)
         _, vals, unit, level, what = call
         if len(vals) != k * n:
             raise ValueError(f"{sim.name}: criterion {c.key!r} reads {len(vals)} values, not one per seed ({k * n})")
-        plan.append((c, (vals.reshape(k, n), unit, level, what)))
-    statuses, stops = [], []
-    real = rec.real
-    for r in range(k):
-        crit = []
-        for c, call in plan:
-            iv = c.interval if call is None else real(call[0][r], *call[1:])
-            crit.append(dataclasses.replace(c, interval=iv, outcome=decide(iv, c.threshold, c.direction, c.opposite),
-                                            against_level=_measure.LEVEL, for_level=_measure.LEVEL))
-        crit = settle(crit, v.kind, looks)
-        statuses.append(combine(crit, v.kind, looks))
-        stops.append(not undecided(SimpleNamespace(criteria=crit, kind=v.kind)))
-    return statuses, stops
+        plan.append((c, (rec.real, vals.reshape(k, n), unit, level, what)))
+    return Batch(v.kind, plan)
 
 
 # ================================================================================================ seed spreads
@@ -536,13 +544,26 @@ def configurations(sim: Sim) -> list[Configuration]:
                and (s.essential or plan.kind == "hypothesis") and not _other_dataset(sim, s.key)]
     if missing:
         raise ValueError(f"{sim.name}: the simulation lacks the planned deciding quantities {missing}")
+    clear = clear_means(sim, plan, seed_sds(sim)[0])
     out = [Configuration("every deciding quantity at its threshold", "against", at)]
     if sim.noeffect is not None:
         out.append(Configuration("every step at no effect (ratios 1, gaps 0)", "contradicted", dict(sim.noeffect)))
     for s in plan.criteria:
         if s.key in at and (s.essential or plan.kind == "hypothesis"):
             out.append(Configuration(f"{s.key} at its threshold, the others clear", "for",
-                                     {**sim.clear, s.key: s.threshold}))
+                                     {**clear, s.key: s.threshold}))
+    return out
+
+
+def clear_means(sim: Sim, plan, sd: dict[str, float]) -> dict[str, float]:
+    """Each quantity clearly on the claimed side: the simulation's clear value, or 10 seed spreads from the threshold
+    where that is farther (so that with the first look's seeds it holds almost surely, whatever the spread: the
+    least favourable case for a false verdict for the claim is the others holding)."""
+    out = {}
+    for s in plan.criteria:
+        if s.key in sim.clear:
+            dist = max(abs(sim.clear[s.key] - s.threshold), 10 * sd[s.key])
+            out[s.key] = s.threshold + (dist if s.direction == "above" else -dist)
     return out
 
 
@@ -604,7 +625,7 @@ class Rates:
 def simulate(name: str, config: Configuration, reps: int, seed: int = 0, sd: dict | None = None,
              direct: bool = False) -> Rates:
     """``reps`` staged verdicts of claim ``name`` under ``config`` (seeded: deterministic).  ``direct``: every look of
-    every repetition through the claim's ``check`` on its own result (slow); else batched (:func:`batched_looks`)."""
+    every repetition through the claim's ``check`` on its own result (slow); else batched (:func:`batch_check`)."""
     cache_t_quantiles()
     sim = SIMS[name]()
     st = stages(name)
@@ -618,20 +639,15 @@ def simulate(name: str, config: Configuration, reps: int, seed: int = 0, sd: dic
             ss, _ = staged_verdict(sim, {k: v[r] for k, v in draws.items()}, st)
             status[r], taken[r] = ss[-1], len(ss)
     else:
-        pending, n = np.arange(reps), st.initial
-        for look in range(1, st.looks + 1):
-            still = []
-            for i in range(0, len(pending), sim.chunk):
-                chunk = pending[i:i + sim.chunk]
-                ss, stops = batched_looks(sim, draws, chunk, n, st.looks)
-                for r, s_, stop in zip(chunk, ss, stops):
+        for i in range(0, reps, sim.chunk):
+            chunk = np.arange(i, min(reps, i + sim.chunk))
+            batch = batch_check(sim, draws, chunk, st.most)
+            for j, r in enumerate(chunk):
+                for look in range(1, st.looks + 1):
+                    s_, stop = batch.verdict(j, st.initial + (look - 1) * st.stage, st.looks)
                     if stop or look == st.looks:
                         status[r], taken[r] = s_, look
-                    else:
-                        still.append(r)
-            pending, n = np.array(still, dtype=int), n + st.stage
-            if not len(pending):
-                break
+                        break
     seeds = st.initial + (taken - 1) * st.stage
     return Rates(name, config, reps, pd.Series(list(status)), taken, float(seeds.mean()), float((taken == 1).mean()),
                  time.process_time() - t0)
@@ -639,7 +655,7 @@ def simulate(name: str, config: Configuration, reps: int, seed: int = 0, sd: dic
 
 def agreement(name: str, config: Configuration, reps: int, seed: int = 0) -> tuple[int, int]:
     """Of ``reps`` repetitions, how many end with the same status after the same looks batched
-    (:func:`batched_looks`) as through the claim's ``check`` on each repetition's own result, look by look
+    (:func:`batch_check`) as through the claim's ``check`` on each repetition's own result, look by look
     (:func:`staged_verdict`): the same draws both ways."""
     a = simulate(name, config, reps, seed, direct=True)
     b = simulate(name, config, reps, seed, direct=False)
@@ -664,6 +680,9 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=2000, help="repetitions per configuration (default 2000)")
     ap.add_argument("--claims", default="", help="comma-separated claim numbers or names (default: all five)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--power", type=int, default=0, metavar="N",
+                    help="also N staged verdicts per claim at the papers' effect sizes (the plans' paper values, else "
+                         "their smallest effects of interest), with the seed rule's prediction beside them")
     args = ap.parse_args(argv)
     from memlib.experiments import get_experiment
 
@@ -685,6 +704,15 @@ def main(argv=None) -> int:
         a, f = maxima(rates)
         print(f"   worst: false against {a:.4f}, false for {f:.4f}"
               + ("" if max(a, f) <= TARGET else f"   ** above {TARGET} **"), flush=True)
+        if args.power:
+            from memlib.plan import planned_seeds
+
+            p = simulate(name, power_configuration(sim), args.power, args.seed + 100_000 * i + 99_999, sd)
+            rule = planned_seeds(plan_of(name), sd)
+            print(f"   power (effects {', '.join(f'{k} {v:g}' for k, v in p.config.means.items())}): for the claim "
+                  f"{p.for_claim:.3f}, against {p.against:.3f}, inconclusive "
+                  f"{float((p.statuses == 'inconclusive').mean()):.3f} of {args.power}; the seed rule wants "
+                  f"{rule['wanted']} seeds at these spreads (at most {rule['cap']} here)", flush=True)
         every += rates
     a, f = maxima(every)
     print(json.dumps({"reps": args.reps, "max_false_against": round(a, 4), "max_false_for": round(f, 4)}))
