@@ -430,7 +430,10 @@ class Verdict:
                 else None
             iv = c.interval.at(level) if level and level != c.interval.level and c.interval.n >= 2 else c.interval
             sign = ">" if c.direction == "above" else "<"
-            out.append(f"{OUTCOME_MARK[c.outcome]} {'precondition: ' * c.precondition}{c.text}: {iv.text()}; needs "
+            text = iv.text()
+            if iv.level != round(iv.level, 2):  # 1 − 5%/16 is 99.7%, not "100%"
+                text = text.replace(f"({iv.level:.0%} ", f"({iv.level:.1%} ", 1)
+            out.append(f"{OUTCOME_MARK[c.outcome]} {'precondition: ' * c.precondition}{c.text}: {text}; needs "
                        f"{sign} {fmt(c.threshold, c.interval.unit)} ({c.outcome})")
         return out
 
