@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import mannwhitneyu
 
-from . import Scale, Verdict, combine, criterion, precondition
+from . import Scale, Verdict, combine, criterion, looks_of, precondition
 from ..catalog import dataset_title
 from ..experiments.dropout_comparison import (ALL, ALL_SITES, DROP, DROPOUT, EVAL, EXAMPLE_TIED, MEAN, OWN,
                                               SPARSE, UNTIED)
@@ -281,7 +281,7 @@ def check(result, cfg=None) -> Verdict:
                   note="; ".join(filter(None, [f"the control's AUC {t_interval(sa['untied_auc'], 'ratio').text().split(' (')[0]}",
                                                _undefined_note(sa["auc_excess"], "the difference")]))),
     ]
-    status = combine(crit, "paper")
+    status = combine(crit, "paper", looks_of(cfg))
     seeds = int(result.tables["accuracy"].seed.nunique())
     scale = (Scale.from_config(cfg, n_train=int(result.scalars["n_train"]), seeds=seeds) if cfg is not None
              else None)
@@ -324,7 +324,7 @@ def check(result, cfg=None) -> Verdict:
                          "aum_kept": Measured(aum["median_kept"], "number"), "aum_auc": aum["auc"],
                          "aum_p": p_text(aum["p_value"])})
     return Verdict("Example-tied dropout localizes memorization", status, summary_text, measured, REFERENCE, crit,
-                   scale=scale)
+                   scale=scale, looks=looks_of(cfg))
 
 
 
