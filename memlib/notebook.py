@@ -78,32 +78,12 @@ def config(experiment: str, profile: str | None = None, overrides: dict | None =
     return resolve(experiment, profile, {**extra, **params, **(overrides or {})})
 
 
-_DECIDED: dict[int, tuple[Config, Verdict]] = {}  # id(result) -> the configuration that ran and its verdict
-
-
 def decide(cfg: Config, store: Store | None = None) -> tuple[Config, Result, Verdict]:
     """Run ``cfg`` with the seeds its analysis plan asks for (:func:`memlib.staged.decide`): the configuration that
     ran (its final seed count), the result and the verdict."""
     from .staged import decide as staged
 
-    ran, result, v = staged(cfg, store, report=print)
-    _DECIDED[id(result)] = (ran, v)
-    return ran, result, v
-
-
-def run(cfg: Config, store: Store | None = None) -> Result:
-    """The result of ``cfg`` with the seeds its plan asks for (see :func:`decide`)."""
-    return decide(cfg, store)[1]
-
-
-def verdict(cfg: Config, result: Result) -> Verdict:
-    """The verdict of a result from :func:`run` (decided there, with its seeds); else the claim's check against its
-    plan."""
-    if id(result) in _DECIDED:
-        return _DECIDED[id(result)][1]
-    from .claims import verdict_of
-
-    return verdict_of(result, cfg)
+    return staged(cfg, store, report=print)
 
 
 def glue(name: str, value: Any, display: bool = False) -> None:

@@ -30,6 +30,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .jsonio import read_json, write_json_atomic
+
 LOG_DIR = Path(__file__).resolve().parent.parent / "plans"
 ALPHA = 0.05  # two-sided; each side of a criterion is decided at ALPHA / 2 (divided further for families and looks)
 
@@ -227,7 +229,7 @@ def planned_seeds(plan: AnalysisPlan, seed_sd: dict[str, float], limit: int = 50
 # ------------------------------------------------------------------------------------------------ the log
 
 def log_path(plan: AnalysisPlan) -> Path:
-    from .experiments import REGISTRY  # noqa: F401  (layering: only called from the CLI and tests)
+    from .experiments import REGISTRY
 
     nb = next(k for k, v in REGISTRY.items() if v == plan.claim)
     return LOG_DIR / f"{nb}.json"
@@ -236,7 +238,7 @@ def log_path(plan: AnalysisPlan) -> Path:
 def versions(plan: AnalysisPlan) -> list[dict[str, Any]]:
     """The plan's amendment log: ``[{version, date, reason, digest, plan}, ...]``, oldest first."""
     p = log_path(plan)
-    return json.loads(p.read_text()) if p.exists() else []
+    return read_json(p) if p.exists() else []
 
 
 def amend(plan: AnalysisPlan, reason: str) -> dict[str, Any]:
@@ -250,9 +252,7 @@ def amend(plan: AnalysisPlan, reason: str) -> dict[str, Any]:
              "digest": plan.digest(), "plan": plan.canonical()}
     path = log_path(plan)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(log + [entry], indent=1) + "\n")
-    tmp.replace(path)
+    write_json_atomic(path, log + [entry], indent=1)
     return entry
 
 

@@ -473,20 +473,16 @@ def looks_of(cfg) -> int:
 
 def verdict_of(result, cfg) -> Verdict:
     """The claim's verdict on ``result`` (its ``check``), checked against the claim's analysis plan (every criterion
-    as planned, none missing), settled for the looks the plan gives ``cfg`` (a check that did not settle for them,
-    ``looks_of(cfg)``, would decide each look of a staged run at too narrow a level) and stamped with the plan's
-    digest."""
+    as planned, none missing; settled for the looks the plan gives ``cfg``) and stamped with the plan's digest."""
     from ..experiments import get_experiment
     from ..plans import plan_of
 
     v = get_claim(get_experiment(cfg.experiment).NAME).check(result, cfg)
     plan = plan_of(cfg.experiment)
     plan.validate(v.criteria, complete=True)
-    looks = plan.looks(cfg)
-    if v.looks != looks:  # settling is monotone: settling again for more looks is settling once for them
-        v.looks = looks
-        v.criteria = settle(v.criteria, v.kind, looks)
-        v.status = combine(v.criteria, v.kind, looks)
+    if v.looks != plan.looks(cfg):  # a check deciding each look too narrowly would break the error rates
+        raise ValueError(f"{plan.claim}: check settled its verdict for {v.looks} look(s), the plan gives "
+                         f"{plan.looks(cfg)}: pass looks_of(cfg) to combine and Verdict")
     v.plan_digest, v.config = plan.digest(), cfg
     return v
 
