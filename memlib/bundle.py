@@ -136,11 +136,17 @@ def _entry_files(d: Path) -> dict[str, bytes]:
 
 # ----------------------------------------------------------------------------- export
 
-def export(store: Store, selections: list[dict[str, Any]], out: Path | str) -> Path:
+def export(store: Store, selections: list[dict[str, Any]], out: Path | str,
+           extra: dict[str, Any] | None = None) -> Path:
     """Write the stored results ``selections`` names as one bundle at ``out`` (a folder; a ``.tar`` file when
     ``out`` ends in ``.tar``).  Each selection: ``kind``, ``key`` and what the bundle records about it (``claim``,
-    ``profile``, ``overrides``).  Every result is verified first; a bad or missing one is refused by name."""
+    ``profile``, ``overrides``).  Every result is verified first; a bad or missing one is refused by name.
+    ``extra``: further manifest records (a verdict map's ``map``, :mod:`memlib.verdict_map`), covered by the root
+    hash like the rest."""
     out = Path(out)
+    reserved = {"format", "version", "created_at", "created_with", "entries", "files"}
+    if extra and reserved & set(extra):
+        raise BundleError(f"extra manifest records may not replace {sorted(reserved & set(extra))}")
     if out.exists() or out.is_symlink():
         raise BundleError(f"{out} already exists: choose another path or delete it")
     if Path(os.path.realpath(out)).is_relative_to(os.path.realpath(store.root)):
@@ -176,7 +182,8 @@ def export(store: Store, selections: list[dict[str, Any]], out: Path | str) -> P
                 "created_with": {"memlib_version": __version__, "memlib_commit": _git_commit(PACKAGE_DIR.parent),
                                  "source_fingerprint": current, "host": socket.gethostname()},
                 "entries": records,
-                "files": {rel: {"sha256": _sha256(b), "bytes": len(b)} for rel, b in sorted(files.items())}}
+                "files": {rel: {"sha256": _sha256(b), "bytes": len(b)} for rel, b in sorted(files.items())},
+                **plain(extra or {})}
     files[BUNDLE_MANIFEST] = json.dumps(manifest, indent=2, sort_keys=True).encode()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{out.name}-", dir=out.parent))

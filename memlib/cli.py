@@ -317,6 +317,51 @@ def cmd_sweep(args) -> int:
     return 1 if failed else 0
 
 
+def _add_map_parser(sub) -> None:
+    pm = sub.add_parser("map", help="a claim's verdict over its analysis plan's map grid (noise rate x width), each "
+                                    "cell a full verdict; optionally exported as one bundle")
+    pm.add_argument("claim", help="e.g. 02, dropout or 02_dropout_comparison")
+    pm.add_argument("--profile", choices=PROFILES, default=None, help="the grid's base profile (default: the plan's)")
+    pm.add_argument("--dry-run", action="store_true", help="list the cells, their seeds and estimated cost, and stop")
+    pm.add_argument("--export", metavar="OUT", default=None,
+                    help="write the decided map as a result bundle (e.g. results/map-02-quick-cpu)")
+    pm.add_argument("--parallel", type=int, default=None, metavar="N",
+                    help="cells decided at a time (default: 1 with the local executor, 2 with Ray)")
+    _add_executor_args(pm)
+
+
+def cmd_map(args) -> int:
+    import os
+
+    from . import verdict_map as vm
+
+    vm.plan_map(args.claim)  # a claim without a map fails here
+    store = Store()
+    if args.dry_run:
+        print(vm.dry_run_text(args.claim, args.profile, store, cores=os.cpu_count() or 1))
+        return 0
+    if args.export and Path(args.export).exists():
+        raise ConfigError(f"{args.export} already exists: choose another path for the map's bundle or delete it")
+    planned_threads()
+    executor = _apply_executor_args(args)
+    parallel = args.parallel or (2 if executor.name == "ray" else 1)
+    print(vm.dry_run_text(args.claim, args.profile, store, cores=os.cpu_count() or 1))
+    rows = vm.run_map(args.claim, args.profile, store, executor, report=None, parallel=parallel)
+    cols = [c for c in rows.columns if c not in ("reason", "plan", "text", "unit", "threshold", "shows")]
+    print(rows[cols].to_string(index=False))
+    print(f"decided {len(rows)} cells in {rows.attrs['seconds']:.0f} s")
+    if args.export:
+        from .bundle import BundleError, read_bundle, root_hash
+
+        try:
+            out = vm.export_map(args.claim, rows, args.export, args.profile, store)
+        except BundleError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"map bundle: {out}; root hash {root_hash(read_bundle(out)[0])}")
+    return 0
+
+
 def _add_calibrate_parser(sub) -> None:
     pc = sub.add_parser("calibrate", help="run a claim's calibration sweep (preconditions and cost only) and write "
                                           "its record under calibration/")
@@ -525,13 +570,14 @@ def main(argv=None) -> int:
     _add_executor_args(pr)
     _add_sweep_parser(sub)
     _add_calibrate_parser(sub)
+    _add_map_parser(sub)
     _add_plan_parser(sub)
     args = p.parse_args(argv)
     try:
         with warnings.catch_warnings():  # a store's warning is one line of its own, not warnings' two-line format
             warnings.showwarning = _show_warning
             return {"list": cmd_list, "run": cmd_run, "params": cmd_params, "sweep": cmd_sweep,
-                    "calibrate": cmd_calibrate, "plan": cmd_plan, "verify": cmd_verify, "export": cmd_export,
+                    "calibrate": cmd_calibrate, "map": cmd_map, "plan": cmd_plan, "verify": cmd_verify, "export": cmd_export,
                     "import": cmd_import}[args.cmd](args)
     except (ConfigError, StoreError, SettingError, MalformedJSON) as e:
         print(f"error: {e}", file=sys.stderr)

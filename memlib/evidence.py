@@ -110,6 +110,8 @@ def bundle_evidence(claim: str | None = None, store: Store | None = None,
         if "problem" in rec:
             rows.append(_row(claim="?", title="?", bundle=rec["record"], problem=rec["problem"]))
             continue
+        if isinstance(rec["manifest"].get("map"), dict):
+            continue  # a verdict map's cells: the appendix "Where each claim holds" shows them (memlib.verdict_map)
         for e in rec["manifest"]["entries"]:
             if e.get("kind") not in by_name:
                 continue  # a part of an experiment, not a result a claim is checked on

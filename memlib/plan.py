@@ -103,6 +103,25 @@ class Calibration:
 
 
 @dataclass(frozen=True)
+class MapGrid:
+    """Where a claim's verdict is mapped (the appendix "Where each claim holds", :mod:`memlib.verdict_map`): every
+    combination of ``grid`` (knob -> values, on top of the ``base`` profile), each cell a full verdict by this plan;
+    ``shows`` is the criterion whose estimate and interval each cell prints, ``paper`` the paper's setting of the
+    grid's knobs (named beside the map, not part of it)."""
+
+    grid: dict[str, tuple]
+    shows: str
+    base: str = "quick"
+    paper: dict[str, Any] = field(default_factory=dict)
+
+    def settings(self) -> list[dict[str, Any]]:
+        import itertools
+
+        keys = list(self.grid)
+        return [dict(zip(keys, combo)) for combo in itertools.product(*(self.grid[k] for k in keys))]
+
+
+@dataclass(frozen=True)
 class AnalysisPlan:
     claim: str  # the experiment's NAME
     kind: str  # "paper" or "hypothesis"
@@ -110,11 +129,16 @@ class AnalysisPlan:
     calibration: Calibration
     seeds: SeedRule = field(default_factory=SeedRule)
     notes: str = ""
+    map: MapGrid | None = None
 
     # ------------------------------------------------------------------ reading
     def canonical(self) -> dict[str, Any]:
         d = asdict(self)
         d["calibration"]["grid"] = {k: list(v) for k, v in self.calibration.grid.items()}
+        if self.map is None:
+            del d["map"]  # a plan without a map reads (and digests) as before maps existed
+        else:
+            d["map"]["grid"] = {k: list(v) for k, v in self.map.grid.items()}
         return json.loads(json.dumps(d, sort_keys=True))
 
     def digest(self) -> str:
@@ -264,6 +288,8 @@ PLANS: dict[str, AnalysisPlan] = {}
 
 
 def register(plan: AnalysisPlan) -> AnalysisPlan:
+    if plan.map is not None:
+        plan.spec(plan.map.shows)  # a map prints a declared criterion (KeyError otherwise)
     PLANS[plan.claim] = plan
     return plan
 
@@ -289,11 +315,15 @@ def plan_markdown(plan: AnalysisPlan, title: str) -> str:
     cal = plan.calibration
     grid = "; ".join(f"{k} ∈ {{{', '.join(map(str, v))}}}" for k, v in cal.grid.items())
     r = plan.seeds
+    m = plan.map
+    mapped = ("" if m is None else " Verdict map (descriptive): every combination of "
+              + " × ".join(f"{k} ∈ {{{', '.join(map(str, v))}}}" for k, v in m.grid.items())
+              + f" on the `{m.base}` profile, each cell decided by this plan, printing `{m.shows}`.")
     hist = "; ".join(f"version {e['version']} ({e['date']}, `{e['digest']}`): {e['reason']}" for e in log) or "none"
     return (f"### {title}\n\nDigest `{plan.digest()}` ({plan.kind}).{state} Versions: {hist}.\n\n"
             + "\n".join(rows) + f"\n\nPreconditions: {pre or 'none'}. Calibration: {grid}, on {cal.seeds} "
             f"calibration seeds (the `{cal.base}` profile otherwise). Seeds: at least {r.floor} to start (more where "
             f"the calibration's seed spread asks, at most {r.max_initial} within the book's budget), {r.stage} more "
             f"at each further look while an essential criterion or a precondition is undecided, {r.looks} looks at "
-            f"most; each look decided on the {decision_level(r):.1%} interval for the claim."
+            f"most; each look decided on the {decision_level(r):.1%} interval for the claim." + mapped
             + (f" {plan.notes[0].upper() + plan.notes[1:]}." if plan.notes else ""))

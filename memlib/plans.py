@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from .plan import OPTIONAL, PLANS, AnalysisPlan, Calibration, SeedRule, criterion, precondition, register
+from .plan import OPTIONAL, PLANS, AnalysisPlan, Calibration, MapGrid, SeedRule, criterion, precondition, register
 
 # ------------------------------------------------------------------------------------------------ claim 1
 register(AnalysisPlan(
@@ -30,6 +30,8 @@ register(AnalysisPlan(
             "because the verdict reads where the memorization window lies as a share of training and a swept length "
             "would decide that by construction; only capacity (width) and data (training images) are swept"),
     seeds=SeedRule(floor=3, stage=2, looks=2, max_initial=4),
+    map=MapGrid(grid={"noise_rate": (0.1, 0.2, 0.4), "width": (8, 16)}, shows="negative_share",
+                paper={"noise_rate": 0.1, "width": 64}),
 ))
 
 # ------------------------------------------------------------------------------------------------ claim 2
@@ -54,6 +56,8 @@ register(AnalysisPlan(
         why="how long, and at which standard-dropout rate, a width-16 ResNet-9 on 1,000 images fits its mislabeled "
             "examples (the preconditions); the grid of the calibrations of 2026-11-30 and 2026-12-01, unchanged"),
     seeds=SeedRule(floor=3, stage=2, looks=2, max_initial=3),
+    map=MapGrid(grid={"noise_rate": (0.1, 0.2, 0.4), "width": (8, 16)}, shows="gap_beyond_untied",
+                paper={"noise_rate": 0.1, "width": 64}),
     notes="the matched null is a network trained with untied channel dropout (the same channels dropped at random "
           "at every step, not tied to examples), evaluated like example-tied dropout: what it isolates is the tying",
 ))
@@ -98,6 +102,8 @@ register(AnalysisPlan(
             "examples, and learns on clean labels); fixed on 2026-12-07 without the exclusions of 2026-12-01, "
             "which had left out 1,000 images after seeing a verdict"),
     seeds=SeedRule(floor=3, stage=2, looks=2, max_initial=3),
+    map=MapGrid(grid={"noise_rate": (0.2, 0.36, 0.5), "width": (8, 16)}, shows="elr_memorized_ratio",
+                paper={"noise_rate": 0.36, "width": 64}),
 ))
 
 # ------------------------------------------------------------------------------------------------ claim 5
@@ -116,6 +122,8 @@ register(AnalysisPlan(
     calibration=Calibration(grid={"width": (8,), "n_train": (400, 600), "epochs": (15, 20, 25)},
                             axes=("epochs", "n_train")),
     seeds=SeedRule(floor=3, stage=2, looks=2, max_initial=4),
+    map=MapGrid(grid={"noise_rate": (0.1, 0.2, 0.4), "width": (8, 16)}, shows="ordinary_ticket_less",
+                paper={"noise_rate": 0.1, "width": 64}),
     notes="the talk gives no numbers: the smallest effects of interest are a tenth of the weight movement, a "
           "quarter more pruning than chance, and five points of mislabeled training accuracy",
 ))

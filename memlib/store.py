@@ -82,7 +82,7 @@ FALLBACK_ENV = "MEMLIB_STORE_FALLBACK"
 # Modules (relative to the package) that do not change computed numbers: outside the source fingerprint.
 NOT_COMPUTING = ("plots/", "claims/", "notebook.py", "cli.py", "summary.py", "__main__.py", "store.py", "bundle.py",
                  "evidence.py", "calibration.py", "sweep.py", "kernel.py", "jsonio.py", "plan.py", "plans.py",
-                 "staged.py")
+                 "staged.py", "verdict_map.py")
 STALE_TMP_SECONDS = 6 * 3600  # a .tmp-* folder of a live writer on another host is removed after this
 MIN_FREE_BYTES = 8 << 20
 MAX_FILE_BYTES = 2 << 30  # a stored file larger than this is a bad entry, never read (paper-profile tables: < 1 GB)
