@@ -322,6 +322,8 @@ def _add_map_parser(sub) -> None:
                                     "cell a full verdict; optionally exported as one bundle")
     pm.add_argument("claim", help="e.g. 02, dropout or 02_dropout_comparison")
     pm.add_argument("--profile", choices=PROFILES, default=None, help="the grid's base profile (default: the plan's)")
+    pm.add_argument("-p", "--param", action="append", metavar="KEY=VALUE",
+                    help="a parameter fixed in every cell (not one of the grid's knobs)")
     pm.add_argument("--dry-run", action="store_true", help="list the cells, their seeds and estimated cost, and stop")
     pm.add_argument("--export", metavar="OUT", default=None,
                     help="write the decided map as a result bundle (e.g. results/map-02-quick-cpu)")
@@ -337,16 +339,18 @@ def cmd_map(args) -> int:
 
     vm.plan_map(args.claim)  # a claim without a map fails here
     store = Store()
+    fixed = parse_overrides(args.param or [])
+    text = vm.dry_run_text(args.claim, args.profile, store, os.cpu_count() or 1, fixed)  # every cell validated
     if args.dry_run:
-        print(vm.dry_run_text(args.claim, args.profile, store, cores=os.cpu_count() or 1))
+        print(text)
         return 0
     if args.export and Path(args.export).exists():
         raise ConfigError(f"{args.export} already exists: choose another path for the map's bundle or delete it")
     planned_threads()
     executor = _apply_executor_args(args)
     parallel = args.parallel or (2 if executor.name == "ray" else 1)
-    print(vm.dry_run_text(args.claim, args.profile, store, cores=os.cpu_count() or 1))
-    rows = vm.run_map(args.claim, args.profile, store, executor, report=None, parallel=parallel)
+    print(text)
+    rows = vm.run_map(args.claim, args.profile, store, executor, report=None, parallel=parallel, overrides=fixed)
     cols = [c for c in rows.columns if c not in ("reason", "plan", "text", "unit", "threshold", "shows")]
     print(rows[cols].to_string(index=False))
     print(f"decided {len(rows)} cells in {rows.attrs['seconds']:.0f} s")
@@ -354,7 +358,7 @@ def cmd_map(args) -> int:
         from .bundle import BundleError, read_bundle, root_hash
 
         try:
-            out = vm.export_map(args.claim, rows, args.export, args.profile, store)
+            out = vm.export_map(args.claim, rows, args.export, args.profile, store, fixed)
         except BundleError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

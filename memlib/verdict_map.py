@@ -101,8 +101,10 @@ def json_key(d: dict) -> str:
     return json.dumps(d, sort_keys=True, default=str)
 
 
-def cells(claim: str, profile: str | None = None, store: Store | None = None) -> list[Cell]:
-    """Every cell of the claim's map, resolved and validated before anything runs, in the grid's order."""
+def cells(claim: str, profile: str | None = None, store: Store | None = None,
+          overrides: dict | None = None) -> list[Cell]:
+    """Every cell of the claim's map (on ``profile`` with ``overrides``: a parameter the grid does not set), resolved
+    and validated before anything runs, in the grid's order."""
     from .calibration import estimated_cost
     from .plan import sequential
 
@@ -113,18 +115,23 @@ def cells(claim: str, profile: str | None = None, store: Store | None = None) ->
     rate, _ = seconds_per_unit(mod, store)
     name = get_experiment(mod).NAME
     out = []
+    fixed = dict(overrides or {})
+    clash = sorted(set(fixed) & set(grid.grid))
+    if clash:
+        raise ConfigError(f"{', '.join(clash)} is a knob of the map's grid ({nb}): it cannot also be fixed")
     for setting in grid.settings():
-        cfg = resolve(mod, profile, setting)
+        cfg = resolve(mod, profile, {**fixed, **setting})
         unit = estimated_cost(cfg.values) * rate if rate else math.nan
         cap = plan.seeds.cap(cfg.seeds) if sequential(cfg) else cfg.seeds
         out.append(Cell(setting, cfg, unit * cfg.seeds, unit * cap, store.get(name, cfg.hashed_dict()) is not None))
     return out
 
 
-def dry_run_text(claim: str, profile: str | None = None, store: Store | None = None, cores: int = 1) -> str:
+def dry_run_text(claim: str, profile: str | None = None, store: Store | None = None, cores: int = 1,
+                 overrides: dict | None = None) -> str:
     """What ``memlib map NN --dry-run`` prints: each cell with its seeds and estimated cost, and the total."""
     store = store or Store()
-    cs = cells(claim, profile, store)
+    cs = cells(claim, profile, store, overrides)
     nb, plan, grid = plan_map(claim)
     _, source = seconds_per_unit(module_name(nb), store)
     lines = [f"map {nb} ({cs[0].cfg.profile} profile): {len(cs)} cells ({' x '.join(grid.grid)}), each a full verdict "
@@ -153,7 +160,8 @@ def cell_row(setting: dict, cfg: Config, v, shows: str) -> dict[str, Any]:
 
 
 def run_map(claim: str, profile: str | None = None, store: Store | None = None, executor=None,
-            report: Callable[[str], None] = print, progress: bool = True, parallel: int = 1) -> pd.DataFrame:
+            report: Callable[[str], None] | None = print, progress: bool = True, parallel: int = 1,
+            overrides: dict | None = None) -> pd.DataFrame:
     """Decide every cell (stored seeds are loaded, missing ones trained), ``parallel`` cells at a time; one row per
     cell (:func:`cell_row`).  Progress: a bar over the estimated compute, so its remaining-time estimate follows the
     measured seconds per estimated second; a line per finished cell."""
@@ -165,7 +173,7 @@ def run_map(claim: str, profile: str | None = None, store: Store | None = None, 
     store = store or Store()
     executor = executor or current()
     nb, plan, grid = plan_map(claim)
-    cs = cells(claim, profile, store)
+    cs = cells(claim, profile, store, overrides)
     todo = sum(c.seconds for c in cs if not c.stored and math.isfinite(c.seconds))
     bar = tqdm(total=round(todo) or None, unit="est-s", desc=f"map {nb.split('_', 1)[0]}", disable=not progress,
                leave=False)
@@ -196,7 +204,8 @@ def run_map(claim: str, profile: str | None = None, store: Store | None = None, 
     return out
 
 
-def map_selections(claim: str, rows: pd.DataFrame, profile: str | None = None, store: Store | None = None) -> list:
+def map_selections(claim: str, rows: pd.DataFrame, profile: str | None = None, store: Store | None = None,
+                   overrides: dict | None = None) -> list:
     """The bundle selections of a decided map: each cell's result at the seeds it stopped with."""
     from .evidence import selection
 
@@ -204,24 +213,24 @@ def map_selections(claim: str, rows: pd.DataFrame, profile: str | None = None, s
     store = store or Store()
     out = []
     for r in rows.to_dict("records"):
-        overrides = {k: r[k] for k in grid.grid}
-        cfg = resolve(module_name(nb), profile or grid.base, overrides)
+        over = {**(overrides or {}), **{k: r[k] for k in grid.grid}}
+        cfg = resolve(module_name(nb), profile or grid.base, over)
         if r["seeds"] != cfg.seeds:
-            overrides["seeds"] = r["seeds"]
-        out += selection(store, nb, profile or grid.base, overrides)
+            over["seeds"] = r["seeds"]
+        out += selection(store, nb, profile or grid.base, over)
     return out
 
 
 def export_map(claim: str, rows: pd.DataFrame, out: Path | str, profile: str | None = None,
-               store: Store | None = None) -> Path:
+               store: Store | None = None, overrides: dict | None = None) -> Path:
     """Write a decided map as one result bundle at ``out`` (:func:`memlib.bundle.export`) with a ``map`` record."""
     from .bundle import export
 
     nb, plan, grid = plan_map(claim)
     store = store or Store()
     record = {"claim": nb, "profile": profile or grid.base, "grid": {k: list(v) for k, v in grid.grid.items()},
-              "shows": grid.shows, "plan_digest": plan.digest(), "seconds": round(rows.attrs.get("seconds", 0), 1)}
-    return export(store, map_selections(claim, rows, profile, store), out, extra={MAP_RECORD: record})
+              "overrides": dict(overrides or {}), "shows": grid.shows, "plan_digest": plan.digest(), "seconds": round(rows.attrs.get("seconds", 0), 1)}
+    return export(store, map_selections(claim, rows, profile, store, overrides), out, extra={MAP_RECORD: record})
 
 
 # ----------------------------------------------------------------------------------------- reading maps back
@@ -259,8 +268,10 @@ def read_map(path: Path | str) -> tuple[dict, pd.DataFrame]:
 
 
 def map_bundles(folder: Path | str) -> list[Path]:
-    """The bundles in ``folder`` whose manifest says they are verdict maps (others are left to the chapters)."""
-    from .bundle import BundleError, read_bundle
+    """The bundles in ``folder`` whose manifest says they are verdict maps (others are left to the chapters).  Only
+    the manifest is read here: a damaged map is still listed, so that :func:`read_map` refuses it by name."""
+    from .bundle import BUNDLE_MANIFEST, MAX_RECORD_BYTES, BundleError, read_bundle
+    from .jsonio import MalformedJSON, read_json
 
     out = []
     folder = Path(folder)
@@ -268,10 +279,11 @@ def map_bundles(folder: Path | str) -> list[Path]:
         if p.name.startswith(".") or not (p.suffix == ".tar" or (p.is_dir() and not p.is_symlink())):
             continue
         try:
-            if is_map(read_bundle(p)[0]):
-                out.append(p)
-        except BundleError:
-            continue  # import reports it; not a map this page can read
+            manifest = read_json(p / BUNDLE_MANIFEST, max_bytes=MAX_RECORD_BYTES) if p.is_dir() else read_bundle(p)[0]
+        except (BundleError, MalformedJSON, OSError):
+            continue  # not a bundle whose manifest says anything: import reports it
+        if isinstance(manifest, dict) and is_map(manifest):
+            out.append(p)
     return out
 
 

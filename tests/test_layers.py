@@ -29,7 +29,8 @@ LAYERS = {
     2: ["train", "multitrain", "pruning", "probes", "outliers", "store", "executor"],
     3: ["experiments", "bundle"],
     4: ["claims", "plots", "plan", "plans"],
-    5: ["staged", "notebook", "kernel", "summary", "sweep", "calibration", "cli", "evidence", "__main__", ""],
+    5: ["staged", "verdict_map", "notebook", "kernel", "summary", "sweep", "calibration", "cli", "evidence",
+        "__main__", ""],
 }
 
 
