@@ -340,14 +340,15 @@ def cmd_map(args) -> int:
     vm.plan_map(args.claim)  # a claim without a map fails here
     store = Store()
     fixed = parse_overrides(args.param or [])
+    planned_threads()
+    # Before the cells are keyed: the executor sets the parts' thread count, which results are stored under.
+    executor = _apply_executor_args(args)
     text = vm.dry_run_text(args.claim, args.profile, store, os.cpu_count() or 1, fixed)  # every cell validated
     if args.dry_run:
         print(text)
         return 0
     if args.export and Path(args.export).exists():
         raise ConfigError(f"{args.export} already exists: choose another path for the map's bundle or delete it")
-    planned_threads()
-    executor = _apply_executor_args(args)
     parallel = args.parallel or (2 if executor.name == "ray" else 1)
     print(text)
     rows = vm.run_map(args.claim, args.profile, store, executor, report=None, parallel=parallel, overrides=fixed)

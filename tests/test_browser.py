@@ -160,3 +160,33 @@ def test_executed_notebooks_and_statistics_are_published(book):
         assert bc.notebook_problems(nb.read_bytes(), str(nb)) == []
     status = (BOOK / "book" / "status.html").read_text()
     assert all(f"notebooks/{c}" in status for c in CHAPTERS), "the execution-statistics table lacks a chapter"
+
+
+PHONE = (390, 844)  # a phone's viewport, CSS px
+
+
+@pytest.mark.book
+def test_verdict_map_page(browser, book):
+    """The appendix 'Where each claim holds': one figure per map bundle in results/, each loaded and inside the
+    column, no console error or raw value; at a phone's width the figures shrink to the screen and the page does
+    not scroll sideways."""
+    from memlib.verdict_map import RESULTS, map_bundles
+
+    url = f"{book}book/verdict_maps.html"
+    facts = bc.page_facts(browser, url)
+    problems = (bc.console_problems(facts["console"]) + bc.text_problems(facts["text"])
+                + bc.figure_problems(facts["figures"], facts["column"], min_px=400))
+    assert not problems, "\n".join(problems)
+    assert len(facts["figures"]) == len(map_bundles(RESULTS))
+    assert "Where each claim holds" in facts["title"]
+    size = browser.get_window_size()
+    try:
+        browser.set_window_size(PHONE[0] + size["width"] - bc.WINDOW[0], PHONE[1] + size["height"] - bc.WINDOW[1])
+        facts = bc.page_facts(browser, url)
+        sideways = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+    finally:
+        browser.set_window_size(size["width"], size["height"])
+    assert sideways <= 1, f"at {PHONE[0]} px the page scrolls {sideways} px sideways"
+    for f in facts["figures"]:
+        assert f["complete"] and f["natural"]
+        assert 250 <= f["width"] <= PHONE[0], f"a map shows {f['width']:.0f} px wide on a {PHONE[0]} px phone"
