@@ -131,9 +131,13 @@ register(AnalysisPlan(
 
 def plan_of(claim: str) -> AnalysisPlan:
     """The analysis plan of an experiment (its NAME, notebook name or number)."""
-    from .experiments import get_experiment
+    from .config import ConfigError
+    from .experiments import find_claim, get_experiment, module_name
 
-    name = get_experiment(claim).NAME
+    try:
+        name = get_experiment(claim).NAME
+    except ConfigError:  # a number or part of a name: "02", "dropout"
+        name = get_experiment(module_name(find_claim(claim))).NAME
     if name not in PLANS:
         raise ValueError(f"experiment {name!r} has no analysis plan in memlib/plans.py")
     return PLANS[name]

@@ -115,7 +115,7 @@ def cells(claim: str, profile: str | None = None, store: Store | None = None,
     rate, _ = seconds_per_unit(mod, store)
     name = get_experiment(mod).NAME
     out = []
-    fixed = dict(overrides or {})
+    fixed = {"progress": False, **(overrides or {})}  # the map's own bar, not one bar per part and epoch
     clash = sorted(set(fixed) & set(grid.grid))
     if clash:
         raise ConfigError(f"{', '.join(clash)} is a knob of the map's grid ({nb}): it cannot also be fixed")
@@ -190,7 +190,7 @@ def run_map(claim: str, profile: str | None = None, store: Store | None = None, 
             bar.update(round(c.seconds))
         done = sum(r is not None for r in rows)
         setting = ", ".join(f"{k}={v}" for k, v in c.setting.items())
-        bar.write(f"[{done}/{len(cs)}] {setting}: {v.status} ({cfg.seeds} seeds, {time.perf_counter() - t:.0f} s)")
+        bar.write(f"[{done}/{len(cs)}] {setting}: {v.status} ({cfg.seeds} seed{'s' * (cfg.seeds != 1)}, {time.perf_counter() - t:.0f} s)")
         report and report(f"cell {setting}: {v.status}")
 
     if hasattr(executor, "connect") and parallel > 1:
