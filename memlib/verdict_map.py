@@ -26,6 +26,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from .config import Config, ConfigError
+from .plan import ALPHA
 from .experiments import REGISTRY, find_claim, get_experiment, module_name, resolve
 from .store import Store
 
@@ -154,8 +155,12 @@ def cell_row(setting: dict, cfg: Config, v, shows: str) -> dict[str, Any]:
     interval (at its decision's level) and outcome, and the lines that decided the word."""
     c = next(c for c in v.criteria if c.key == shows)
     iv = c.interval
+    level = 1 - ALPHA / max(1, v.looks)  # the level a criterion must clear for the claim (widened for the looks)
+    if iv.n >= 2 and not math.isclose(level, iv.level):
+        iv = iv.at(level)
     return {**setting, "status": v.status, "seeds": int(cfg.seeds), "shows": shows, "text": c.text,
-            "estimate": iv.estimate, "low": iv.low, "high": iv.high, "unit": iv.unit, "outcome": c.outcome,
+            "estimate": iv.estimate, "low": iv.low, "high": iv.high, "level": iv.level, "unit": iv.unit,
+            "outcome": c.outcome,
             "threshold": c.threshold, "reason": " · ".join(v.reason_lines()), "plan": v.plan_digest}
 
 
@@ -315,6 +320,7 @@ def page_parts(folder: Path | str = RESULTS):
     missing says how to compute it; a bundle that cannot be read or checked says why (never a silent gap)."""
     import matplotlib.pyplot as plt
 
+    from .measure import fmt
     from .plans import plan_of
     from .plots.verdict_map import map_figure
 
@@ -347,10 +353,14 @@ def page_parts(folder: Path | str = RESULTS):
             stale = ("" if info.get("plan_digest") == plan.digest() else
                      f" It was computed under plan `{info.get('plan_digest')}`; today's plan is `{plan.digest()}`, "
                      "and the cells below are decided again by today's.")
+            unit = str(rows["unit"].iloc[0])
+            levels = ", ".join(f"{x:.1%}" for x in sorted(set(rows["level"].round(4))))
             text = (head + f"Each cell is a full verdict by this claim's analysis plan `{plan.digest()}` at the "
                     f"`{info['profile']}` profile with the cell's {' and '.join(k.replace('_', ' ') for k in knobs)}; "
-                    f"the number is `{grid.shows}` (needs {'>' if crit.direction == 'above' else '<'} "
-                    f"{crit.threshold:g}) with its interval at the level it was decided on. The outlined cell is the "
+                    f"the number is `{grid.shows}` ({rows['text'].iloc[0]}; needs "
+                    f"{'>' if crit.direction == 'above' else '<'} {fmt(crit.threshold, unit)}), with its {levels} "
+                    "interval: the level it must clear for the claim, widened for the planned looks (the table "
+                    "below gives each deciding interval at the level it was decided on). The outlined cell is the "
                     f"chapter's own setting"
                     + (f"; the paper's setting ({paper}) lies outside this grid." if paper else ".")
                     + f" Computed on {device} ({dates}, memlib {str(made.get('memlib_commit') or '?')[:12]}), "
@@ -358,7 +368,7 @@ def page_parts(folder: Path | str = RESULTS):
                     f"to compute.{stale} Descriptive: {chance_text(len(rows))}.")
             own = resolve(mod, info["profile"]).values
             fig = map_figure(rows, knobs[-1], knobs[0], {k: own[k] for k in knobs},
-                             f"Claim {nb.split('_', 1)[0]}: verdict by "
+                             f"Claim {int(nb.split('_', 1)[0])}: verdict by "
                              f"{' and '.join(k.replace('_', ' ') for k in knobs)}")
             plt.close(fig)
             yield text, fig, cell_table(rows, knobs)
