@@ -306,13 +306,16 @@ RESULTS = Path(__file__).resolve().parent.parent / "results"
 
 
 def cell_table(rows: pd.DataFrame, knobs: list[str]) -> str:
-    """The cells as a markdown table: setting, verdict, seeds, and the lines that decided the word."""
-    out = ["| " + " | ".join(k.replace("_", " ") for k in knobs) + " | verdict | seeds | decided by |",
-           "|" + "---|" * (len(knobs) + 3)]
+    """The cells as markdown: a narrow table (setting, verdict, seeds), then what decided each word, one item per
+    cell (a list, not a table column, so that it reads on a phone)."""
+    out = ["| " + " | ".join(k.replace("_", " ") for k in knobs) + " | verdict | seeds |",
+           "|" + "---|" * (len(knobs) + 2)]
+    why = ["", "What decided each cell:", ""]
     for r in rows.sort_values(knobs).to_dict("records"):
-        reason = str(r["reason"]).replace("|", "/") or "—"
-        out.append("| " + " | ".join(str(r[k]) for k in knobs) + f" | {r['status']} | {r['seeds']} | {reason} |")
-    return "\n".join(out)
+        setting = ", ".join(f"{k.replace('_', ' ')} {r[k]}" for k in knobs)
+        out.append("| " + " | ".join(str(r[k]) for k in knobs) + f" | {r['status']} | {r['seeds']} |")
+        why.append(f"- **{setting}** ({r['status']}): " + ("; ".join(str(r["reason"]).split(" · ")) or "—"))
+    return "\n".join(out + why)
 
 
 def page_parts(folder: Path | str = RESULTS):

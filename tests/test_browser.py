@@ -175,7 +175,7 @@ def test_verdict_map_page(browser, book):
     url = f"{book}book/verdict_maps.html"
     facts = bc.page_facts(browser, url)
     problems = (bc.console_problems(facts["console"]) + bc.text_problems(facts["text"])
-                + bc.figure_problems(facts["figures"], facts["column"], min_px=400))
+                + bc.figure_problems(facts["figures"], facts["column"], min_px=350))
     assert not problems, "\n".join(problems)
     assert len(facts["figures"]) == len(map_bundles(RESULTS))
     assert "Where each claim holds" in facts["title"]

@@ -14,7 +14,7 @@ from .style import COLUMN_IN, figure
 COLOURS = {REPRODUCED: "#009E73", SUPPORTED: "#009E73", PARTLY: "#8FD1B8", INCONCLUSIVE: "#C8C8C8",
            NOT_REPRODUCED: "#E69F00", NOT_SUPPORTED: "#E69F00", CONTRADICTED: "#D55E00", NOT_TESTABLE: "#FFFFFF"}
 SHORT = {NOT_TESTABLE: "not testable"}
-MAP_IN = min(COLUMN_IN, 5.0)  # inches
+MAP_IN = min(COLUMN_IN, 4.2)  # inches
 
 
 def short_value(value: float, unit: str) -> str:
@@ -31,9 +31,9 @@ def short_value(value: float, unit: str) -> str:
 def map_figure(rows: pd.DataFrame, x: str, y: str, quick: dict, title: str):
     """One heatmap: ``x`` and ``y`` are the grid's knobs; ``quick`` the chapter's setting of them (outlined)."""
     xs, ys = sorted(rows[x].unique()), sorted(rows[y].unique())
-    # Narrower than the column, larger type: on a phone (about 340 CSS px of column) it shrinks to about two
-    # thirds, and the cells' text stays at about 10 px.
-    fig, ax = figure(figsize=(MAP_IN, 1.0 + 1.05 * len(ys)))
+    # Narrower than the column: on a phone (about 340 CSS px of column) it shrinks to about four fifths, and the
+    # cells' text stays at about 12 px.
+    fig, ax = figure(figsize=(MAP_IN, 1.0 + 1.2 * len(ys)))
     for _, r in rows.iterrows():
         i, j = xs.index(r[x]), ys.index(r[y])
         face = COLOURS.get(r["status"], "#FFFFFF")
@@ -42,9 +42,9 @@ def map_figure(rows: pd.DataFrame, x: str, y: str, quick: dict, title: str):
         word = SHORT.get(r["status"], r["status"])
         number = short_value(r["estimate"], r["unit"])
         if r["low"] == r["low"] and r["high"] == r["high"]:
-            number += f" [{short_value(r['low'], r['unit'])}, {short_value(r['high'], r['unit'])}]"
+            number += f"\n[{short_value(r['low'], r['unit'])}, {short_value(r['high'], r['unit'])}]"
         seeds = f"{int(r['seeds'])} seed{'s' * (int(r['seeds']) != 1)}"
-        ax.text(i + 0.5, j + 0.5, f"{word}\n{number}\n{seeds}", ha="center", va="center", fontsize=10.5,
+        ax.text(i + 0.5, j + 0.5, f"{word}\n{number}\n{seeds}", ha="center", va="center", fontsize=11,
                 linespacing=1.25,
                 bbox={"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 1.5}
                 if r["status"] == NOT_TESTABLE else None)
