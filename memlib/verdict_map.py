@@ -84,7 +84,8 @@ def seconds_per_unit(experiment: str, store: Store | None = None) -> tuple[float
             seeds.setdefault(group, [conf, 0.0])[1] += float(secs)
     rates = [secs / cal.estimated_cost(conf) for conf, secs in seeds.values() if secs > 0]
     if rates:
-        return float(pd.Series(rates).median()), f"the {len(rates)} seed(s) of this claim in the results store"
+        return float(pd.Series(rates).median()), (f"the training seconds of the {len(rates)} seed(s) of this claim "
+                                                  "in the results store, evaluation and probes not counted")
     rec = cal.load(experiment)
     if rec:
         base = resolve(experiment, rec.get("base_profile", "quick")).values
@@ -136,8 +137,8 @@ def dry_run_text(claim: str, profile: str | None = None, store: Store | None = N
     nb, plan, grid = plan_map(claim)
     _, source = seconds_per_unit(module_name(nb), store)
     lines = [f"map {nb} ({cs[0].cfg.profile} profile): {len(cs)} cells ({' x '.join(grid.grid)}), each a full verdict "
-             f"by the plan {plan.digest()}; compute estimated in core-seconds from {source} (scaled by training "
-             "images x epochs x width squared)"]
+             f"by the plan {plan.digest()}; compute estimated in core-seconds from {source}, scaled by training "
+             "images x epochs x width squared"]
     for c in cs:
         setting = ", ".join(f"{k}={v}" for k, v in c.setting.items())
         cap = plan.seeds.cap(c.cfg.seeds) if c.worst != c.seconds else c.cfg.seeds
