@@ -71,6 +71,14 @@ _IDENT_RE = re.compile(r"^[0-9a-f]{16}$")
 _NAME_RE = re.compile(r"^[^\x00-\x1f\x7f`]{1,200}$")  # a bundle's name as the book prints it: one plain line
 
 
+MAP_RECORD = "map"  # the manifest record that makes a bundle a verdict map (memlib.verdict_map)
+
+
+def is_map(manifest: dict) -> bool:
+    """Whether a bundle's manifest is a verdict map's (the chapters leave its results to the map page)."""
+    return isinstance(manifest.get(MAP_RECORD), dict)
+
+
 class BundleError(ValueError):
     """A bundle was refused or cannot be written; ``str(e)`` is one line naming the file and why."""
 

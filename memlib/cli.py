@@ -351,7 +351,7 @@ def cmd_map(args) -> int:
         raise ConfigError(f"{args.export} already exists: choose another path for the map's bundle or delete it")
     parallel = args.parallel or (2 if executor.name == "ray" else 1)
     print(text)
-    rows = vm.run_map(args.claim, args.profile, store, executor, report=None, parallel=parallel, overrides=fixed)
+    rows = vm.run_map(args.claim, args.profile, store, executor, parallel=parallel, overrides=fixed)
     cols = [c for c in rows.columns if c not in ("reason", "plan", "text", "unit", "threshold", "shows")]
     print(rows[cols].to_string(index=False))
     print(f"decided {len(rows)} cells in {rows.attrs['seconds']:.0f} s")
@@ -582,8 +582,8 @@ def main(argv=None) -> int:
         with warnings.catch_warnings():  # a store's warning is one line of its own, not warnings' two-line format
             warnings.showwarning = _show_warning
             return {"list": cmd_list, "run": cmd_run, "params": cmd_params, "sweep": cmd_sweep,
-                    "calibrate": cmd_calibrate, "map": cmd_map, "plan": cmd_plan, "verify": cmd_verify, "export": cmd_export,
-                    "import": cmd_import}[args.cmd](args)
+                    "calibrate": cmd_calibrate, "map": cmd_map, "plan": cmd_plan, "verify": cmd_verify,
+                    "export": cmd_export, "import": cmd_import}[args.cmd](args)
     except (ConfigError, StoreError, SettingError, MalformedJSON) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

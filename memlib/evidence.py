@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from .bundle import entry_dir, imported, plain
+from .bundle import entry_dir, imported, is_map, plain
 from .claims import get_claim
 from .config import PROFILES, Config, ConfigError, default_profile
 from .experiments import REGISTRY, find_claim, get_experiment, resolve
@@ -110,7 +110,7 @@ def bundle_evidence(claim: str | None = None, store: Store | None = None,
         if "problem" in rec:
             rows.append(_row(claim="?", title="?", bundle=rec["record"], problem=rec["problem"]))
             continue
-        if isinstance(rec["manifest"].get("map"), dict):
+        if is_map(rec["manifest"]):
             continue  # a verdict map's cells: the appendix "Where each claim holds" shows them (memlib.verdict_map)
         for e in rec["manifest"]["entries"]:
             if e.get("kind") not in by_name:

@@ -8,39 +8,42 @@ and a map whose cells are stored trains nothing.
 
 A finished map is kept as a result bundle (:func:`export_map`: the cells' results, their profile and overrides, and a
 ``map`` record in the manifest naming the claim, grid and plan digest).  The book never computes a map: the appendix
-"Where each claim holds" reads the map bundles in ``results/`` (:func:`load_maps`), checks each whole
-(:func:`memlib.bundle.check_bundle`) and decides every cell's verdict again from its stored result with today's
+"Where each claim holds" reads the map bundles in ``results/`` (:func:`page_parts`, :func:`read_map`), checks each
+whole (:func:`memlib.bundle.check_bundle`) and decides every cell's verdict again from its stored result with today's
 checks.  The map is descriptive: the chapter's headline verdict stays the one at its planned quick setting.
 """
 from __future__ import annotations
 
 import contextvars
+import json
 import math
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
+from .bundle import MAP_RECORD, is_map
 from .config import Config, ConfigError
-from .plan import ALPHA
 from .experiments import REGISTRY, find_claim, get_experiment, module_name, resolve
+from .plan import ALPHA
 from .store import Store
 
-MAP_RECORD = "map"  # the manifest key that makes a bundle a verdict map
-FALSE_FOR = 0.025  # the plan's bound on a false verdict for the claim, per verdict (memlib.claims.settle)
+FALSE_FOR = ALPHA / 2  # the plans' bound on a false verdict for the claim, per verdict (memlib.claims.settle)
 
 
 @dataclass
 class Cell:
-    """One cell of a map: its setting (the grid's knobs), its configuration at the planned seeds, the estimated
-    compute of those seeds and of the plan's cap (core-seconds), and whether its planned seeds are stored."""
+    """One cell of a map: its setting (the grid's knobs), its configuration at the planned seeds, the most seeds its
+    stages may reach, the estimated compute of its planned seeds and of that cap (core-seconds), and whether its
+    planned seeds are stored."""
 
     setting: dict[str, Any]
     cfg: Config
+    cap: int
     seconds: float
     worst: float
     stored: bool
@@ -71,17 +74,16 @@ def seconds_per_unit(experiment: str, store: Store | None = None) -> tuple[float
     names = {p.name for p in exp.PARAMS} - {"seeds", "progress", "seed_stages"}
     seeds: dict[str, list] = {}
     root = store.root / exp.NAME
-    for d in root.glob("*/*") if root.is_dir() else ():
-        if (d / "manifest.json").exists() and d.parent.name != "." and (d / "summary.json").exists():
-            try:
-                conf, summ = read_json(d / "config.json"), read_json(d / "summary.json")
-            except (MalformedJSON, OSError):
-                continue
-            secs = summ.get("train_seconds", summ.get("seconds"))
-            if "seed" not in conf or not isinstance(secs, (int, float)):
-                continue  # a merged result, not one seed's part
-            group = json_key({k: v for k, v in conf.items() if k in names})
-            seeds.setdefault(group, [conf, 0.0])[1] += float(secs)
+    for d in root.glob("*/*") if root.is_dir() else ():  # <claim>/<part kind>/<key>: one seed's part
+        try:
+            conf, summ = read_json(d / "config.json"), read_json(d / "summary.json")
+        except (MalformedJSON, OSError):
+            continue
+        secs = summ.get("train_seconds", summ.get("seconds"))
+        if "seed" not in conf or not isinstance(secs, (int, float)):
+            continue
+        group = json.dumps({k: v for k, v in conf.items() if k in names}, sort_keys=True, default=str)
+        seeds.setdefault(group, [conf, 0.0])[1] += float(secs)
     rates = [secs / cal.estimated_cost(conf) for conf, secs in seeds.values() if secs > 0]
     if rates:
         return float(pd.Series(rates).median()), (f"the training seconds of the {len(rates)} seed(s) of this claim "
@@ -97,16 +99,11 @@ def seconds_per_unit(experiment: str, store: Store | None = None) -> tuple[float
     return None, "nothing measured yet"
 
 
-def json_key(d: dict) -> str:
-    import json
-
-    return json.dumps(d, sort_keys=True, default=str)
-
-
 def cells(claim: str, profile: str | None = None, store: Store | None = None,
-          overrides: dict | None = None) -> list[Cell]:
+          overrides: dict | None = None, rate: float | None = None) -> list[Cell]:
     """Every cell of the claim's map (on ``profile`` with ``overrides``: a parameter the grid does not set), resolved
-    and validated before anything runs, in the grid's order."""
+    and validated before anything runs, in the grid's order; ``rate``: :func:`seconds_per_unit`'s (measured here when
+    not given)."""
     from .calibration import estimated_cost
     from .plan import sequential
 
@@ -114,7 +111,8 @@ def cells(claim: str, profile: str | None = None, store: Store | None = None,
     mod = module_name(nb)
     profile = profile or grid.base
     store = store or Store()
-    rate, _ = seconds_per_unit(mod, store)
+    if rate is None:
+        rate, _ = seconds_per_unit(mod, store)
     name = get_experiment(mod).NAME
     out = []
     fixed = {"progress": False, **(overrides or {})}  # the map's own bar, not one bar per part and epoch
@@ -125,7 +123,8 @@ def cells(claim: str, profile: str | None = None, store: Store | None = None,
         cfg = resolve(mod, profile, {**fixed, **setting})
         unit = estimated_cost(cfg.values) * rate if rate else math.nan
         cap = plan.seeds.cap(cfg.seeds) if sequential(cfg) else cfg.seeds
-        out.append(Cell(setting, cfg, unit * cfg.seeds, unit * cap, store.get(name, cfg.hashed_dict()) is not None))
+        out.append(Cell(setting, cfg, cap, unit * cfg.seeds, unit * cap,
+                        store.get(name, cfg.hashed_dict()) is not None))
     return out
 
 
@@ -133,17 +132,16 @@ def dry_run_text(claim: str, profile: str | None = None, store: Store | None = N
                  overrides: dict | None = None) -> str:
     """What ``memlib map NN --dry-run`` prints: each cell with its seeds and estimated cost, and the total."""
     store = store or Store()
-    cs = cells(claim, profile, store, overrides)
     nb, plan, grid = plan_map(claim)
-    _, source = seconds_per_unit(module_name(nb), store)
+    rate, source = seconds_per_unit(module_name(nb), store)
+    cs = cells(claim, profile, store, overrides, rate)
     lines = [f"map {nb} ({cs[0].cfg.profile} profile): {len(cs)} cells ({' x '.join(grid.grid)}), each a full verdict "
              f"by the plan {plan.digest()}; compute estimated in core-seconds from {source}, scaled by training "
              "images x epochs x width squared"]
     for c in cs:
         setting = ", ".join(f"{k}={v}" for k, v in c.setting.items())
-        cap = plan.seeds.cap(c.cfg.seeds) if c.worst != c.seconds else c.cfg.seeds
-        cost = "stored: free" if c.stored else f"~{c.seconds:,.0f} s (up to ~{c.worst:,.0f} s with {cap} seeds)"
-        lines.append(f"  {setting:32} {c.cfg.seeds} seeds -> at most {cap}: {cost}")
+        cost = "stored: free" if c.stored else f"~{c.seconds:,.0f} s (up to ~{c.worst:,.0f} s with {c.cap} seeds)"
+        lines.append(f"  {setting:32} {c.cfg.seeds} seeds -> at most {c.cap}: {cost}")
     todo = [c for c in cs if not c.stored]
     low, high = sum(c.seconds for c in todo), sum(c.worst for c in todo)
     lines.append(f"to run: {len(todo)} of {len(cs)} cells, ~{low:,.0f} to ~{high:,.0f} core-seconds "
@@ -161,13 +159,12 @@ def cell_row(setting: dict, cfg: Config, v, shows: str) -> dict[str, Any]:
         iv = iv.at(level)
     return {**setting, "status": v.status, "seeds": int(cfg.seeds), "shows": shows, "text": c.text,
             "estimate": iv.estimate, "low": iv.low, "high": iv.high, "level": iv.level, "unit": iv.unit,
-            "outcome": c.outcome,
-            "threshold": c.threshold, "reason": " · ".join(v.reason_lines()), "plan": v.plan_digest}
+            "outcome": c.outcome, "threshold": c.threshold, "reason": " · ".join(v.reason_lines()),
+            "plan": v.plan_digest}
 
 
 def run_map(claim: str, profile: str | None = None, store: Store | None = None, executor=None,
-            report: Callable[[str], None] | None = print, progress: bool = True, parallel: int = 1,
-            overrides: dict | None = None) -> pd.DataFrame:
+            progress: bool = True, parallel: int = 1, overrides: dict | None = None) -> pd.DataFrame:
     """Decide every cell (stored seeds are loaded, missing ones trained), ``parallel`` cells at a time; one row per
     cell (:func:`cell_row`).  Progress: a bar over the estimated compute, so its remaining-time estimate follows the
     measured seconds per estimated second; a line per finished cell."""
@@ -178,7 +175,7 @@ def run_map(claim: str, profile: str | None = None, store: Store | None = None, 
 
     store = store or Store()
     executor = executor or current()
-    nb, plan, grid = plan_map(claim)
+    nb, _, grid = plan_map(claim)
     cs = cells(claim, profile, store, overrides)
     todo = sum(c.seconds for c in cs if not c.stored and math.isfinite(c.seconds))
     bar = tqdm(total=round(todo) or None, unit="est-s", desc=f"map {nb.split('_', 1)[0]}", disable=not progress,
@@ -196,8 +193,8 @@ def run_map(claim: str, profile: str | None = None, store: Store | None = None, 
             bar.update(round(c.seconds))
         done = sum(r is not None for r in rows)
         setting = ", ".join(f"{k}={v}" for k, v in c.setting.items())
-        bar.write(f"[{done}/{len(cs)}] {setting}: {v.status} ({cfg.seeds} seed{'s' * (cfg.seeds != 1)}, {time.perf_counter() - t:.0f} s)")
-        report and report(f"cell {setting}: {v.status}")
+        bar.write(f"[{done}/{len(cs)}] {setting}: {v.status} ({cfg.seeds} seed{'s' * (cfg.seeds != 1)}, "
+                  f"{time.perf_counter() - t:.0f} s)")
 
     if hasattr(executor, "connect") and parallel > 1:
         executor.connect()  # once, from the main thread, before the cells' threads use it
@@ -235,15 +232,12 @@ def export_map(claim: str, rows: pd.DataFrame, out: Path | str, profile: str | N
     nb, plan, grid = plan_map(claim)
     store = store or Store()
     record = {"claim": nb, "profile": profile or grid.base, "grid": {k: list(v) for k, v in grid.grid.items()},
-              "overrides": dict(overrides or {}), "shows": grid.shows, "plan_digest": plan.digest(), "seconds": round(rows.attrs.get("seconds", 0), 1)}
+              "overrides": dict(overrides or {}), "shows": grid.shows, "plan_digest": plan.digest(),
+              "seconds": round(rows.attrs.get("seconds", 0), 1)}
     return export(store, map_selections(claim, rows, profile, store, overrides), out, extra={MAP_RECORD: record})
 
 
 # ----------------------------------------------------------------------------------------- reading maps back
-
-def is_map(manifest: dict) -> bool:
-    return isinstance(manifest.get(MAP_RECORD), dict)
-
 
 def read_map(path: Path | str) -> tuple[dict, pd.DataFrame]:
     """A map bundle checked whole (:func:`memlib.bundle.check_bundle`, against an empty store so that a result this
@@ -257,7 +251,7 @@ def read_map(path: Path | str) -> tuple[dict, pd.DataFrame]:
         rec = checked.manifest.get(MAP_RECORD)
         if not isinstance(rec, dict) or not isinstance(rec.get("grid"), dict):
             raise BundleError(f"{path}: not a verdict map (its manifest has no map record with a grid)")
-        nb, plan, grid = plan_map(str(rec.get("claim")))
+        nb, _, grid = plan_map(str(rec.get("claim")))
         rows = []
         for entry, d in checked.staged:
             cfg = resolve(module_name(nb), entry["profile"], entry.get("overrides", {}))
@@ -268,8 +262,7 @@ def read_map(path: Path | str) -> tuple[dict, pd.DataFrame]:
                        commit=prov.get("memlib_commit"))
             rows.append(row)
     info = {**rec, "claim": nb, "root": checked.root, "bundle": Path(path).name,
-            "created_with": checked.manifest.get("created_with", {}), "declared_grid": grid.grid,
-            "declared_digest": plan.digest()}
+            "created_with": checked.manifest.get("created_with", {})}
     return info, pd.DataFrame(rows)
 
 
@@ -368,8 +361,8 @@ def page_parts(folder: Path | str = RESULTS):
                     f"chapter's own setting"
                     + (f"; the paper's setting ({paper}) lies outside this grid." if paper else ".")
                     + f" Computed on {device} ({dates}, memlib {str(made.get('memlib_commit') or '?')[:12]}), "
-                    f"bundle `{info['bundle']}` with root hash `{info['root'][:16]}…`; {info.get('seconds', 0):,.0f} s "
-                    f"to compute.{stale} Descriptive: {chance_text(len(rows))}.")
+                    f"bundle `{info['bundle']}` with root hash `{info['root'][:16]}…`; "
+                    f"{info.get('seconds', 0):,.0f} s to compute.{stale} Descriptive: {chance_text(len(rows))}.")
             own = resolve(mod, info["profile"]).values
             fig = map_figure(rows, knobs[-1], knobs[0], {k: own[k] for k in knobs},
                              f"Claim {int(nb.split('_', 1)[0])}: verdict by "

@@ -24,7 +24,7 @@ def decided(tmp_path_factory):
     """Claim 1's map at the smoke profile (one epoch), decided once for the module, and its bundle."""
     root = tmp_path_factory.mktemp("map")
     store = Store(root / "store")
-    rows = vm.run_map("01", "smoke", store, report=None, progress=False, overrides=FAST)
+    rows = vm.run_map("01", "smoke", store, progress=False, overrides=FAST)
     out = vm.export_map("01", rows, root / "results" / "map-01-smoke", "smoke", store, FAST)
     return store, rows, out
 
@@ -66,7 +66,7 @@ def test_each_cell_is_a_full_verdict_and_a_second_run_trains_nothing(decided, mo
         raise AssertionError("a stored cell was trained again")
 
     monkeypatch.setattr(exp, "_one_seed", no_training)
-    again = vm.run_map("01", "smoke", store, report=None, progress=False, overrides=FAST)
+    again = vm.run_map("01", "smoke", store, progress=False, overrides=FAST)
     pd.testing.assert_frame_equal(again.drop(columns=["reason"]), rows.drop(columns=["reason"]))
 
 
