@@ -84,6 +84,14 @@ class SeedRule:
         return initial + (self.looks - 1) * self.stage
 
 
+def grid_settings(grid: dict[str, tuple]) -> list[dict[str, Any]]:
+    """Every combination of a grid's values (knob -> values), the first knob varying slowest."""
+    import itertools
+
+    keys = list(grid)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
+
+
 @dataclass(frozen=True)
 class Calibration:
     """What a claim's calibration sweeps: ``grid`` (knob -> values, on top of the ``base`` profile), how many
@@ -96,10 +104,7 @@ class Calibration:
     why: str = ""
 
     def settings(self) -> list[dict[str, Any]]:
-        import itertools
-
-        keys = list(self.grid)
-        return [dict(zip(keys, combo)) for combo in itertools.product(*(self.grid[k] for k in keys))]
+        return grid_settings(self.grid)
 
 
 @dataclass(frozen=True)
@@ -115,10 +120,7 @@ class MapGrid:
     paper: dict[str, Any] = field(default_factory=dict)
 
     def settings(self) -> list[dict[str, Any]]:
-        import itertools
-
-        keys = list(self.grid)
-        return [dict(zip(keys, combo)) for combo in itertools.product(*(self.grid[k] for k in keys))]
+        return grid_settings(self.grid)
 
 
 @dataclass(frozen=True)
