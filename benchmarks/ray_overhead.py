@@ -30,7 +30,8 @@ from memlib import executor as ex
 from memlib.experiments import resolve
 from memlib.experiments import get_experiment
 from memlib.experiments.base import run_parts
-from memlib.store import Result, Store
+from memlib.result import Result
+from memlib.store import Store
 
 
 def trivial_part(cfg, key):

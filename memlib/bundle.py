@@ -52,9 +52,9 @@ from typing import Any
 
 from .config import PROFILES, ConfigError
 from .experiments import REGISTRY, get_experiment, resolve
-from .jsonio import MalformedJSON, fsync_dir, parse, read_json, write_json_atomic
-from .store import (MANIFEST, PACKAGE_DIR, BadEntry, Store, _git_commit, _jsonable, _sha256, _write_synced,
-                    module_hashes, read_entry)
+from .jsonio import MalformedJSON, fsync_dir, jsonable, parse, read_json, write_json_atomic
+from .keys import PACKAGE_DIR, module_hashes
+from .store import MANIFEST, BadEntry, Store, _git_commit, _sha256, _write_synced, read_entry
 
 FORMAT_NAME = "memlib-result-bundle"
 VERSION = 1
@@ -110,7 +110,7 @@ def root_hash(manifest: Any) -> str:
 
 def plain(d: Any) -> Any:
     """A configuration as JSON reads it back (keys sorted, numpy scalars as Python numbers)."""
-    return json.loads(json.dumps(_jsonable(dict(d)), sort_keys=True, default=str))
+    return json.loads(json.dumps(jsonable(dict(d)), sort_keys=True, default=str))
 
 
 def claim_modules() -> dict[str, str]:

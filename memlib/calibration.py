@@ -37,7 +37,8 @@ from .experiments import REGISTRY, get_experiment, resolve
 from .jsonio import read_json, write_json_atomic
 from .plan import Calibration, planned_seeds
 from .plans import plan_of as analysis_plan
-from .store import PACKAGE_DIR, Store, _git_commit
+from .keys import PACKAGE_DIR
+from .store import Store, _git_commit
 
 CAL_SEED = 1000  # calibration seeds are CAL_SEED, CAL_SEED + 1, ...; verdict seeds start at 0
 RECORDS = PACKAGE_DIR.parent / "calibration"

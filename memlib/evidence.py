@@ -23,7 +23,8 @@ from .claims import get_claim
 from .config import PROFILES, Config, ConfigError, default_profile
 from .experiments import REGISTRY, find_claim, get_experiment, resolve
 from .jsonio import read_json
-from .store import BadEntry, Store, module_hashes, read_entry
+from .keys import module_hashes
+from .store import BadEntry, Store, read_entry
 
 COLUMNS = ["claim", "title", "verdict", "kind", "scale", "reduced", "summary", "device", "date", "commit", "bundle",
            "current", "changed", "version", "problem", "this_build"]

@@ -34,6 +34,23 @@ class MalformedJSON(ValueError):
         super().__init__(f"{where} {reason}")
 
 
+def jsonable(v: Any) -> Any:
+    """``v`` with numpy/torch scalars and arrays turned into Python numbers and lists, and dict keys into
+    strings, recursively: what :func:`json.dumps` can write."""
+    if hasattr(v, "item") and callable(v.item):
+        try:
+            return v.item()
+        except (ValueError, RuntimeError):
+            pass
+    if hasattr(v, "tolist"):
+        return v.tolist()
+    if isinstance(v, dict):
+        return {str(k): jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [jsonable(x) for x in v]
+    return v
+
+
 def nesting_depth(text: str) -> int:
     """How deeply the arrays and objects of JSON ``text`` nest (brackets inside strings are not counted)."""
     brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))

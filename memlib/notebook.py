@@ -14,7 +14,8 @@ from .experiments import resolve
 from .experiments import get_experiment
 from .measure import show as fmt  # noqa: F401  (notebooks format measured values with nb.fmt)
 from .measure import setting_text
-from .store import Result, Store
+from .result import Result
+from .store import Store
 
 
 _NOT_PARAMETERS = {"profile", "overrides"}

@@ -15,7 +15,8 @@ from .claims import UNDECIDED, Verdict, verdict_of
 from .config import Config
 from .experiments import get_experiment
 from .plans import plan_of
-from .store import Result, Store
+from .result import Result
+from .store import Store
 
 
 @dataclass

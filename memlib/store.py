@@ -7,22 +7,8 @@ SHA-256 of every other file, the row count of every table and the shape and dtyp
 experiments cache their parts separately (``<kind>/<part>``, one key per part), so an interruption loses only the
 part in progress.
 
-What is keyed.  ``key = sha256(kind, params, environment, source)[:20]`` where
-
-* ``params``: the resolved config's hashed values (``Config.hashed_dict()``: every parameter except the
-  ``hashed=False`` ones such as ``progress``), including ``precision`` when a config has it;
-* ``environment``: the torch version, the device kind the run computes on (``cpu``, ``mps`` or ``cuda:<GPU
-  name>``, from the config's ``device``), the thread count planned for it (:func:`memlib.device.planned_threads`:
-  CPU results change with the thread count) and the precision it computes in (``auto`` resolved on this machine,
-  bf16 or fp32: :func:`memlib.device.resolve_precision`), plus the store format :data:`FORMAT`;
-* ``source``: a hash of memlib's *computing* modules only -- git-tracked ``*.py`` files when the package is a
-  git checkout (else every real ``*.py`` file, skipping hidden folders such as ``.ipynb_checkpoints``),
-  leaving out :data:`NOT_COMPUTING` (plots, notebook glue, command line, summary page, result bundles, sweeps,
-  calibration records, the kernel log, verdicts
-  in ``claims/`` -- verdicts are recomputed from stored results -- and this module, whose format is
-  :data:`FORMAT`), each hashed as its syntax tree without docstrings (:func:`code_of`).  Editing a plot, a
-  verdict, a comment or a docstring keeps every result; editing the code of a model, a probe or the training loop
-  reruns.
+What is keyed.  A run's key is :func:`memlib.keys.result_key` of its kind, its resolved config's hashed values,
+the machine facts that change numbers and the hash of memlib's computing code (:mod:`memlib.keys`).
 
 Trust.  :meth:`Store.get` verifies the manifest (every listed file exists and matches its hash, every table
 has its recorded rows, every array its recorded shape and dtype, ``config.json`` is the config asked for).  A
@@ -47,7 +33,6 @@ line, the notebook kernel (which runs in ``notebooks/``) and the book build shar
 """
 from __future__ import annotations
 
-import ast
 import errno
 import hashlib
 import io
@@ -60,29 +45,23 @@ import socket
 import stat
 import subprocess
 import tempfile
-import threading
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
-from .jsonio import MalformedJSON, fsync_dir, parse
+from .jsonio import MalformedJSON, fsync_dir, jsonable, parse
+from .keys import FORMAT, PACKAGE_DIR, environment, result_key, source_fingerprint
 from .paths import absolute, project_root  # noqa: F401  (project_root: re-exported for the CLI)
+from .result import Result
 
 STORE_ENV = "MEMLIB_STORE"
-PACKAGE_DIR = Path(__file__).resolve().parent
-FORMAT = 3  # bump when the layout or the serialization of results changes
 MANIFEST = "manifest.json"
 QUARANTINE = ".quarantine"
 FALLBACK_ENV = "MEMLIB_STORE_FALLBACK"
-# Modules (relative to the package) that do not change computed numbers: outside the source fingerprint.
-NOT_COMPUTING = ("plots/", "claims/", "notebook.py", "cli.py", "summary.py", "__main__.py", "store.py", "bundle.py",
-                 "evidence.py", "calibration.py", "sweep.py", "kernel.py", "jsonio.py", "plan.py", "plans.py",
-                 "staged.py", "verdict_map.py")
 STALE_TMP_SECONDS = 6 * 3600  # a .tmp-* folder of a live writer on another host is removed after this
 MIN_FREE_BYTES = 8 << 20
 MAX_FILE_BYTES = 2 << 30  # a stored file larger than this is a bad entry, never read (paper-profile tables: < 1 GB)
@@ -103,135 +82,6 @@ class StoreWarning(UserWarning):
 class BadEntry(Exception):
     """A stored entry failed verification; ``str(e)`` says which file and why."""
 
-
-@dataclass
-class Result:
-    """Plain tables (DataFrames), JSON-able scalars and numeric arrays: what every experiment returns.
-
-    ``arrays`` (keyword only, so ``Result(tables, scalars, ...)`` keeps its meaning) holds what a table would
-    store badly, such as images: an ``N x C x H x W`` block is one ``.npy`` file, not ``C*H*W`` CSV columns.
-    """
-
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    scalars: dict[str, Any] = field(default_factory=dict)
-    provenance: dict[str, Any] = field(default_factory=dict)
-    cached: bool = False
-    arrays: dict[str, np.ndarray] = field(default_factory=dict, kw_only=True)
-
-    def __getitem__(self, name: str) -> pd.DataFrame:
-        return self.tables[name]
-
-
-# ----------------------------------------------------------------------------- what is keyed
-
-def _source_files(package_dir: Path) -> list[Path]:
-    """The package's ``*.py`` files: git-tracked ones in a git checkout, else real files outside hidden dirs."""
-    files: list[Path] | None = None
-    try:
-        out = subprocess.run(["git", "ls-files", "-z", "--", "."], cwd=package_dir, capture_output=True,
-                             timeout=10)
-        if out.returncode == 0 and out.stdout:
-            files = [package_dir / f for f in out.stdout.decode().split("\0") if f.endswith(".py")]
-    except (OSError, subprocess.SubprocessError):
-        pass
-    if files is None:
-        files = [p for p in package_dir.rglob("*.py")
-                 if not any(part.startswith(".") or part == "__pycache__"
-                            for part in p.relative_to(package_dir).parts[:-1])]
-    return sorted(p for p in files if p.is_file())
-
-
-def _is_computing(rel: str) -> bool:
-    return not any(rel == x or (x.endswith("/") and rel.startswith(x)) for x in NOT_COMPUTING)
-
-
-_AST_LOCK = threading.Lock()  # CPython 3.11's parser is not safe to run in several threads at once (sweeps do)
-
-
-def code_of(source: bytes) -> bytes:
-    """What a module computes, without its comments, docstrings and layout: the dump of its syntax tree with the
-    docstrings removed (a file that does not parse is taken as it is).  Editing documentation keeps results."""
-    with _AST_LOCK:
-        return _code_of(source)
-
-
-def _code_of(source: bytes) -> bytes:
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError):
-        return source
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
-                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
-                and isinstance(body[0].value.value, str)):
-            node.body = body[1:] or [ast.Pass()]
-    return ast.dump(tree, annotate_fields=False).encode()
-
-
-def _computing_code(package_dir: Path) -> list[tuple[str, bytes]]:
-    """``(path relative to the package, code)`` of each computing module, in a fixed order."""
-    out = []
-    for p in _source_files(package_dir):
-        rel = p.relative_to(package_dir).as_posix()
-        if _is_computing(rel):
-            out.append((rel, code_of(p.read_bytes())))
-    return out
-
-
-def source_fingerprint(package_dir: Path = PACKAGE_DIR) -> str:
-    """Hash of the code of memlib's computing modules (see the module docstring): a change there invalidates
-    results; a change of comments or docstrings does not (:func:`code_of`)."""
-    h = hashlib.sha256()
-    for rel, code in _computing_code(package_dir):
-        h.update(rel.encode() + b"\0")
-        h.update(code)
-    return h.hexdigest()[:16]
-
-
-def module_hashes(package_dir: Path = PACKAGE_DIR) -> dict[str, str]:
-    """Each computing module and a hash of its code (what :func:`source_fingerprint` combines), so that a result
-    exported with them can later name the modules that changed since."""
-    return {rel: _sha256(code)[:16] for rel, code in _computing_code(package_dir)}
-
-
-def device_kind(name: Any = "auto") -> str:
-    """What a config's ``device`` computes on: ``cpu``, ``mps`` or ``cuda:<GPU name>``."""
-    import torch
-
-    from .device import pick_device
-
-    try:
-        dev = pick_device(name if isinstance(name, str) else "auto")
-    except RuntimeError:  # unavailable device: validation reports it; the key only needs to differ
-        return f"unavailable:{name}"
-    if dev.type == "cuda":
-        return f"cuda:{torch.cuda.get_device_name(dev)}"
-    return dev.type
-
-
-def resolved_precision(params: Mapping[str, Any]) -> str | None:
-    """What a config's ``precision`` computes in on its device (``auto`` resolved: :func:`memlib.device.
-    resolve_precision`, on a CPU by its cached timed probe), or None for a config without one."""
-    if "precision" not in params:
-        return None
-    from .device import pick_device, planned_threads, resolve_precision, workload_of_params
-
-    try:  # the shape and thread count the training resolves `auto` for, so that the key says what it computed in
-        return resolve_precision(str(params["precision"]), pick_device(str(params.get("device", "auto"))),
-                                 workload_of_params(params), threads=planned_threads())
-    except (RuntimeError, ValueError):  # unavailable device or unknown precision: validation reports it
-        return f"unresolved:{params['precision']}"
-
-
-def environment(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The parts of the machine that change the numbers (see the module docstring)."""
-    import torch
-
-    from .device import planned_threads
-
-    return {"torch": torch.__version__, "device": device_kind(params.get("device", "auto")),
-            "threads": planned_threads(), "precision": resolved_precision(params), "format": FORMAT}
 
 
 # ----------------------------------------------------------------------------- paths
@@ -263,21 +113,6 @@ def _git_commit(cwd: Path) -> str | None:
     except (OSError, subprocess.SubprocessError):
         pass
     return None
-
-
-def _jsonable(v: Any) -> Any:
-    if hasattr(v, "item") and callable(v.item):
-        try:
-            return v.item()
-        except (ValueError, RuntimeError):
-            pass
-    if hasattr(v, "tolist"):
-        return v.tolist()
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    return v
 
 
 def _sha256(data: bytes) -> str:
@@ -338,9 +173,9 @@ def _encode_result(params: Mapping[str, Any], result: Result) -> dict[str, bytes
     """Every file of a run directory, as bytes (manifest excluded)."""
     files = {f"tables/{name}.csv": df.to_csv(index=False).encode() for name, df in result.tables.items()}
     files.update({f"arrays/{name}.npy": _encode_array(name, a) for name, a in result.arrays.items()})
-    files["config.json"] = json.dumps(_jsonable(dict(params)), indent=2, sort_keys=True).encode()
-    files["provenance.json"] = json.dumps(_jsonable(result.provenance), indent=2, default=str).encode()
-    files["summary.json"] = json.dumps(_jsonable(result.scalars), indent=2).encode()
+    files["config.json"] = json.dumps(jsonable(dict(params)), indent=2, sort_keys=True).encode()
+    files["provenance.json"] = json.dumps(jsonable(result.provenance), indent=2, default=str).encode()
+    files["summary.json"] = json.dumps(jsonable(result.scalars), indent=2).encode()
     return files
 
 
@@ -419,7 +254,7 @@ def read_entry(d: Path, params: Mapping[str, Any] | None = None) -> Result:
         prov = parse(blobs["provenance.json"], d / "provenance.json")
         if params is not None:
             stored = parse(blobs["config.json"], d / "config.json")
-            if stored != json.loads(json.dumps(_jsonable(dict(params)), sort_keys=True)):
+            if stored != json.loads(json.dumps(jsonable(dict(params)), sort_keys=True)):
                 raise BadEntry(f"{d / 'config.json'} is not the configuration this key stands for")
     except BadEntry:
         raise
@@ -464,9 +299,7 @@ class Store:
         env = (str(params.get("device", "auto")), str(params.get("precision")))
         if env not in self._env:
             self._env[env] = environment(params)
-        blob = json.dumps({"kind": kind, "params": _jsonable(dict(params)), "env": self._env[env],
-                           "source": self.fingerprint}, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:20]
+        return result_key(kind, params, self._env[env], self.fingerprint)
 
     def path(self, kind: str, params: Mapping[str, Any]) -> Path:
         return self.root / kind / self.key(kind, params)

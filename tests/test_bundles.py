@@ -14,7 +14,8 @@ from memlib import bundle as B
 from memlib import cli, evidence
 from memlib.experiments import get_experiment, resolve
 from memlib.claims import get_claim
-from memlib.store import Store, module_hashes
+from memlib.keys import module_hashes
+from memlib.store import Store
 from memlib.summary import summary_markdown
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,7 +6,8 @@ import pytest
 
 from memlib import cli
 from memlib.experiments import resolve
-from memlib.store import Result, Store
+from memlib.result import Result
+from memlib.store import Store
 
 RUN = ["run", "01_gradient_similarity", "--profile", "smoke", "--quiet"]
 
@@ -105,7 +106,7 @@ def test_relative_store_follow_up_read_is_a_hit(capsys, monkeypatch, tmp_path):
     import os
 
     import memlib.claims
-    from memlib.store import PACKAGE_DIR
+    from memlib.keys import PACKAGE_DIR
 
     proj = PACKAGE_DIR.parent
     rel = f"relstore-test-{os.getpid()}"

@@ -11,7 +11,7 @@ from memlib.experiments import resolve
 from memlib.dropout import (ETD_MODES, ExampleTiedDropout, FixedChannelMask, StandardDropout, UntiedChannelDropout,
                             etd_modules, make_factory, set_etd_mode)
 from memlib.models import build_model
-from memlib.store import Result
+from memlib.result import Result
 
 
 def etd(channels=10, p_gen=0.4, p_mem=0.2, n=50, seed=0):

@@ -18,7 +18,7 @@ from memlib.claims import INCONCLUSIVE, NOT_REPRODUCED, NOT_TESTABLE, PARTLY, RE
 from memlib.experiments.early_learning import CE, CLEAN, ELR
 from memlib.probes.early_phase import EarlyPhaseProbe, gradient_norm, tracked_parameters
 from memlib.pruning import Arm, CaptureAt, one_shot_prune, retrain
-from memlib.store import Result
+from memlib.result import Result
 
 
 # ---------------------------------------------------------------- ELR

@@ -10,7 +10,8 @@ from memlib.config import ConfigError
 from memlib.experiments import resolve
 from memlib.experiments import get_experiment
 from memlib.experiments.base import part_params, run_parts
-from memlib.store import Result, Store
+from memlib.result import Result
+from memlib.store import Store
 from memlib.sweep import experiment_of, grid_points, parse_axis, resolve_grid
 
 CALLS: list[dict] = []

@@ -23,7 +23,8 @@ from memlib.cli import main  # noqa: E402
 from memlib.experiments import resolve  # noqa: E402
 from memlib.experiments import get_experiment  # noqa: E402
 from memlib.experiments.base import part_params, run_parts  # noqa: E402
-from memlib.store import Result, Store  # noqa: E402
+from memlib.result import Result  # noqa: E402
+from memlib.store import Store  # noqa: E402
 
 KIND = "gradient_similarity/demo"
 

@@ -12,7 +12,7 @@ from memlib.claims import gradient_similarity as claim
 from memlib.config import ConfigError
 from memlib.experiments import resolve
 from memlib.experiments import gradient_similarity as exp
-from memlib.store import Result
+from memlib.result import Result
 
 
 TINY = dict(dataset="synthetic", model="mlp", width=16, n_train=200, n_test=50, epochs=3, probe_size=20, seeds=2)

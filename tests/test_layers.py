@@ -3,7 +3,7 @@
 Layers, lowest first (a module may import from its own layer or below, never above):
 
 0. leaves: what a configuration is and facts about the world (config, catalog, specs, seeds, device, measure, ...),
-   and the JSON files on disk (jsonio)
+   the JSON files on disk (jsonio), what a stored result is keyed by (keys) and what it holds (result)
 1. data and models: datasets, networks, dropout modules, attacks, losses
 2. training and measuring: the training loop, the stacked MLP trainer, pruning, probes, outlier metrics, the results
    store and the executors
@@ -24,7 +24,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "memlib"
 
 LAYERS = {
-    0: ["_version", "catalog", "specs", "config", "seeds", "device", "measure", "paths", "jsonio", "plots.style"],
+    0: ["_version", "catalog", "specs", "config", "seeds", "device", "measure", "paths", "jsonio", "keys", "result",
+        "plots.style"],
     1: ["data", "models", "dropout", "attacks", "losses"],
     2: ["train", "multitrain", "pruning", "probes", "outliers", "store", "executor"],
     3: ["experiments", "bundle"],

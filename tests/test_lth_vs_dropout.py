@@ -11,7 +11,7 @@ from memlib.experiments import lth_vs_dropout as exp
 from memlib.experiments.lth_vs_dropout import FINAL_ARMS, Chain
 from memlib.notebook import fmt
 from memlib.pruning import Arm
-from memlib.store import Result
+from memlib.result import Result
 
 TINY = dict(dataset="synthetic", model="mlp", width=16, n_train=120, n_test=40, epochs=2, batch_size=30,
             rounds=2, prune_rate=0.5, rewind_step=3, seeds=2)

@@ -19,7 +19,7 @@ from memlib.cli import find_claim, main, param_rows
 from memlib.config import ConfigError, parse_overrides
 from memlib.experiments import resolve
 from memlib.measure import Measured
-from memlib.store import Result
+from memlib.result import Result
 
 ROOT = Path(__file__).resolve().parent.parent
 

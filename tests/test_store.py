@@ -5,7 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from memlib.store import Result, Store, source_fingerprint
+from memlib.keys import source_fingerprint
+from memlib.result import Result
+from memlib.store import Store
 
 
 def _result(v=1.0):
@@ -91,7 +93,7 @@ def test_store_root_from_environment(tmp_path, monkeypatch):
 def test_key_includes_threads_torch_version_and_device(store, monkeypatch):
     import torch
 
-    import memlib.store as sm
+    import memlib.keys as keys
 
     base = Store(store.root).key("demo", {"a": 1})
     monkeypatch.setenv("MEMLIB_THREADS", "97")  # the thread count memlib's training will use
@@ -100,7 +102,7 @@ def test_key_includes_threads_torch_version_and_device(store, monkeypatch):
     monkeypatch.setattr(torch, "__version__", "0.0.1-other")
     assert Store(store.root).key("demo", {"a": 1}) != base
     monkeypatch.undo()
-    monkeypatch.setattr(sm, "device_kind", lambda name="auto": "cuda:Some GPU")
+    monkeypatch.setattr(keys, "device_kind", lambda name="auto": "cuda:Some GPU")
     assert Store(store.root).key("demo", {"a": 1}) != base
     monkeypatch.undo()
     assert Store(store.root).key("demo", {"a": 1}) == base
@@ -123,7 +125,7 @@ def test_key_holds_what_auto_precision_resolves_to_on_this_machine(store, monkey
 
 
 def sm_env(params):
-    from memlib.store import environment
+    from memlib.keys import environment
 
     return environment(params)
 
@@ -161,7 +163,7 @@ def test_fingerprint_in_a_git_checkout_covers_tracked_files_only(tmp_path):
 
 
 def test_relative_store_is_the_same_folder_from_the_kernel_cwd(monkeypatch):
-    from memlib.store import PACKAGE_DIR
+    from memlib.keys import PACKAGE_DIR
 
     proj = PACKAGE_DIR.parent
     monkeypatch.setenv("MEMLIB_STORE", "relstore")

@@ -19,7 +19,8 @@ import pandas as pd
 import pytest
 
 import memlib.store as store_mod
-from memlib.store import MANIFEST, QUARANTINE, Result, Store, StoreError, StoreWarning, read_entry
+from memlib.result import Result
+from memlib.store import MANIFEST, QUARANTINE, Store, StoreError, StoreWarning, read_entry
 
 PARAMS = {"epochs": 3, "noise_rate": 0.1}
 

@@ -104,7 +104,8 @@ def test_no_unchecked_deserialization_in_memlib_or_tools():
 import io  # noqa: E402
 
 import memlib.store as store_mod  # noqa: E402
-from memlib.store import MANIFEST, BadEntry, Result, read_entry  # noqa: E402
+from memlib.result import Result  # noqa: E402
+from memlib.store import MANIFEST, BadEntry, read_entry  # noqa: E402
 
 PARAMS = {"epochs": 3}
 

@@ -56,7 +56,7 @@ if str(ROOT) not in sys.path:
 import memlib.measure as _measure  # noqa: E402
 from memlib.claims import (CONTRADICTED, NOT_REPRODUCED, NOT_SUPPORTED, NOT_TESTABLE, PARTLY, REPRODUCED,  # noqa: E402
                            SUPPORTED, combine, get_claim, settle)
-from memlib.store import Result  # noqa: E402
+from memlib.result import Result  # noqa: E402
 
 FOR_CLAIM = (REPRODUCED, PARTLY, SUPPORTED)
 AGAINST = (NOT_REPRODUCED, NOT_SUPPORTED, CONTRADICTED)
