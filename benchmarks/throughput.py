@@ -20,7 +20,13 @@ warm-up, and medians compared, so a machine that gets busier during the run affe
 
 Printed: one JSON line per shape with images per second of each variant, ``ratio_fp32`` and ``ratio_bf16``
 (against the baseline), ``auto``, ``ratio_auto`` and ``auto_vs_best`` (auto's speed over the faster precision's;
-memlib asks for >= 0.95), the chapters it stands for, the thread count and CPU facts.  The book runs one
+memlib asks for >= 0.95), the chapters it stands for, the thread count and CPU facts.
+
+How much faster fp32 eager could go: ``gflop_per_image`` is one training step's floating-point work per image
+(forward and backward, counted by :class:`torch.utils.flop_counter.FlopCounterMode`), ``fp32_gflop_s`` the rate
+memlib's fp32 step reaches, ``gemm_fp32_gflop_s`` the rate of a large fp32 matrix product on the same threads (a
+1,024 x 1,024 ``mm``, timed as one more interleaved variant: about the most this CPU does in fp32), and
+``fp32_of_gemm`` their ratio.  A step far below 1 is bound by memory or overheads, not arithmetic.  The book runs one
 single-threaded process per core, so ``--threads`` defaults to 1; ``0`` means memlib's own default (the cores
 available, or ``$MEMLIB_THREADS``).
 """
@@ -89,6 +95,34 @@ def steps(model, opt, x, y, batches, device, variant: str) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def gemm_gflop_s(device, seconds: float = 0.3, n: int = 1024) -> float:
+    """fp32 GFLOP/s of ``n x n`` matrix products on the current threads, over about ``seconds``."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    torch.mm(a, b)
+    k, t0 = 0, time.perf_counter()
+    while True:
+        torch.mm(a, b)
+        k += 1
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
+        if dt >= seconds and k >= 3:
+            return 2 * n ** 3 * k / dt / 1e9
+
+
+def flops_per_image(model, opt, x, y, batch) -> float:
+    """Floating-point operations of one training step (forward + backward) per image, counted by torch."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model.train()
+    ib = torch.arange(batch, device=x.device) % len(x)
+    with FlopCounterMode(display=False) as fc:
+        F.cross_entropy(model(x[ib]).float(), y[ib]).backward()
+    opt.zero_grad(set_to_none=True)
+    return fc.get_total_flops() / batch
+
+
 def device_probe(wl: Workload, device) -> float | None:
     """The bf16 speed-up the precision probe measured for ``wl`` (None where auto needs no probe)."""
     if device.type != "cpu" or precision_override() is not None:
@@ -112,6 +146,7 @@ def measure(model: str, width: int, batch: int, dataset: str, args, device) -> d
     n_steps = args.steps or max(5, round(args.seconds / per_step))
     batches = draw(n_steps)
     res: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    gemm: list[float] = []
     for rep in range(args.repeats + 1):  # repetition 0 warms up (allocator, oneDNN primitives) and is dropped
         for v in VARIANTS:
             m, opt = make(model, width, data.image_shape, data.num_classes, device, v != "baseline")
@@ -119,7 +154,13 @@ def measure(model: str, width: int, batch: int, dataset: str, args, device) -> d
             r = steps(m, opt, x, y, batches, device, v)
             if rep:
                 res[v].append(r)
+        g = gemm_gflop_s(device)
+        if rep:
+            gemm.append(g)
     med = {v: statistics.median(res[v]) for v in VARIANTS}
+    m, opt = make(model, width, data.image_shape, data.num_classes, device, False)
+    gflop = flops_per_image(m, opt, x, y, batch) / 1e9
+    peak = statistics.median(gemm)
     info = dataset_info(dataset)
     wl = Workload(model, width, tuple(info.image_shape), info.num_classes, batch)
     auto = resolve_precision("auto", device, wl)
@@ -131,6 +172,9 @@ def measure(model: str, width: int, batch: int, dataset: str, args, device) -> d
             "auto": auto, "ratio_auto": round(med[auto] / med["baseline"], 3),
             "auto_vs_best": round(med[auto] / best, 3),
             "auto_probe_bf16_speedup": probe,
+            "gflop_per_image": round(gflop, 4), "fp32_gflop_s": round(med["fp32"] * gflop, 1),
+            "bf16_gflop_s": round(med["bf16"] * gflop, 1), "gemm_fp32_gflop_s": round(peak, 1),
+            "fp32_of_gemm": round(med["fp32"] * gflop / peak, 3),
             "steps": n_steps, "repeats": args.repeats}
 
 

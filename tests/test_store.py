@@ -248,3 +248,20 @@ def test_fingerprints_computed_in_many_threads_at_once_agree():
     with ThreadPoolExecutor(8) as pool:
         prints = list(pool.map(lambda _: source_fingerprint(), range(32)))
     assert len(set(prints)) == 1
+
+
+def test_every_module_left_out_of_the_fingerprint_exists():
+    """A name in NOT_COMPUTING that matches no module (a typo, a module renamed) would put the module it meant back
+    into the fingerprint unnoticed, or leave a stale entry; each names a file or folder of the package."""
+    from memlib.keys import NOT_COMPUTING, PACKAGE_DIR
+
+    missing = [x for x in NOT_COMPUTING if not (PACKAGE_DIR / x.rstrip("/")).exists()]
+    assert not missing, f"NOT_COMPUTING names modules memlib does not have: {missing}"
+    assert {"keys.py", "result.py", "store.py"} <= set(NOT_COMPUTING)  # the key's own code is not what it keys
+
+
+def test_result_lives_in_one_module():
+    import memlib.result
+    import memlib.store
+
+    assert memlib.store.Result is memlib.result.Result  # the store serves the experiments' Result, not a copy
