@@ -234,18 +234,3 @@ def describe_run(cfg: Config, result: Result) -> pd.DataFrame:
             ("profile", cfg.profile)]
     rows += [(k, v) for k, v in cfg.values.items() if k not in cfg.unhashed]
     return pd.DataFrame([(k, setting_text(v, k)) for k, v in rows], columns=["setting", "value"]).set_index("setting")
-
-
-def executed_notebook_link(notebook: str, text: str = "Download this page's executed notebook (with outputs)"):
-    """A link to the executed copy of ``notebook`` (e.g. ``"01_gradient_similarity"``) that the book publishes
-    under ``_executed/`` (see ``book/_ext/memlib_book.py``), and to the archive of all of them.  Call it as the last
-    line of a chapter's "How this was run" section; it returns an HTML object (raw HTML, so Sphinx does not try to
-    resolve the link as a cross-reference)."""
-    from IPython.display import HTML
-
-    from .experiments import REGISTRY
-
-    name = next((k for k in REGISTRY if notebook in (k, REGISTRY[k]) or k.startswith(f"{notebook}_")), notebook)
-    return HTML(f'<p class="memlib-executed"><a class="memlib-executed-link" href="../_executed/notebooks/{name}.ipynb"'
-                f' download>{text}</a> · <a href="../_executed/executed-notebooks.zip" download>all executed notebooks'
-                f' (.zip)</a></p>')

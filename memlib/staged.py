@@ -41,9 +41,6 @@ class Stopping:
                "the plan's last look was reached with " + ", ".join(self.looks[-1]["undecided"]) + " undecided")
         return (f"{n} seeds (look {len(self.looks)} of at most {self.planned_looks}: {steps}); stopped because {why}")
 
-    def as_dict(self) -> dict:
-        return {"looks": self.looks, "planned_looks": self.planned_looks, "reason": self.reason}
-
 
 def undecided(v: Verdict) -> list[str]:
     """Keys of the criteria that more seeds could still decide: preconditions that do not hold yet are undecided

@@ -47,7 +47,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
 
 from ..catalog import dataset_title, model_title
 from ..measure import LEVEL, Interval, setting_text
@@ -378,10 +377,6 @@ class Verdict:
     def __post_init__(self):
         # the criteria as the status was decided: outcomes settled for the family and the looks (combine)
         self.criteria = settle(self.criteria, self.kind, self.looks)
-
-    def criteria_frame(self) -> pd.DataFrame:
-        return pd.DataFrame([("precondition: " * c.precondition + c.text, c.outcome, c.evidence)
-                             for c in self.criteria], columns=["criterion", "outcome", "evidence"])
 
     @property
     def preconditions(self) -> list[Criterion]:

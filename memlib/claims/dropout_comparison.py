@@ -55,7 +55,6 @@ from ..experiments.dropout_comparison import (ALL, ALL_SITES, DROP, DROPOUT, EVA
                                               SPARSE, UNTIED)
 from ..measure import Interval, Measured, auc, bootstrap_two_sample, t_interval
 
-CITATION = "Maini et al. (2023), Can Neural Network Memorization Be Localized?, Table 3"
 REFERENCE = {
     "setting": "ResNet-9, CIFAR-10, 10% label noise; accuracy on clean / mislabeled training examples",
     DROPOUT: {"label": "Standard dropout (p = 0.4)", "clean": 1.00, "noisy": 0.995},

@@ -59,9 +59,6 @@ from ..experiments.early_learning import CE, CLEAN, ELR
 from ..measure import Interval, Measured, show, t_interval
 from . import Scale, Verdict, combine, criterion, looks_of, precondition
 
-CITATION = ("Liu, Niles-Weed, Razavian, Fernandez-Granda (2020), Early-Learning Regularization Prevents "
-            "Memorization of Noisy Labels; Frankle, Schwab, Morcos (2020), The Early Phase of Neural Network "
-            "Training")
 REFERENCE = {
     "setting": "ResNet-34 on CIFAR-10 with 40% symmetric label noise in ELR's code (new label drawn from all 10 "
                "classes, so about 36% wrong; Liu et al., Figure 1); ResNet-20 on CIFAR-10 with clean labels "

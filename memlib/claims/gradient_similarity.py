@@ -33,7 +33,6 @@ from . import Scale, Verdict, combine, criterion, looks_of, precondition
 from ..experiments.gradient_similarity import PROBE, PROTOCOL_LABELS, TRAINING
 from ..measure import Measured, t_interval
 
-CITATION = "Maini et al. (2023), Can Neural Network Memorization Be Localized?"
 REFERENCE = {
     "setting": "ResNet-9, CIFAR-10, 10% label noise, ~50 epochs, 3 seeds",
     "memorization_window_epochs": (10, 30),

@@ -44,8 +44,6 @@ from ..pruning import GENERALIZATION, MEMORIZATION, Arm
 from . import (CONTRADICTS, FAILS, HOLDS, UNDECIDED, UNTESTED, Criterion, Scale, Verdict, combine, criterion, looks_of,
                precondition, settle)
 
-CITATION = ("The talk's own hypothesis, on lottery tickets (Frankle & Carbin 2019; Frankle et al. 2020) and "
-            "example-tied dropout (Maini et al. 2023)")
 REFERENCE = {
     "lth": "magnitude-pruned + rewound subnetworks train to the dense network's accuracy; randomly pruned ones "
            "do not (Frankle & Carbin 2019; Frankle et al. 2020)",

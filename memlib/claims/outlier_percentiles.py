@@ -20,7 +20,6 @@ from ..experiments.outlier_percentiles import REGIONS
 from ..measure import Measured, correlation_interval, show, t_interval
 from . import Scale, Verdict, combine, criterion, looks_of, precondition
 
-CITATION = "Carlini, Erlingsson, Papernot (2019), Distribution Density, Tails, and Outliers in Machine Learning"
 # Where the test-accuracy-vs-percentile curve peaks (0th percentile = outliers by the adv metric).
 EXPECTED_REGION = {"mnist": "low", "mnist5k": "low", "fashion-mnist": "middle", "cifar10": "middle"}
 REFERENCE = {
