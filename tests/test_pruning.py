@@ -5,9 +5,10 @@ from torch import nn
 from memlib.data import load
 from memlib.dropout import make_factory
 from memlib.models import build_model
-from memlib.pruning import (Arm, CaptureAt, LotteryTicket, MaskCallback, RewindPoints, apply_masks, channel_stats,
-                            full_masks, magnitude_prune, one_shot_prune, prunable, pruned_share, random_masks, reinit,
-                            retrain, rewind, snapshot, sparsity, start)
+from memlib.probes.channels import channel_stats, pruned_share
+from memlib.pruning import (Arm, CaptureAt, LotteryTicket, MaskCallback, RewindPoints, apply_masks, full_masks,
+                            magnitude_prune, one_shot_prune, prunable, random_masks, reinit, retrain, rewind, snapshot,
+                            sparsity, start)
 from memlib.train import TrainSpec, fit
 
 

@@ -40,7 +40,8 @@ import pandas as pd
 from ..catalog import dataset_title, model_title
 from ..experiments.lth_vs_dropout import Chain, final_sparsity
 from ..measure import Interval, Measured, t_interval
-from ..pruning import GENERALIZATION, MEMORIZATION, Arm
+from ..probes.channels import GENERALIZATION, MEMORIZATION
+from ..pruning import Arm
 from . import (CONTRADICTS, FAILS, HOLDS, UNDECIDED, UNTESTED, Criterion, Scale, Verdict, combine, criterion, looks_of,
                precondition, settle)
 

@@ -36,7 +36,8 @@ from ..config import (CPU_BOOK, ConfigError, Param, bounds, check_flips_labels, 
                       check_positive, common, paper_values, train_size)
 from ..device import describe
 from ..dropout import make_factory
-from ..pruning import Arm, LotteryTicket, channel_stats, pruned_share, retrain
+from ..probes.channels import channel_stats, pruned_share
+from ..pruning import Arm, LotteryTicket, retrain
 from ..store import Result, Store
 from ..specs import MAINI_2023
 from ..train import fit

@@ -8,7 +8,8 @@ import pandas as pd
 import seaborn as sns
 
 from ..experiments.lth_vs_dropout import Chain
-from ..pruning import GENERALIZATION, MEMORIZATION, Arm
+from ..probes.channels import GENERALIZATION, MEMORIZATION
+from ..pruning import Arm
 from .style import COLUMN_IN, PALETTE, figure
 
 GROUP_COLORS = {GENERALIZATION: PALETTE["clean"], MEMORIZATION: PALETTE["noisy"]}
