@@ -11,4 +11,5 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from .config import ConfigError
 from .experiments import resolve  # noqa: E402,F401
 from .data import DatasetUnavailable  # noqa: E402,F401
-from .store import Result, Store  # noqa: E402,F401
+from .result import Result  # noqa: E402,F401
+from .store import Store  # noqa: E402,F401

@@ -63,7 +63,6 @@ check_rate = bounds(0, 1)  # [0, 1): noise rates, momentum, dropout probabilitie
 check_positive = bounds(0, low_open=True)  # > 0
 check_nonneg = bounds(0)  # >= 0
 check_fraction = bounds(0, 1, low_open=True, high_open=False)  # (0, 1]
-check_open_fraction = bounds(0, 1, low_open=True)  # (0, 1)
 
 
 SEED_LIMIT = 2 ** 32  # numpy's generators take seeds below 2**32; torch's take any 64-bit value
@@ -268,9 +267,6 @@ class Config:
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.values)
 
     def hashed_dict(self) -> dict[str, Any]:
         """The values that determine results (what the results store keys on)."""

@@ -36,7 +36,7 @@ from tqdm.std import tqdm
 
 from .config import Config, ConfigError
 from .device import THREADS_ENV, configure_threads
-from .store import Result
+from .result import Result
 
 EXECUTORS = ("local", "ray")
 EXECUTOR_ENV = "MEMLIB_EXECUTOR"
@@ -123,7 +123,7 @@ def reset_cancel() -> None:
 def _fingerprint() -> str:
     global _worker_fingerprint
     if _worker_fingerprint is None:
-        from .store import source_fingerprint
+        from .keys import source_fingerprint
 
         _worker_fingerprint = source_fingerprint()
     return _worker_fingerprint
@@ -194,7 +194,7 @@ class RayExecutor:
             kw: dict[str, Any] = {}
             if os.environ.get(SHIP_CODE_ENV, "1") != "0":
                 # The workers import the driver's memlib, so that stored results match the driver's code.
-                from .store import PACKAGE_DIR
+                from .keys import PACKAGE_DIR
 
                 kw["runtime_env"] = {"py_modules": [str(PACKAGE_DIR)]}
             if address.startswith("ray://"):

@@ -10,7 +10,8 @@ from tqdm.std import tqdm
 from ..config import Config
 from ..executor import PartFn, PartsFailed
 from ..executor import current as current_executor
-from ..store import Result, Store
+from ..result import Result
+from ..store import Store
 
 
 def seed_list(cfg: Config) -> list[int]:

@@ -67,7 +67,8 @@ from ..config import (CPU_BOOK, ConfigError, Param, check_flips_labels, check_fr
 from ..device import describe
 from ..dropout import make_factory, set_etd_mode
 from ..probes.consistency import consistency_scores
-from ..store import Result, Store
+from ..result import Result
+from ..store import Store
 from ..specs import MAINI_2023
 from ..train import fit, predict, split_metrics
 from .base import concat, merge_scalars, run_parts, seed_list
@@ -79,15 +80,12 @@ TITLE = "Example-tied dropout localizes memorization"
 
 DROPOUT, SPARSE, EXAMPLE_TIED, UNTIED = "dropout", "sparse", "example_tied", "untied"
 METHODS = (DROPOUT, SPARSE, EXAMPLE_TIED, UNTIED)
-METHOD_LABELS = {DROPOUT: "Standard dropout", SPARSE: "Sparse network", EXAMPLE_TIED: "Example-tied dropout",
-                 UNTIED: "Untied channel dropout (control)"}
 CONSISTENCY = "consistency"  # the per-seed part that estimates held-out consistency scores
 # Evaluation modes: "eval" for the baselines; example-tied dropout's modes (memlib.dropout.ETD_MODES); the untied
 # control's ("own" needs masks tied to examples).
 EVAL, DROP, OWN, ALL, MEAN = "eval", "drop", "own", "all", "mean"
 ETD_EVAL_MODES = (DROP, OWN, ALL, MEAN)
 UNTIED_EVAL_MODES = (DROP, MEAN)
-ACCURACY_COLUMNS = ("train_clean_acc", "train_noisy_acc", "train_noisy_true", "test_acc")
 # Where the dropout modules sit in ResNet-9 (sites numbered in forward order, memlib.models.ResNet9): all six of the
 # authors' ResNet9_dropout, or only after the two residual blocks (as their ResNet-18/50 wiring, after layer2 and
 # layer3).  Smaller models use all their sites.

@@ -36,7 +36,8 @@ from ..probes.early_phase import EarlyPhaseProbe, tracked_parameters
 from ..pruning import Arm, CaptureAt, one_shot_prune, retrain, sparsity
 from ..seeds import derive
 from ..specs import ELR_2020
-from ..store import Result, Store
+from ..result import Result
+from ..store import Store
 from ..train import fit
 from .base import concat, merge_scalars, run_parts, seed_list
 from .setup import data_spec, load_data, make_model, part_config, train_spec

@@ -28,7 +28,8 @@ from ..config import CPU_BOOK, Param, check_flips_labels, check_positive, common
 from ..device import describe
 from ..probes.gradients import GradientSimilarityProbe, TrainingGradientAccounting
 from ..seeds import derive
-from ..store import Result, Store
+from ..result import Result
+from ..store import Store
 from ..specs import MAINI_2023
 from ..train import fit
 from .base import concat, merge_scalars, run_parts, seed_list

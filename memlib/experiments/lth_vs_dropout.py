@@ -38,7 +38,8 @@ from ..device import describe
 from ..dropout import make_factory
 from ..probes.channels import channel_stats, pruned_share
 from ..pruning import Arm, LotteryTicket, retrain
-from ..store import Result, Store
+from ..result import Result
+from ..store import Store
 from ..specs import MAINI_2023
 from ..train import fit
 from .base import concat, merge_scalars, run_parts, seed_list

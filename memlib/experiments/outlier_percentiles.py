@@ -46,7 +46,8 @@ from ..device import describe, pick_device
 from ..multitrain import accuracy_stacked, fit_stacked
 from ..outliers import REGIONS, adv_distances, balanced_windows, label_confidence, rank_order, spearman
 from ..seeds import derive
-from ..store import Result, Store
+from ..result import Result
+from ..store import Store
 from ..specs import CARLINI_2019_MEMLIB, DataSpec
 from ..train import fit, predict
 from .base import run_parts, seed_list
