@@ -204,3 +204,24 @@ def test_scale_is_decided_from_values_not_the_profile_name():
     # the paper profile of claim 4 is itself not the papers' setting: said on the scale
     ep = C.Scale.from_config(resolve("early_learning", "paper"), n_train=50000)
     assert any("ResNet-34" in d for d in ep.deviations)
+
+
+def test_a_criterion_settled_to_inconclusive_shows_the_interval_that_settled_it():
+    """Three criteria could decide against a hypothesis: one whose 95% interval lies below its threshold but whose
+    1 − 5%/(3·2) interval does not is inconclusive, and its reason line shows that wider interval (crossing the
+    threshold), never the 95% one beside the word "inconclusive"."""
+    vals = [-0.30, -0.05, -0.20, -0.45, -0.10, -0.38]  # mean −0.246, 95% t-interval ≈ [−0.41, −0.08]
+    iv = t_interval(vals, "points")
+    assert iv.high < 0.02
+    crits = [C.criterion(f"step {k}", iv if k == "a" else t_interval([0.1, 0.0, 0.05, 0.2, 0.15, 0.1], "points"),
+                         0.02, key=k, subclaim="s") for k in ("a", "b", "c")]
+    settled = C.settle(crits, "hypothesis", looks=2)
+    a = next(c for c in settled if c.key == "a")
+    assert a.outcome == C.UNDECIDED and a.against_level == pytest.approx(1 - 0.05 / 6)
+    v = C.Verdict("Hypothesis", C.combine(crits, "hypothesis", looks=2), "S.", criteria=crits, kind="hypothesis",
+                  looks=2)
+    line = next(x for x in v.reason_lines() if x.split(" ", 1)[1].startswith("step a"))
+    wide = iv.at(1 - 0.05 / 6)
+    assert wide.low < 0.02 < wide.high  # the settling interval crosses the threshold ...
+    assert "99.2%" in line and fmt(wide.high, "points") in line and "(inconclusive)" in line  # ... and is shown
+    assert fmt(iv.high, "points") not in line

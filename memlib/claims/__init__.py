@@ -421,9 +421,11 @@ class Verdict:
             if c.interval is None or c.threshold is None:
                 out.append(f"{OUTCOME_MARK[c.outcome]} {c.text}: {c.outcome}")
                 continue
-            level = c.for_level if c.outcome == HOLDS else c.against_level if c.outcome in (FAILS, CONTRADICTS) \
-                else None
-            iv = c.interval.at(level) if level and level != c.interval.level and c.interval.n >= 2 else c.interval
+            # the interval the outcome was decided on: an outcome settled to inconclusive (see settle) shows the
+            # wider interval that settled it, not the 95% one that lies beyond the threshold
+            level = (c.for_level if c.outcome == HOLDS else c.against_level if c.outcome in (FAILS, CONTRADICTS)
+                     else max(c.for_level, c.against_level))
+            iv = c.interval.at(level) if level != c.interval.level and c.interval.n >= 2 else c.interval
             sign = ">" if c.direction == "above" else "<"
             text = iv.text()
             if iv.level != round(iv.level, 2):  # 1 − 5%/16 is 99.7%, not "100%"
