@@ -11,9 +11,9 @@
   git checkout (else every real ``*.py`` file, skipping hidden folders such as ``.ipynb_checkpoints``),
   leaving out :data:`NOT_COMPUTING` (plots, notebook glue, command line, summary page, result bundles, sweeps,
   calibration records, the kernel log, verdicts in ``claims/`` -- verdicts are recomputed from stored results --
-  the store, :class:`~memlib.result.Result` and this module, whose format is :data:`FORMAT`), each hashed as its syntax tree without docstrings (:func:`code_of`).  Editing a plot, a
-  verdict, a comment or a docstring keeps every result; editing the code of a model, a probe or the training loop
-  reruns.
+  the store, :class:`~memlib.result.Result` and this module, whose format is :data:`FORMAT`), each hashed as its
+  syntax tree without docstrings (:func:`code_of`).  Editing a plot, a verdict, a comment or a docstring keeps every
+  result; editing the code of a model, a probe or the training loop reruns.
 
 :class:`memlib.store.Store` computes the environment once per device and precision and the source hash once.
 """
