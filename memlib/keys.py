@@ -10,10 +10,11 @@
 * ``source``: a hash of memlib's *computing* modules only -- git-tracked ``*.py`` files when the package is a
   git checkout (else every real ``*.py`` file, skipping hidden folders such as ``.ipynb_checkpoints``),
   leaving out :data:`NOT_COMPUTING` (plots, notebook glue, command line, summary page, result bundles, sweeps,
-  calibration records, the kernel log, verdicts in ``claims/`` -- verdicts are recomputed from stored results --
-  the store, :class:`~memlib.result.Result` and this module, whose format is :data:`FORMAT`), each hashed as its
-  syntax tree without docstrings (:func:`code_of`).  Editing a plot, a verdict, a comment or a docstring keeps every
-  result; editing the code of a model, a probe or the training loop reruns.
+  calibration records, the kernel log, verdicts in ``claims/`` and the statistics they decide with (``measure``) --
+  verdicts are recomputed from stored results -- the store, :class:`~memlib.result.Result` and this module, whose
+  format is :data:`FORMAT`), each hashed as its syntax tree without docstrings (:func:`code_of`).  Editing a plot, a
+  verdict, a statistic, a comment or a docstring keeps every result; editing the code of a model, a probe or the
+  training loop reruns.  Of the modules left out, a computing module imports only the storage (:data:`STORAGE`).
 
 :class:`memlib.store.Store` computes the environment once per device and precision and the source hash once.
 """
@@ -34,7 +35,10 @@ FORMAT = 3  # bump when the layout or the serialization of stored results change
 # Modules (relative to the package) that do not change computed numbers: outside the source fingerprint.
 NOT_COMPUTING = ("plots/", "claims/", "notebook.py", "cli.py", "summary.py", "__main__.py", "store.py", "keys.py",
                  "result.py", "bundle.py", "evidence.py", "calibration.py", "sweep.py", "kernel.py", "jsonio.py",
-                 "plan.py", "plans.py", "staged.py", "verdict_map.py")
+                 "plan.py", "plans.py", "staged.py", "verdict_map.py", "measure.py")
+# Of these, the only ones a computing module may import: storing a result does not change it.  Any other import would
+# let an edit change what is computed without changing the key (tests/test_store.py checks the import graph).
+STORAGE = ("store.py", "result.py", "keys.py", "jsonio.py")
 
 
 def result_key(kind: str, params: Mapping[str, Any], env: Mapping[str, Any], source: str) -> str:

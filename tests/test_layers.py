@@ -145,3 +145,33 @@ def test_the_checks_can_fail():
                                            ("claims.early_learning", "measure")])
 def test_known_edges_are_seen(module, target):
     assert target in imports(modules())[module]
+
+
+def keyless_imports(edges: dict[str, set[str]], computing) -> list[str]:
+    """Imports by a module whose code keys results (``computing(name)``) of a module whose code does not, other than
+    the storage: an edit there would change what is computed without changing the key."""
+    from memlib.keys import STORAGE
+
+    storage = {s.removesuffix(".py") for s in STORAGE}
+    return sorted(f"{src or 'memlib'} -> {dst}" for src, dsts in edges.items() if computing(src)
+                  for dst in dsts if dst in edges and not computing(dst) and dst not in storage)
+
+
+def test_code_left_out_of_the_key_is_not_imported_by_code_in_it():
+    from memlib.keys import NOT_COMPUTING
+
+    mods = modules()
+
+    def computing(name: str) -> bool:
+        rel = mods[name].relative_to(PACKAGE).as_posix()
+        return not any(rel == x or (x.endswith("/") and rel.startswith(x)) for x in NOT_COMPUTING)
+
+    leaks = keyless_imports(imports(mods), computing)
+    assert not leaks, ("computing modules import modules left out of the source fingerprint (memlib.keys."
+                       "NOT_COMPUTING); key them, or move what is imported:\n" + "\n".join(leaks))
+    assert computing("train") and not computing("measure") and not computing("claims.dropout_comparison")
+
+
+def test_a_keyless_import_is_found():
+    edges = {"train": {"measure", "store"}, "measure": set(), "store": set(), "claims": {"train"}}
+    assert keyless_imports(edges, lambda m: m == "train") == ["train -> measure"]
