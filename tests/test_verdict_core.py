@@ -109,6 +109,20 @@ def test_bootstrap_and_wilson_and_auc():
     assert ab.low < 0.5 < ab.high
 
 
+@pytest.mark.parametrize("n,m", [(7, 40), (40, 7), (25, 25), (1, 3)])
+def test_auc_is_the_mann_whitney_u_exactly(n, m):
+    """By hand: a = [1, 2], b = [0, 2, 3] -> pairs a > b: (1,0), (2,0); ties (2,2) count half: 2.5 of 6.  Then the
+    rank formula (scipy's Mann-Whitney U over n·m) on tied data, from either sample's side: equal to the last bit."""
+    from scipy.stats import mannwhitneyu
+
+    assert auc([1, 2], [0, 2, 3]) == 2.5 / 6 and auc([0, 2, 3], [1, 2]) == 3.5 / 6
+    rng = np.random.default_rng(n * 100 + m)
+    for _ in range(20):
+        a, b = rng.integers(0, 6, n) / 6, rng.integers(0, 6, m) / 6
+        assert auc(a, b) == mannwhitneyu(a, b, method="asymptotic").statistic / (n * m)
+    assert np.isnan(auc([np.nan, 1.0], [0.0])) and np.isnan(auc([], [1.0]))
+
+
 def test_scale_text_names_everything():
     s = C.Scale("quick", "resnet9", "fashion-mnist", 4000, 0.1, 3, width=16)
     t = s.text()
