@@ -12,12 +12,13 @@ A plan (:class:`AnalysisPlan`, one per claim in :data:`PLANS`) declares, in one 
   how many looks at most; the criteria are decided on intervals widened for the looks (Bonferroni over looks,
   :func:`memlib.claims.settle`).
 
-The claims' ``check`` functions build their criteria from the same constants, and every verdict is checked against
-its plan when it is made (:meth:`AnalysisPlan.validate`): a criterion whose threshold, direction, essential flag or
-sub-claim differs from the plan, or that the plan does not declare, is an error.  A plan's :meth:`~AnalysisPlan.digest`
-is shown on every verdict box and summary row.  Changing a plan is an amendment: a new dated version with its reason
-appended to ``plans/<claim>.json`` (``python -m memlib plan NN --amend "reason"``), and ``tests/test_plan.py`` fails
-while the declared plan differs from the log's last version.  Nothing in a plan may be chosen by looking at a verdict
+The claims' ``check`` functions make their criteria by key from the plan (:class:`memlib.claims.Planned`: threshold,
+direction, essential flag, sub-claim and guards are read here, never repeated there), and every verdict is checked
+against its plan when it is made (:meth:`AnalysisPlan.validate`): a criterion whose threshold, direction, essential
+flag or sub-claim differs from the plan, that the plan does not declare, or that is missing, is an error.  A plan's
+:meth:`~AnalysisPlan.digest` is shown on every verdict box and summary row.  Changing a plan is an amendment: a new
+dated version with its reason appended to ``plans/<claim>.json`` (``python -m memlib plan NN --amend "reason"``), and
+``tests/test_plan.py`` fails while the declared plan differs from the log's last version.  Nothing in a plan may be chosen by looking at a verdict
 or at a deciding quantity of any seed.
 """
 from __future__ import annotations

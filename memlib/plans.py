@@ -1,7 +1,8 @@
 """The five claims' analysis plans (:mod:`memlib.plan` says what a plan is and how it may change).
 
-Thresholds here are the ones the claims' ``check`` functions decide with (:meth:`memlib.plan.AnalysisPlan.validate`
-refuses a verdict whose criteria differ).  Where a paper reports the quantity, ``paper`` is its value; elsewhere
+The claims' ``check`` functions read their thresholds, directions, sub-claims and guards from here
+(:class:`memlib.claims.Planned`), and :meth:`memlib.plan.AnalysisPlan.validate` refuses a verdict whose criteria
+differ.  Where a paper reports the quantity, ``paper`` is its value; elsewhere
 ``effect`` is the smallest distance from the threshold worth detecting, chosen from the claim's wording, never from a
 run.  Calibration grids sweep capacity, data and training length only where the claim does not fix them; they were
 fixed on 2026-12-07 before any run of this version, replacing grids that had left settings out after looking at

@@ -53,6 +53,36 @@ def test_a_verdict_that_differs_from_its_plan_is_refused():
         plan.validate([good], complete=True)
 
 
+def test_a_check_reads_its_criteria_from_the_plan(monkeypatch):
+    """A criterion made by key carries the plan's threshold, direction, essential flag, sub-claim (a precondition:
+    its guards), and a changed plan changes the criterion with it: the check holds no copy."""
+    from dataclasses import replace
+
+    from memlib.claims import FAILS, Planned
+
+    iv = t_interval([0.30, 0.32, 0.31], "percent")
+    p = Planned("dropout_comparison")
+    c = p.criterion("etd_forgets_mislabeled", "mislabeled accuracy below 20%", iv, paper="3.1%")
+    assert (c.threshold, c.direction, c.essential, c.subclaim, c.key) == (0.2, "below", True, "localization",
+                                                                        "etd_forgets_mislabeled")
+    assert c.outcome == FAILS and c.paper == "3.1%"
+    pre = p.precondition("dropout_fits_mislabeled", "fits", iv, why="the baseline")
+    assert pre.precondition and pre.guards == ("localization", "atypicality") and pre.threshold == 0.9
+    PLANS["dropout_comparison"].validate([c, pre])
+    plan = PLANS["dropout_comparison"]
+    amended = replace(plan, specs=tuple(replace(s, threshold=0.4) if s.key == "etd_forgets_mislabeled" else s
+                                        for s in plan.specs))
+    monkeypatch.setitem(PLANS, "dropout_comparison", amended)
+    c2 = p.criterion("etd_forgets_mislabeled", "mislabeled accuracy below 40%", iv)
+    assert c2.threshold == 0.4 and c2.outcome == HOLDS
+    with pytest.raises(ValueError, match="is a precondition in the analysis plan"):
+        p.criterion("dropout_fits_mislabeled", "x", iv)
+    with pytest.raises(ValueError, match="is a criterion in the analysis plan"):
+        p.precondition("etd_gap", "x", iv, why="y")
+    with pytest.raises(KeyError, match="declares no criterion 'unplanned'"):
+        p.criterion("unplanned", "x", iv)
+
+
 def test_no_precondition_is_a_deciding_quantity():
     for plan in PLANS.values():
         keys = [s.key for s in plan.specs]

@@ -160,6 +160,39 @@ def precondition(text: str, interval: Interval, threshold: float, direction: str
     return c
 
 
+class Planned:
+    """A claim's criteria and preconditions made from its analysis plan (:mod:`memlib.plans`): each is named by its
+    key, and its threshold, direction, essential flag, sub-claim and guards are read from the plan, so a check says
+    only what it measures and how it words it."""
+
+    def __init__(self, claim: str):
+        self.claim = claim
+
+    def spec(self, key: str):
+        from ..plans import PLANS
+
+        return PLANS[self.claim].spec(key)
+
+    def threshold(self, key: str) -> float:
+        return self.spec(key).threshold
+
+    def criterion(self, key: str, text: str, interval: Interval, *, paper: str = "", note: str = "",
+                  opposite: float | None = None) -> Criterion:
+        s = self.spec(key)
+        if s.precondition:
+            raise ValueError(f"{self.claim}: {key!r} is a precondition in the analysis plan; make it with precondition")
+        return criterion(text, interval, s.threshold, s.direction, essential=s.essential, opposite=opposite,
+                         paper=paper, note=note, key=key, subclaim=s.subclaim)
+
+    def precondition(self, key: str, text: str, interval: Interval, *, why: str, paper: str = "",
+                     note: str = "") -> Criterion:
+        s = self.spec(key)
+        if not s.precondition:
+            raise ValueError(f"{self.claim}: {key!r} is a criterion in the analysis plan; make it with criterion")
+        return precondition(text, interval, s.threshold, s.direction, why=why, note=note, paper=paper, key=key,
+                            guards=s.guards)
+
+
 def failed_preconditions(criteria: list[Criterion]) -> list[Criterion]:
     """The preconditions among ``criteria`` that do not hold (failed or undecided)."""
     return [c for c in criteria if c.precondition and c.outcome != HOLDS]

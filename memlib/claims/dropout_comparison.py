@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import mannwhitneyu
 
-from . import Scale, Verdict, combine, criterion, looks_of, precondition
+from . import Planned, Scale, Verdict, combine, looks_of
 from ..catalog import dataset_title
 from ..experiments.dropout_comparison import (ALL, ALL_SITES, DROP, DROPOUT, EVAL, EXAMPLE_TIED, MEAN, OWN,
                                               SPARSE, UNTIED)
@@ -76,14 +76,15 @@ ROWS = [
 ]
 METRICS = ("train_clean_acc", "train_noisy_acc", "test_acc")
 
-GAP = 0.5            # example-tied (dropped): clean minus mislabeled accuracy above this
-FORGOTTEN = 0.2      # ... and mislabeled accuracy below this
+PLAN = Planned("dropout_comparison")  # thresholds, directions, sub-claims and guards: the analysis plan's
+GAP = PLAN.threshold("etd_gap")  # example-tied (dropped): clean minus mislabeled accuracy above this
+FORGOTTEN = PLAN.threshold("etd_forgets_mislabeled")  # ... and mislabeled accuracy below this
 # Preconditions: the networks fit their training examples.  Table 3's baselines fit 99.5% / 99.8% of the mislabeled
 # examples; 90% ("most") leaves room for the shorter training of a reduced scale while keeping the contrast with
-# "forgotten" (below 20%) at 70 points.
-FIT = 0.9
-AUC_FLOOR = 0.65     # effect-size floor for "forgotten clean examples are atypical"
-MATCHED_MARGIN = 0.10  # example-tied gap minus the untied control's gap above this (see the docstring)
+# "forgotten" (below 20%) at 70 points.  The plan gives the four preconditions and the sparse baseline one level.
+FIT = PLAN.threshold("dropout_fits_mislabeled")
+AUC_FLOOR = PLAN.threshold("forgotten_atypical")  # effect-size floor for "forgotten clean examples are atypical"
+MATCHED_MARGIN = PLAN.threshold("gap_beyond_untied")  # example-tied gap minus the untied control's (see the docstring)
 SCORE = "cscore"     # the atypicality score the verdict uses (held-out consistency)
 
 
@@ -201,9 +202,6 @@ def _per_seed(result, method, mode, metric) -> pd.Series:
     return acc[(acc.method == method) & (acc["mode"] == mode)].set_index("seed")[metric]
 
 
-GUARDED = ("localization", "atypicality")  # the sub-claims every precondition guards (the sparse baseline: none)
-
-
 def preconditions(result, cfg=None) -> list:
     """The networks fit their training examples: standard dropout the mislabeled ones (Table 3's baseline), the
     example-tied model with its own masks the mislabeled and the clean ones, and the untied control (memorization
@@ -212,26 +210,26 @@ def preconditions(result, cfg=None) -> list:
     nan_iv = t_interval([], "percent")
     get = lambda method, mode, metric: iv.get((method, mode, metric), nan_iv)
     return [
-        precondition(f"standard dropout fits the mislabeled examples (above {FIT:.0%}; Table 3's baseline)",
-                     get(DROPOUT, EVAL, "train_noisy_acc"), FIT, "above", paper="99.5%",
-                     key="dropout_fits_mislabeled", guards=GUARDED,
+        PLAN.precondition("dropout_fits_mislabeled",
+                          f"standard dropout fits the mislabeled examples (above {FIT:.0%}; Table 3's baseline)",
+                          get(DROPOUT, EVAL, "train_noisy_acc"), paper="99.5%",
                      why="it is the baseline network, not the example-tied one whose forgetting the claim is about: "
                          "if an ordinary network with dropout does not memorize the mislabeled examples at this "
                          "scale, there is no memorization for example-tied dropout to localize"),
-        precondition(f"with its memorization channels kept (its own masks), the example-tied model fits the "
-                     f"mislabeled examples (above {FIT:.0%})", get(EXAMPLE_TIED, OWN, "train_noisy_acc"), FIT,
-                     "above", key="etd_own_fits_mislabeled", guards=GUARDED,
+        PLAN.precondition("etd_own_fits_mislabeled",
+                          f"with its memorization channels kept (its own masks), the example-tied model fits the "
+                          f"mislabeled examples (above {FIT:.0%})", get(EXAMPLE_TIED, OWN, "train_noisy_acc"),
                      why="'forgotten when the channels are dropped' needs 'learned with them': this is the same model "
                          "evaluated with its own masks, which says nothing about what dropping the channels does"),
-        precondition(f"with its own masks, the example-tied model fits its clean examples (above {FIT:.0%})",
-                     get(EXAMPLE_TIED, OWN, "train_clean_acc"), FIT, "above", key="etd_own_fits_clean",
-                     guards=GUARDED,
+        PLAN.precondition("etd_own_fits_clean",
+                          f"with its own masks, the example-tied model fits its clean examples (above {FIT:.0%})",
+                          get(EXAMPLE_TIED, OWN, "train_clean_acc"),
                      why="the model must have learned the task before one asks what its generalization channels "
                          "alone keep; clean accuracy with the channels dropped, which the claim is about, is "
                          "another evaluation"),
-        precondition(f"the untied control, with its memorization channels at their expected scale (× p_mem), fits "
-                     f"its clean examples (above {FIT:.0%})", get(UNTIED, MEAN, "train_clean_acc"), FIT, "above",
-                     key="untied_fits_clean", guards=GUARDED,
+        PLAN.precondition("untied_fits_clean",
+                          f"the untied control, with its memorization channels at their expected scale (× p_mem), "
+                          f"fits its clean examples (above {FIT:.0%})", get(UNTIED, MEAN, "train_clean_acc"),
                      why="a control that never learned the task has no clean − mislabeled gap, and any gap would "
                          "beat it (the random-ablation control this one replaces collapsed to chance); this is the "
                          "control with all its channels, not with the memorization channels dropped, which the "
@@ -253,32 +251,28 @@ def check(result, cfg=None) -> Verdict:
     untied_gap = t_interval(_gap(result, UNTIED, DROP), "points")
     crit = [
         *preconditions(result, cfg),
-        criterion(f"example-tied dropout, memorization channels dropped: clean minus mislabeled training accuracy "
-                  f"above {GAP:.0%} points", gap, GAP, "above", essential=True, paper="90.8% − 3.1% = 87.7 points",
-                  key="etd_gap", subclaim="localization"),
-        criterion(f"… and mislabeled training accuracy below {FORGOTTEN:.0%}", etd_noisy, FORGOTTEN, "below",
-                  essential=True, paper="3.1%", key="etd_forgets_mislabeled", subclaim="localization"),
-        criterion(f"the sparse network memorizes them too (above {FIT:.0%})",
-                  get(SPARSE, EVAL, "train_noisy_acc"), FIT, "above", paper="99.8%", key="sparse_fits_mislabeled",
-                  subclaim="baselines"),
-        criterion(f"the forgotten clean examples are atypical: lower held-out consistency score than the kept clean "
-                  f"examples, AUC per seed above {AUC_FLOOR} (0.5 = no difference)", at_cs, AUC_FLOOR, "above",
-                  paper="mostly mislabeled or atypical (Figure 7, by eye)", key="forgotten_atypical",
-                  subclaim="atypicality",
-                  note="; ".join(filter(None, [
-                      f"{at['n_forgotten']:,} forgotten vs {at['n_kept']:,} kept over all seeds; pooled AUC "
-                      f"{at['auc'].estimate:.3f}, one-sided Mann–Whitney {p_text(at['p_value'])} (description only)",
-                      _undefined_note(sa["auc"], "AUC")]))),
-        criterion(f"matched null: example-tied dropout's clean − mislabeled gap beats that of the untied control "
-                  f"(the same channel dropout, masks drawn afresh at every step, evaluated the same way) by more "
-                  f"than {MATCHED_MARGIN:.0%} points (per seed)", excess, MATCHED_MARGIN, "above", essential=True,
-                  key="gap_beyond_untied", subclaim="localization",
-                  note=f"the untied control's own gap {untied_gap.text().split(' (')[0]}"),
-        criterion("matched null: the forgotten clean examples are more atypical than those the untied control "
-                  "forgets (per-seed AUC minus the control's AUC above 0)",
-                  at_excess, 0.0, "above", key="atypical_beyond_untied", subclaim="atypicality",
-                  note="; ".join(filter(None, [f"the control's AUC {t_interval(sa['untied_auc'], 'ratio').text().split(' (')[0]}",
-                                               _undefined_note(sa["auc_excess"], "the difference")]))),
+        PLAN.criterion("etd_gap", f"example-tied dropout, memorization channels dropped: clean minus mislabeled "
+                       f"training accuracy above {GAP:.0%} points", gap, paper="90.8% − 3.1% = 87.7 points"),
+        PLAN.criterion("etd_forgets_mislabeled", f"… and mislabeled training accuracy below {FORGOTTEN:.0%}",
+                       etd_noisy, paper="3.1%"),
+        PLAN.criterion("sparse_fits_mislabeled", f"the sparse network memorizes them too (above {FIT:.0%})",
+                       get(SPARSE, EVAL, "train_noisy_acc"), paper="99.8%"),
+        PLAN.criterion("forgotten_atypical", f"the forgotten clean examples are atypical: lower held-out consistency "
+                       f"score than the kept clean examples, AUC per seed above {AUC_FLOOR} (0.5 = no difference)",
+                       at_cs, paper="mostly mislabeled or atypical (Figure 7, by eye)",
+                       note="; ".join(filter(None, [
+                           f"{at['n_forgotten']:,} forgotten vs {at['n_kept']:,} kept over all seeds; pooled AUC "
+                           f"{at['auc'].estimate:.3f}, one-sided Mann–Whitney {p_text(at['p_value'])} (description "
+                           f"only)", _undefined_note(sa["auc"], "AUC")]))),
+        PLAN.criterion("gap_beyond_untied", f"matched null: example-tied dropout's clean − mislabeled gap beats that "
+                       f"of the untied control (the same channel dropout, masks drawn afresh at every step, evaluated "
+                       f"the same way) by more than {MATCHED_MARGIN:.0%} points (per seed)", excess,
+                       note=f"the untied control's own gap {untied_gap.text().split(' (')[0]}"),
+        PLAN.criterion("atypical_beyond_untied", "matched null: the forgotten clean examples are more atypical than "
+                       "those the untied control forgets (per-seed AUC minus the control's AUC above 0)", at_excess,
+                       note="; ".join(filter(None, [
+                           f"the control's AUC {t_interval(sa['untied_auc'], 'ratio').text().split(' (')[0]}",
+                           _undefined_note(sa["auc_excess"], "the difference")]))),
     ]
     status = combine(crit, "paper", looks_of(cfg))
     seeds = int(result.tables["accuracy"].seed.nunique())

@@ -57,7 +57,7 @@ import pandas as pd
 from ..catalog import dataset_title, model_title
 from ..experiments.early_learning import CE, CLEAN, ELR
 from ..measure import Interval, Measured, show, t_interval
-from . import Scale, Verdict, combine, criterion, looks_of, precondition
+from . import Planned, Scale, Verdict, combine, looks_of
 
 REFERENCE = {
     "setting": "ResNet-34 on CIFAR-10 with 40% symmetric label noise in ELR's code (new label drawn from all 10 "
@@ -77,24 +77,32 @@ REFERENCE = {
                    "reach full accuracy where rewinding to 0 does not",
 }
 
-# Thresholds of the criteria (fractions of examples / accuracy points / fractions of the probed window).
-PEAK_TRUE = 0.40        # early learning: at least this many mislabeled predicted as true class at the peak
-MEMORIZED_AT_PEAK = 0.20  # ... while fewer than this many are memorized
-MEMORIZED = 0.50        # memorization: at least this many mislabeled predicted as their wrong label at the end
-TEST_DROP = 0.02        # test accuracy falls at least 2 points after its peak
-ELR_LESS = 0.5          # ELR's memorized fraction at most half of cross-entropy's
-ELR_TRUE_GAIN = 0.10    # ELR keeps 10+ points more mislabeled examples on their true class
-ELR_TEST_GAIN = 0.01    # ELR's final test accuracy 1+ point higher
-SETTLES = math.log(1.25)  # early phase (settling): the log distance moved per iteration (per unit lr) falls from the
-#                         window's first tenth to its middle tenth by more than ln 1.25 beyond its late change continued
-#                         back as a power law.  A power-law decay gives 0 and a steady decline less: by this margin
-#                         they fail, not sit at the threshold, at the per-iteration noise of real runs (sd of ln speed
-#                         ≈ 0.035 at quick; tests simulate 0.05 with 3 seeds: a margin of ln 1.2 left 1/√t undecided
-#                         in 4 runs of 10)
-GRAD_RATIO = 1.2        # mean gradient norm over the first tenth of the window / over the last tenth (by a margin:
-#                         a steady process gives about 1 and must fail, not sit at the threshold)
-REWIND_MARGIN = 0.005   # rewinding to the pre-registered k beats k = 0 by more than 0.5 points
-FITS = 0.9              # preconditions: the network fits its clean training examples
+# Thresholds of the criteria (fractions of examples / accuracy points / fractions of the probed window), as the
+# analysis plan declares them (with their directions, sub-claims and guards).
+PLAN = Planned("early_learning")
+# early learning: at the peak, at least this many mislabeled examples predicted as their true class ...
+PEAK_TRUE = PLAN.threshold("peak_true")
+MEMORIZED_AT_PEAK = PLAN.threshold("memorized_at_peak_true")  # ... while fewer than this many are memorized
+# memorization: at least this many mislabeled predicted as their wrong label at the end, and test accuracy falls
+# after its peak by at least this much
+MEMORIZED = PLAN.threshold("final_memorized")
+TEST_DROP = PLAN.threshold("test_drop")
+# ELR: its memorized fraction at most this share of cross-entropy's; more mislabeled examples on their true class
+# by at least this many points; final test accuracy higher by at least this much
+ELR_LESS = PLAN.threshold("elr_memorized_ratio")
+ELR_TRUE_GAIN = PLAN.threshold("elr_true_gain")
+ELR_TEST_GAIN = PLAN.threshold("elr_test_gain")
+# Early phase (settling), ln 1.25: the log distance moved per iteration (per unit lr) falls from the window's first
+# tenth to its middle tenth by more than ln 1.25 beyond its late change continued back as a power law.  A power-law
+# decay gives 0 and a steady decline less: by this margin they fail, not sit at the threshold, at the per-iteration
+# noise of real runs (sd of ln speed ≈ 0.035 at quick; tests simulate 0.05 with 3 seeds: a margin of ln 1.2 left
+# 1/√t undecided in 4 runs of 10)
+SETTLES = PLAN.threshold("early_phase_settles")
+# 1.2: mean gradient norm over the first tenth of the window / over the last tenth (by a margin: a steady process
+# gives about 1 and must fail, not sit at the threshold)
+GRAD_RATIO = PLAN.threshold("grad_ratio")
+REWIND_MARGIN = PLAN.threshold("rewind_gain")  # rewinding to the pre-registered k beats k = 0 by more than this
+FITS = PLAN.threshold("fits_clean")  # preconditions: the network fits its clean training examples (one level)
 
 
 # ------------------------------------------------------------------------------------------- per-seed stats
@@ -283,17 +291,12 @@ def rewind_gain(rewind: pd.DataFrame, k: int) -> Interval:
 
 # ------------------------------------------------------------------------------------------- preconditions
 
-# The sub-claims of the chapter (a criterion's ``subclaim``; a precondition ``guards`` some of them).
-EARLY_LEARNING, MEMORIZATION, ELR_CLAIM, EARLY_PHASE = "early_learning", "memorization", "elr", "early_phase"
-
-
 def fits_clean(result, ce: pd.DataFrame | None = None):
     """The noisy-label sub-claims' precondition: cross-entropy fits the clean training examples by the end."""
     s = per_seed(result.tables["history"], CE) if ce is None else ce
-    return precondition(
-        f"cross-entropy fits the clean training examples by the end (above {FITS:.0%})",
-        t_interval(s.final_clean.astype(float), unit="percent"), FITS, "above", key="fits_clean",
-        guards=(EARLY_LEARNING, MEMORIZATION, ELR_CLAIM),
+    return PLAN.precondition(
+        "fits_clean", f"cross-entropy fits the clean training examples by the end (above {FITS:.0%})",
+        t_interval(s.final_clean.astype(float), unit="percent"),
         why="a network trained too briefly or too small to fit even its correctly labelled examples is still in "
             "early learning when training stops: it could show neither memorization nor a regularizer preventing "
             "it. Whether it goes on to memorize the wrong labels is the claim, and fitting the clean examples does "
@@ -305,10 +308,9 @@ def clean_learns(result):
     h = result.tables["history"]
     h = h[(h["arm"] == CLEAN).to_numpy() & h["train_clean_acc"].notna().to_numpy()]
     last = h.sort_values("epoch", kind="stable").groupby("seed")["train_clean_acc"].last()
-    return precondition(
-        f"the network learns on clean labels: final training accuracy above {FITS:.0%}",
-        t_interval(last.astype(float), "percent"), FITS, "above", key="clean_learns",
-        guards=(EARLY_PHASE,),
+    return PLAN.precondition(
+        "clean_learns", f"the network learns on clean labels: final training accuracy above {FITS:.0%}",
+        t_interval(last.astype(float), "percent"),
         why="the early phase is the start of a training that succeeds; a network that does not fit its clean labels "
             "has no settled phase to compare with. Its final accuracy says nothing about how front-loaded the first "
             "iterations were")
@@ -357,20 +359,17 @@ def _early_learning(result, ce: pd.DataFrame):
     iv["test_drop"] = t_interval(ce.test_drop.astype(float), unit="points")
     iv["final_clean"] = t_interval(ce.final_clean.astype(float), unit="percent")
     crit = [
-        criterion(f"early learning: at its peak, the fraction of mislabeled examples predicted as their true class "
-                  f"exceeds {PEAK_TRUE:.0%} (per seed; the peak chosen on alternate evaluations and read at the "
-                  "evaluation after it, so that evaluation noise does not make a peak)", iv["peak_true"], PEAK_TRUE,
-                  essential=True, key="peak_true", subclaim=EARLY_LEARNING),
-        criterion(f"... while fewer than {MEMORIZED_AT_PEAK:.0%} are memorized (predicted as their wrong label; read "
-                  "at the same evaluation)", iv["memorized_at_peak_true"], MEMORIZED_AT_PEAK, "below",
-                  essential=True, key="memorized_at_peak_true", subclaim=EARLY_LEARNING),
-        criterion(f"then memorization: at the end more than {MEMORIZED:.0%} of mislabeled examples are predicted "
-                  "as their wrong label", iv["final_memorized"], MEMORIZED, essential=True, key="final_memorized",
-                  subclaim=MEMORIZATION),
-        criterion(f"test accuracy peaks and then falls by more than {TEST_DROP * 100:.0f} points (peak minus end, "
-                  "per seed; the peak chosen on alternate evaluations and read on the ones between, so that "
-                  "evaluation noise does not make a peak)", iv["test_drop"], TEST_DROP, key="test_drop",
-                  subclaim=MEMORIZATION),
+        PLAN.criterion("peak_true", f"early learning: at its peak, the fraction of mislabeled examples predicted as "
+                       f"their true class exceeds {PEAK_TRUE:.0%} (per seed; the peak chosen on alternate evaluations "
+                       "and read at the evaluation after it, so that evaluation noise does not make a peak)",
+                       iv["peak_true"]),
+        PLAN.criterion("memorized_at_peak_true", f"... while fewer than {MEMORIZED_AT_PEAK:.0%} are memorized "
+                       "(predicted as their wrong label; read at the same evaluation)", iv["memorized_at_peak_true"]),
+        PLAN.criterion("final_memorized", f"then memorization: at the end more than {MEMORIZED:.0%} of mislabeled "
+                       "examples are predicted as their wrong label", iv["final_memorized"]),
+        PLAN.criterion("test_drop", f"test accuracy peaks and then falls by more than {TEST_DROP * 100:.0f} points "
+                       "(peak minus end, per seed; the peak chosen on alternate evaluations and read on the ones "
+                       "between, so that evaluation noise does not make a peak)", iv["test_drop"]),
     ]
     m = dict(iv)
     m["peak_true_epoch"] = int(round(ce.peak_true_epoch.astype(float).median()))
@@ -405,15 +404,14 @@ def _elr(result, ce: pd.DataFrame, elr: pd.DataFrame):
     test_gain = t_interval(f(elr, "final_test") - f(ce, "final_test"), unit="points")
     drop_less = t_interval(f(ce, "test_drop") - f(elr, "test_drop"), unit="points")
     crit = [
-        criterion(f"ELR memorizes less: its final memorized fraction is less than {ELR_LESS:.0%} of "
-                  "cross-entropy's (ratio per seed)", ratio, ELR_LESS, "below", essential=True,
-                  key="elr_memorized_ratio", subclaim=ELR_CLAIM),
-        criterion(f"ELR keeps more than {ELR_TRUE_GAIN * 100:.0f} points more mislabeled examples on their true "
-                  "class at the end", true_gain, ELR_TRUE_GAIN, key="elr_true_gain", subclaim=ELR_CLAIM),
-        criterion(f"ELR's final test accuracy is more than {ELR_TEST_GAIN * 100:.0f} point higher", test_gain,
-                  ELR_TEST_GAIN, key="elr_test_gain", subclaim=ELR_CLAIM),
-        criterion("ELR's test accuracy falls less after its peak (cross-entropy's fall minus ELR's)", drop_less, 0.0,
-                  key="elr_drop_less", subclaim=ELR_CLAIM),
+        PLAN.criterion("elr_memorized_ratio", f"ELR memorizes less: its final memorized fraction is less than "
+                       f"{ELR_LESS:.0%} of cross-entropy's (ratio per seed)", ratio),
+        PLAN.criterion("elr_true_gain", f"ELR keeps more than {ELR_TRUE_GAIN * 100:.0f} points more mislabeled "
+                       "examples on their true class at the end", true_gain),
+        PLAN.criterion("elr_test_gain", f"ELR's final test accuracy is more than {ELR_TEST_GAIN * 100:.0f} point "
+                       "higher", test_gain),
+        PLAN.criterion("elr_drop_less", "ELR's test accuracy falls less after its peak (cross-entropy's fall minus "
+                       "ELR's)", drop_less),
     ]
     m = {"memorized_ratio": ratio, "true_gain": true_gain, "test_gain": test_gain, "drop_less": drop_less}
     for arm, d in ((CE, ce), (ELR, elr)):
@@ -457,25 +455,27 @@ def _early_phase(result, cfg, essential: bool = True):
     grad = t_interval(ps.grad_first.astype(float) / ps.grad_last.astype(float), unit="ratio")
     window = int(ps.window.max())
     crit = [
-        criterion("a fast phase that ends, then a settled one: the distance the weights move per iteration per "
-                  "unit learning rate (|w_t − w_t−1| / lr_t) falls from the window's first tenth to its middle tenth "
-                  "by more than its change from the middle to the last tenth, continued back as a power law, would "
-                  f"give (log units, per seed; above ln {math.exp(SETTLES):.2f} = {SETTLES:.2f}: a decay without a "
-                  "distinct phase, a power law such as 1/√t, gives 0, a steady decline less, a flat speed 0)",
-                  settles, SETTLES, essential=essential, key="early_phase_settles", subclaim=EARLY_PHASE,
-                  note=f"window of {window:,} iterations"
-                  + (f", from iteration {ramp + 1} (after the {ramp} iterations the momentum buffer takes to fill)"
-                     if ramp else "")),
-        criterion("gradient norms are largest at the start (mean over the first tenth of the window over the "
-                  "last tenth)", grad, GRAD_RATIO, key="grad_ratio", subclaim=EARLY_PHASE),
+        PLAN.criterion("early_phase_settles", "a fast phase that ends, then a settled one: the distance the weights "
+                       "move per iteration per unit learning rate (|w_t − w_t−1| / lr_t) falls from the window's "
+                       "first tenth to its middle tenth by more than its change from the middle to the last tenth, "
+                       f"continued back as a power law, would give (log units, per seed; above ln "
+                       f"{math.exp(SETTLES):.2f} = {SETTLES:.2f}: a decay without a distinct phase, a power law such "
+                       "as 1/√t, gives 0, a steady decline less, a flat speed 0)", settles,
+                       note=f"window of {window:,} iterations"
+                       + (f", from iteration {ramp + 1} (after the {ramp} iterations the momentum buffer takes to "
+                          "fill)" if ramp else "")),
+        PLAN.criterion("grad_ratio", "gradient norms are largest at the start (mean over the first tenth of the "
+                       "window over the last tenth)", grad),
     ]
+    if essential:  # the part's own verdict (check_early_phase); in the chapter's, as planned, it supports
+        crit[0] = dataclasses.replace(crit[0], essential=True)
     m = {"settling": settles, "early_fall": fall, "late_change": change, "step_ratio": steps,
          "dist_lead": dist_lead, "sign_lead": sign_lead, "grad_ratio": grad, "window": window}
     k = int(cfg.rewind_k) if cfg is not None else int(rw.k[rw.k > 0].min())
     gain = rewind_gain(rw, k)
-    crit.append(criterion(f"rewinding to the pre-registered iteration k = {k} beats rewinding to k = 0 by more than "
-                          f"{REWIND_MARGIN * 100:.1f} points (test accuracy of the pruned, retrained network)",
-                          gain, REWIND_MARGIN, opposite=0.0, key="rewind_gain", subclaim=EARLY_PHASE))
+    crit.append(PLAN.criterion("rewind_gain", f"rewinding to the pre-registered iteration k = {k} beats rewinding to "
+                               f"k = 0 by more than {REWIND_MARGIN * 100:.1f} points (test accuracy of the pruned, "
+                               "retrained network)", gain, opposite=0.0))
     ks = rw["k"].to_numpy()
     at = lambda c, j: float(rw[c].to_numpy(dtype=float)[ks == j].mean()) if (ks == j).any() else float("nan")  # noqa
     m.update({"rewind_k": k, "rewind_gain": gain, "rewind_sparsity": Measured(float(rw.sparsity.mean()), "percent"),

@@ -29,7 +29,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from . import Scale, Verdict, combine, criterion, looks_of, precondition
+from . import Planned, Scale, Verdict, combine, looks_of
 from ..experiments.gradient_similarity import PROBE, PROTOCOL_LABELS, TRAINING
 from ..measure import Measured, t_interval
 
@@ -42,10 +42,12 @@ REFERENCE = {
 # Mislabeled train accuracy (on the wrong label) bounding the window: the start is above chance (1 in 10 classes
 # predicts a given wrong label 10% of the time), the end is "memorized".
 START_LEVEL, END_LEVEL = 0.25, 0.90
-TOLERANCE = 0.10  # of training, on each side of the paper's 20%-60% window
-START_AFTER = REFERENCE["window_fraction_of_training"][0] - TOLERANCE
-END_BY = REFERENCE["window_fraction_of_training"][1] + TOLERANCE
-NEGATIVE_SHARE = 0.5  # share of window cells with cosine < 0 that a sign-less cosine would give
+PLAN = Planned("gradient_similarity")  # thresholds, directions, sub-claims and guards: the analysis plan's
+MEMORIZED = PLAN.threshold("memorized")  # the precondition: mislabeled examples memorized by the end
+START_AFTER = PLAN.threshold("window_start")  # the paper's 20%-60% window, widened on each side by a tolerance
+END_BY = PLAN.threshold("window_end")
+TOLERANCE = REFERENCE["window_fraction_of_training"][0] - START_AFTER  # of training (for the criteria's wording)
+NEGATIVE_SHARE = PLAN.threshold("negative_share")  # share of window cells with cosine < 0 a sign-less cosine gives
 
 
 def memorization_window(history: pd.DataFrame) -> tuple[int | None, int | None]:
@@ -114,14 +116,13 @@ def preconditions(result, cfg=None) -> list:
     """The mislabeled examples are memorized by the end of training, in the seeds whose window is read."""
     s = per_seed(result)
     n, never = len(s), int(s.start.isna().sum())
-    return [precondition(f"the mislabeled examples are memorized by the end of training: final training accuracy on "
-                         f"their wrong label above {END_LEVEL:.0%}", t_interval(s.final_noisy_acc, "percent"),
-                         END_LEVEL, "above", paper="~100%",
-                         note=f"{never} of {n} seed{'s' if n != 1 else ''} never started memorizing" if never else "",
-                         why="the claim is about when memorization happens and how the gradients behave meanwhile; a "
-                             "run too short or a network too small to memorize has no window to read. Memorizing "
-                             "by the end says nothing about when the window lies or about the sign of the cosines",
-                         key="memorized")]
+    return [PLAN.precondition(
+        "memorized", f"the mislabeled examples are memorized by the end of training: final training accuracy on their "
+        f"wrong label above {MEMORIZED:.0%}", t_interval(s.final_noisy_acc, "percent"), paper="~100%",
+        note=f"{never} of {n} seed{'s' if n != 1 else ''} never started memorizing" if never else "",
+        why="the claim is about when memorization happens and how the gradients behave meanwhile; a run too short or "
+            "a network too small to memorize has no window to read. Memorizing by the end says nothing about when "
+            "the window lies or about the sign of the cosines")]
 
 
 def _epoch(v) -> Measured:
@@ -144,25 +145,24 @@ def check(result, cfg=None) -> Verdict:
     never = int(s.start.isna().sum())
     crit = [
         *preconditions(result, cfg),
-        criterion(f"the clean and mislabeled gradients point apart during the window: share of layer × epoch cells "
-                  f"with cosine < 0 (gradients taken {PROTOCOL_LABELS[protocol]}); a sign-less cosine gives 50%",
-                  neg_iv, NEGATIVE_SHARE, "above", essential=True, key="negative_share", subclaim="opposing_gradients",
-                  paper="strongly negative (the authors' page: \"extremely -ve cosine similarity throughout training\")"),
-        criterion("matched null: the mislabeled group's share of negative window cells exceeds a placebo's (a random "
-                  "clean subset of its size, accounted the same way, against the rest of the clean examples), per "
-                  "seed", excess_iv, 0.0, "above", essential=True,
-                  note=f"placebo's share {placebo_iv.text().split(' (')[0]}", key="placebo_excess",
-                  subclaim="opposing_gradients"),
-        criterion(f"memorization is delayed: the window starts after {START_AFTER:.0%} of training (the paper's "
-                  f"20% less a {TOLERANCE:.0%} tolerance)", start_iv, START_AFTER, "above",
-                  paper="epoch 10 of 50 (20%)",
-                  note=f"{never} of {n} seeds never started, left out" if never else "", key="window_start",
-                  subclaim="window"),
-        criterion(f"the window ends by {END_BY:.0%} of training (the paper's 60% plus a {TOLERANCE:.0%} tolerance)",
-                  end_iv, END_BY, "below", paper="epoch 30 of 50 (60%)", key="window_end", subclaim="window"),
-        criterion("memorization is not confined to the last layers: every layer group's mean cosine over the window "
-                  "is below 0 (the largest of them)", max_iv, 0.0, "below", paper="negative in every layer",
-                  key="all_layers", subclaim="all_layers"),
+        PLAN.criterion("negative_share", f"the clean and mislabeled gradients point apart during the window: share "
+                       f"of layer × epoch cells with cosine < 0 (gradients taken {PROTOCOL_LABELS[protocol]}); a "
+                       f"sign-less cosine gives 50%", neg_iv,
+                       paper="strongly negative (the authors' page: \"extremely -ve cosine similarity throughout "
+                             "training\")"),
+        PLAN.criterion("placebo_excess", "matched null: the mislabeled group's share of negative window cells exceeds "
+                       "a placebo's (a random clean subset of its size, accounted the same way, against the rest of "
+                       "the clean examples), per seed", excess_iv,
+                       note=f"placebo's share {placebo_iv.text().split(' (')[0]}"),
+        PLAN.criterion("window_start", f"memorization is delayed: the window starts after {START_AFTER:.0%} of "
+                       f"training (the paper's 20% less a {TOLERANCE:.0%} tolerance)", start_iv,
+                       paper="epoch 10 of 50 (20%)",
+                       note=f"{never} of {n} seeds never started, left out" if never else ""),
+        PLAN.criterion("window_end", f"the window ends by {END_BY:.0%} of training (the paper's 60% plus a "
+                       f"{TOLERANCE:.0%} tolerance)", end_iv, paper="epoch 30 of 50 (60%)"),
+        PLAN.criterion("all_layers", "memorization is not confined to the last layers: every layer group's mean "
+                       "cosine over the window is below 0 (the largest of them)", max_iv,
+                       paper="negative in every layer"),
     ]
     status = combine(crit, "paper", looks_of(cfg))
     scale = Scale.from_config(cfg, n_train=int(result.scalars["n_train"]), seeds=n) if cfg is not None else None

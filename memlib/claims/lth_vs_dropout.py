@@ -42,8 +42,8 @@ from ..experiments.lth_vs_dropout import Chain, final_sparsity
 from ..measure import Interval, Measured, t_interval
 from ..probes.channels import GENERALIZATION, MEMORIZATION
 from ..pruning import Arm
-from . import (CONTRADICTS, FAILS, HOLDS, UNDECIDED, UNTESTED, Criterion, Scale, Verdict, combine, criterion, looks_of,
-               precondition, settle)
+from . import (CONTRADICTS, FAILS, HOLDS, UNDECIDED, UNTESTED, Criterion, Planned, Scale, Verdict, combine, looks_of,
+               settle)
 
 REFERENCE = {
     "lth": "magnitude-pruned + rewound subnetworks train to the dense network's accuracy; randomly pruned ones "
@@ -53,10 +53,12 @@ REFERENCE = {
     "hypothesis": "memorization channels stay near their initial (small) weights, so magnitude pruning removes them "
                   "and rewinding works in part by removing memorization (talk; 'may be controversial')",
 }
-# Margins: how large an effect must be to count (the hypothesis predicts a clear difference, not any difference).
-MARGINS = {"moved": 0.05, "enrichment": 0.05, "less_memorization": 0.02}
-MEMORIZES = 0.5  # precondition of steps 3-4: the dense ordinary network fits more than this share of the mislabeled
-LOCALIZES = 0.2  # precondition of steps 1-2: the example-tied network, memorization dropped, fits fewer than this
+# Thresholds, directions, sub-claims and guards: the analysis plan's.  Its thresholds carry margins: how large an
+# effect must be to count (the hypothesis predicts a clear difference, not any difference).
+PLAN = Planned("lth_vs_dropout")
+MEMORIZES = PLAN.threshold("dense_memorizes")  # steps 3-4: the dense ordinary network fits more than this share of
+#                                                the mislabeled examples
+LOCALIZES = PLAN.threshold("localizes")  # steps 1-2: the example-tied network, memorization dropped, fits fewer
 CHAIN_KEY = {Chain.ETD: "etd", Chain.ORDINARY: "ordinary"}  # the chains' names in the analysis plan's keys
 STEP_NAMES = {"moved": "memorization channels move less", "enrichment": "pruning hits memorization channels",
               Chain.ETD: "the example-tied ticket memorizes less", Chain.ORDINARY: "ordinary tickets memorize less"}
@@ -105,14 +107,13 @@ def _memorization_criteria(arms: pd.DataFrame, chain: Chain) -> tuple[list[Crite
     who = "the example-tied ticket" if chain is Chain.ETD else "the ordinary ticket"
     step = "3" if chain is Chain.ETD else "4"
     crit = [
-        criterion(f"step {step} ({STEP_NAMES[chain]}): {who} (magnitude mask, rewound to k) fits fewer mislabeled "
-                  "training examples than a random mask with the same per-layer counts (mislabeled accuracy, "
-                  "random − ticket, at the last round)", gi, MARGINS["less_memorization"], "above", opposite=0.0,
-                  note="below 0 contradicts", key=f"{CHAIN_KEY[chain]}_ticket_less", subclaim="steps_3_4"),
-        criterion(f"step {step}b: {who} loses more mislabeled than clean training accuracy against the random mask "
-                  "((mislabeled gap) − (clean gap))", di, 0.0, "above",
-                  note=f"clean accuracy random − ticket {t_interval(clean, 'points').text()}",
-                  key=f"{CHAIN_KEY[chain]}_ticket_selective", subclaim="steps_3_4"),
+        PLAN.criterion(f"{CHAIN_KEY[chain]}_ticket_less", f"step {step} ({STEP_NAMES[chain]}): {who} (magnitude "
+                       "mask, rewound to k) fits fewer mislabeled training examples than a random mask with the same "
+                       "per-layer counts (mislabeled accuracy, random − ticket, at the last round)", gi, opposite=0.0,
+                       note="below 0 contradicts"),
+        PLAN.criterion(f"{CHAIN_KEY[chain]}_ticket_selective", f"step {step}b: {who} loses more mislabeled than clean "
+                       "training accuracy against the random mask ((mislabeled gap) − (clean gap))", di,
+                       note=f"clean accuracy random − ticket {t_interval(clean, 'points').text()}"),
     ]
     return crit, gi, di
 
@@ -121,19 +122,20 @@ def preconditions(result, cfg=None) -> list[Criterion]:
     """Steps 1-2 need example-tied dropout to localize memorization; steps 3-4 need a dense network that memorizes."""
     arms = result.tables["arms"]
     etd = dense(arms, Chain.ETD)
+    dense_fit = t_interval(dense(arms).train_noisy_acc, "percent")
     return [
-        precondition(f"steps 1–2: the example-tied network localizes memorization: with its memorization channels "
-                     f"dropped it fits fewer than {LOCALIZES:.0%} of the mislabeled examples",
-                     t_interval(etd.train_noisy_acc, "percent"), LOCALIZES, "below", paper="~3% (Maini et al.)",
-                     why="steps 1 and 2 ask whether the memorization channels are small and pruned first; if dropping "
-                         "them does not remove memorization, they do not hold it, and their weights say nothing "
-                         "about memorization. How much they moved or how often pruning hits them is another matter",
-                     key="localizes", guards=("steps_1_2",)),
-        precondition(f"steps 3–4: the dense ordinary network memorizes: it fits more than {MEMORIZES:.0%} of the "
-                     "mislabeled examples", t_interval(dense(arms).train_noisy_acc, "percent"), MEMORIZES, "above",
-                     why="steps 3 and 4 ask whether tickets memorize less than random masks; with little memorization "
-                         "in the dense network there is little for either to remove. The dense network's fit is not "
-                         "the difference between the pruned arms", key="dense_memorizes", guards=("steps_3_4",)),
+        PLAN.precondition("localizes", f"steps 1–2: the example-tied network localizes memorization: with its "
+                          f"memorization channels dropped it fits fewer than {LOCALIZES:.0%} of the mislabeled "
+                          "examples", t_interval(etd.train_noisy_acc, "percent"), paper="~3% (Maini et al.)",
+                          why="steps 1 and 2 ask whether the memorization channels are small and pruned first; if "
+                              "dropping them does not remove memorization, they do not hold it, and their weights "
+                              "say nothing about memorization. How much they moved or how often pruning hits them is "
+                              "another matter"),
+        PLAN.precondition("dense_memorizes", f"steps 3–4: the dense ordinary network memorizes: it fits more than "
+                          f"{MEMORIZES:.0%} of the mislabeled examples", dense_fit,
+                          why="steps 3 and 4 ask whether tickets memorize less than random masks; with little "
+                              "memorization in the dense network there is little for either to remove. The dense "
+                              "network's fit is not the difference between the pruned arms"),
     ]
 
 
@@ -145,22 +147,20 @@ def check(result, cfg=None) -> Verdict:
     # 1. memorization channels move less from their initialisation (absolute |w| as the second view)
     moved = t_interval(channel_ratio(channels, "moved"), "ratio")
     size = t_interval(channel_ratio(channels, "mean_abs"), "ratio")
-    crit.append(criterion(
-        f"step 1 ({STEP_NAMES['moved']}): after example-tied training, memorization channels' incoming weights moved "
-        "less from their initialisation than generalization channels' (ratio of mean |w − w0|, memorization / "
-        "generalization)", moved, 1 - MARGINS["moved"], "below", opposite=1.0,
-        note=f"above 1 contradicts; second view, ratio of mean |w|: {size.text()}", key="moved",
-        subclaim="steps_1_2"))
+    crit.append(PLAN.criterion(
+        "moved", f"step 1 ({STEP_NAMES['moved']}): after example-tied training, memorization channels' incoming "
+        "weights moved less from their initialisation than generalization channels' (ratio of mean |w − w0|, "
+        "memorization / generalization)", moved, opposite=1.0,
+        note=f"above 1 contradicts; second view, ratio of mean |w|: {size.text()}"))
 
     # 2. magnitude pruning removes memorization-channel weights more often than chance
     enr = pruning_enrichment(overlap)
     enrich = t_interval(enr.enrichment, "ratio")
-    crit.append(criterion(
-        f"step 2 ({STEP_NAMES['enrichment']}): the first round of magnitude pruning removes memorization-channel "
-        "weights more often than chance (share removed / share available)", enrich, 1 + MARGINS["enrichment"],
-        "above", opposite=1.0,
-        note=f"below 1 contradicts; {Measured(enr.share.mean(), 'percent')} of removed weights vs "
-             f"{Measured(enr.chance.mean(), 'percent')} by chance", key="enrichment", subclaim="steps_1_2"))
+    crit.append(PLAN.criterion(
+        "enrichment", f"step 2 ({STEP_NAMES['enrichment']}): the first round of magnitude pruning removes "
+        "memorization-channel weights more often than chance (share removed / share available)", enrich,
+        opposite=1.0, note=f"below 1 contradicts; {Measured(enr.share.mean(), 'percent')} of removed weights vs "
+                           f"{Measured(enr.chance.mean(), 'percent')} by chance"))
 
     # 3 and 4. tickets fit fewer mislabeled examples than random masks at the same sparsity
     dense_ord = dense(arms)
