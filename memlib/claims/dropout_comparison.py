@@ -81,7 +81,8 @@ GAP = PLAN.threshold("etd_gap")  # example-tied (dropped): clean minus mislabele
 FORGOTTEN = PLAN.threshold("etd_forgets_mislabeled")  # ... and mislabeled accuracy below this
 # Preconditions: the networks fit their training examples.  Table 3's baselines fit 99.5% / 99.8% of the mislabeled
 # examples; 90% ("most") leaves room for the shorter training of a reduced scale while keeping the contrast with
-# "forgotten" (below 20%) at 70 points.  The plan gives the four preconditions and the sparse baseline one level.
+# "forgotten" (below 20%) at 70 points.  (The plan gives the four preconditions and the sparse baseline one level;
+# each is worded with its own.)
 FIT = PLAN.threshold("dropout_fits_mislabeled")
 AUC_FLOOR = PLAN.threshold("forgotten_atypical")  # effect-size floor for "forgotten clean examples are atypical"
 MATCHED_MARGIN = PLAN.threshold("gap_beyond_untied")  # example-tied gap minus the untied control's (see the docstring)
@@ -218,18 +219,21 @@ def preconditions(result, cfg=None) -> list:
                          "scale, there is no memorization for example-tied dropout to localize"),
         PLAN.precondition("etd_own_fits_mislabeled",
                           f"with its memorization channels kept (its own masks), the example-tied model fits the "
-                          f"mislabeled examples (above {FIT:.0%})", get(EXAMPLE_TIED, OWN, "train_noisy_acc"),
+                          f"mislabeled examples (above {PLAN.threshold('etd_own_fits_mislabeled'):.0%})",
+                          get(EXAMPLE_TIED, OWN, "train_noisy_acc"),
                      why="'forgotten when the channels are dropped' needs 'learned with them': this is the same model "
                          "evaluated with its own masks, which says nothing about what dropping the channels does"),
         PLAN.precondition("etd_own_fits_clean",
-                          f"with its own masks, the example-tied model fits its clean examples (above {FIT:.0%})",
+                          f"with its own masks, the example-tied model fits its clean examples (above "
+                          f"{PLAN.threshold('etd_own_fits_clean'):.0%})",
                           get(EXAMPLE_TIED, OWN, "train_clean_acc"),
                      why="the model must have learned the task before one asks what its generalization channels "
                          "alone keep; clean accuracy with the channels dropped, which the claim is about, is "
                          "another evaluation"),
         PLAN.precondition("untied_fits_clean",
                           f"the untied control, with its memorization channels at their expected scale (× p_mem), "
-                          f"fits its clean examples (above {FIT:.0%})", get(UNTIED, MEAN, "train_clean_acc"),
+                          f"fits its clean examples (above {PLAN.threshold('untied_fits_clean'):.0%})",
+                          get(UNTIED, MEAN, "train_clean_acc"),
                      why="a control that never learned the task has no clean − mislabeled gap, and any gap would "
                          "beat it (the random-ablation control this one replaces collapsed to chance); this is the "
                          "control with all its channels, not with the memorization channels dropped, which the "
@@ -255,7 +259,8 @@ def check(result, cfg=None) -> Verdict:
                        f"training accuracy above {GAP:.0%} points", gap, paper="90.8% − 3.1% = 87.7 points"),
         PLAN.criterion("etd_forgets_mislabeled", f"… and mislabeled training accuracy below {FORGOTTEN:.0%}",
                        etd_noisy, paper="3.1%"),
-        PLAN.criterion("sparse_fits_mislabeled", f"the sparse network memorizes them too (above {FIT:.0%})",
+        PLAN.criterion("sparse_fits_mislabeled", f"the sparse network memorizes them too (above "
+                       f"{PLAN.threshold('sparse_fits_mislabeled'):.0%})",
                        get(SPARSE, EVAL, "train_noisy_acc"), paper="99.8%"),
         PLAN.criterion("forgotten_atypical", f"the forgotten clean examples are atypical: lower held-out consistency "
                        f"score than the kept clean examples, AUC per seed above {AUC_FLOOR} (0.5 = no difference)",

@@ -102,7 +102,7 @@ SETTLES = PLAN.threshold("early_phase_settles")
 # gives about 1 and must fail, not sit at the threshold)
 GRAD_RATIO = PLAN.threshold("grad_ratio")
 REWIND_MARGIN = PLAN.threshold("rewind_gain")  # rewinding to the pre-registered k beats k = 0 by more than this
-FITS = PLAN.threshold("fits_clean")  # preconditions: the network fits its clean training examples (one level)
+FITS = PLAN.threshold("fits_clean")  # precondition: cross-entropy fits its clean training examples
 
 
 # ------------------------------------------------------------------------------------------- per-seed stats
@@ -309,7 +309,8 @@ def clean_learns(result):
     h = h[(h["arm"] == CLEAN).to_numpy() & h["train_clean_acc"].notna().to_numpy()]
     last = h.sort_values("epoch", kind="stable").groupby("seed")["train_clean_acc"].last()
     return PLAN.precondition(
-        "clean_learns", f"the network learns on clean labels: final training accuracy above {FITS:.0%}",
+        "clean_learns", f"the network learns on clean labels: final training accuracy above "
+        f"{PLAN.threshold('clean_learns'):.0%}",
         t_interval(last.astype(float), "percent"),
         why="the early phase is the start of a training that succeeds; a network that does not fit its clean labels "
             "has no settled phase to compare with. Its final accuracy says nothing about how front-loaded the first "

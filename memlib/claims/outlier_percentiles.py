@@ -8,8 +8,9 @@ over seeds, must lie above zero (it *fails* when the interval lies at or below z
 shape is within the seed spread, therefore stays inconclusive.
 
 Preconditions (unless they hold the verdict is *not testable at this scale*), per dataset: the ranking carries
-signal (the adv scores of the two halves of the metric models agree, Spearman above ``RANK_AGREEMENT``), and the
-window models train (their mean training accuracy on their own window above ``TRAINS``).
+signal (the adv scores of the two halves of the metric models agree: Spearman above the plan's
+``<dataset>_rank_agreement``), and the window models train (their mean training accuracy on their own window above the
+plan's ``<dataset>_window_fit``).
 """
 from __future__ import annotations
 
@@ -30,10 +31,6 @@ REFERENCE = {
     "expected_region": EXPECTED_REGION,
 }
 PLAN = Planned("outlier_percentiles")  # thresholds, directions, sub-claims and guards: the analysis plan's
-# Spearman between the two halves' adv scores (a ranking mostly of noise falls below it), and the mean training
-# accuracy of the window models on their own windows: one level for every dataset
-RANK_AGREEMENT = PLAN.threshold("mnist_rank_agreement")
-TRAINS = PLAN.threshold("mnist_window_fit")
 
 REGION_WORDS = {"low": "the outliers (lowest third)", "middle": "the middle third",
                 "high": "the most prototypical (highest third)"}
@@ -111,13 +108,15 @@ def dataset_preconditions(result, ds: str) -> list:
     fit = c[c.dataset == ds].groupby("seed").train_acc.mean()
     return [
         PLAN.precondition(f"{_key(ds)}_rank_agreement", f"{ds}: the adv ranking carries signal: the scores from the "
-                          f"two halves of the metric models agree (Spearman above {RANK_AGREEMENT})", agree,
+                          f"two halves of the metric models agree (Spearman above "
+                          f"{PLAN.threshold(f'{_key(ds)}_rank_agreement')})", agree,
                           why="the claim is about where along the ranking the best window lies; a ranking that two "
                               "sets of models do not share orders the windows mostly by noise, and a flat curve "
                               "would then blame the claim for the metric. The agreement of the metric models says "
                               "nothing about which window trains best"),
         PLAN.precondition(f"{_key(ds)}_window_fit", f"{ds}: the window models train: mean training accuracy on their "
-                          f"own window above {TRAINS:.0%}", t_interval(fit, "percent"),
+                          f"own window above {PLAN.threshold(f'{_key(ds)}_window_fit'):.0%}",
+                          t_interval(fit, "percent"),
                           why="a model that does not fit its window learned little from it, so the curve would "
                               "describe the optimizer rather than the examples; training accuracy is not the test "
                               "accuracy the claim compares"),
