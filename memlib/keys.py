@@ -37,7 +37,7 @@ NOT_COMPUTING = ("plots/", "claims/", "notebook.py", "cli.py", "summary.py", "__
                  "result.py", "bundle.py", "evidence.py", "calibration.py", "sweep.py", "kernel.py", "jsonio.py",
                  "plan.py", "plans.py", "staged.py", "verdict_map.py", "measure.py")
 # Of these, the only ones a computing module may import: storing a result does not change it.  Any other import would
-# let an edit change what is computed without changing the key (tests/test_store.py checks the import graph).
+# let an edit change what is computed without changing the key (tests/test_layers.py checks the import graph).
 STORAGE = ("store.py", "result.py", "keys.py", "jsonio.py")
 
 
@@ -66,7 +66,8 @@ def _source_files(package_dir: Path) -> list[Path]:
     return sorted(p for p in files if p.is_file())
 
 
-def _is_computing(rel: str) -> bool:
+def is_computing(rel: str) -> bool:
+    """Whether the module at ``rel`` (relative to the package, e.g. 'claims/early_learning.py') is in the key."""
     return not any(rel == x or (x.endswith("/") and rel.startswith(x)) for x in NOT_COMPUTING)
 
 
@@ -99,7 +100,7 @@ def _computing_code(package_dir: Path) -> list[tuple[str, bytes]]:
     out = []
     for p in _source_files(package_dir):
         rel = p.relative_to(package_dir).as_posix()
-        if _is_computing(rel):
+        if is_computing(rel):
             out.append((rel, code_of(p.read_bytes())))
     return out
 
